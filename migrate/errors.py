@@ -1,0 +1,53 @@
+"""Exceptions that the CLI turns into one-line messages (never a traceback unless --debug)."""
+
+
+class VgmigrateError(Exception):
+    """An expected failure: `str(err)` says what happened and what to do next."""
+
+    exit_code = 1
+
+
+class CloudflareError(VgmigrateError):
+    """The API answered with a failure envelope (or a non-2xx status)."""
+
+    def __init__(self, status, errors=(), messages=(), ray=None, method=None, path=None):
+        self.status = status
+        self.errors = list(errors or [])
+        self.messages = list(messages or [])
+        self.ray = ray
+        self.method = method
+        self.path = path
+        super().__init__(self._describe())
+
+    @property
+    def codes(self):
+        return [e.get("code") for e in self.errors if isinstance(e, dict)]
+
+    def _describe(self):
+        detail = "; ".join(
+            f"{e.get('code')}: {e.get('message')}" if isinstance(e, dict) else str(e)
+            for e in self.errors
+        ) or "no error detail"
+        where = f"{self.method} {self.path} " if self.method else ""
+        ray = f" (cf-ray {self.ray})" if self.ray else ""
+        return f"Cloudflare API {where}failed with HTTP {self.status}: {detail}{ray}"
+
+
+class OutcomeUnknown(VgmigrateError):
+    """A write was sent but its response was lost: it may or may not have happened.
+
+    Never resend blindly; the caller reconciles against live state (e.g. looks the object up by name).
+    """
+
+    def __init__(self, method, path, cause):
+        self.method = method
+        self.path = path
+        self.cause = cause
+        super().__init__(
+            f"{method} {path}: the response was lost ({type(cause).__name__}); "
+            "the change may or may not have been made. Run the command again: it checks live state first."
+        )
+
+
+class TokenError(VgmigrateError):
+    """The token is missing, wrong, expired, or cannot see the account."""

@@ -1,0 +1,6 @@
+import click
+
+
+@click.group()
+def sandbox():
+    """The embedded Cloudflare emulator."""
