@@ -1,0 +1,344 @@
+"""The local SQLite inventory and journal: schema, and every SQL write the tool makes.
+
+Scanned objects keep their raw API JSON beside typed columns. Each scan is one transaction, so a
+failed scan leaves the previous one intact. Journal transitions are one transaction each, so a
+crash leaves a true record of what was sent.
+"""
+
+import json
+import os
+import sqlite3
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .errors import VgmigrateError
+
+migrations = Migrations("vgmigrate")
+
+
+def utcnow():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dumps(value):
+    """Stable JSON for columns: sorted keys, no spaces, so equal data is equal text."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# Every table that belongs to one scan carries scan_id in its primary key: scans never overwrite
+# each other, and plans point at the exact rows they read.
+SCAN_TABLES = {
+    "accounts": {"id": str, "name": str, "type": str, "raw": str},
+    "permission_groups": {"id": str, "name": str, "scopes": str, "deprecated": int, "raw": str},
+    "resource_groups": {"id": str, "name": str, "scope_key": str, "objects": str, "raw": str},
+    "members": {"id": str, "email": str, "status": str, "user_id": str, "roles": str, "raw": str},
+    "user_groups": {"id": str, "name": str, "policies": str, "raw": str},
+    "virtual_groups": {
+        "id": str,
+        "name": str,
+        "account_id": str,
+        "role": str,
+        "variants": str,
+        "resolution": str,
+        "method": str,
+        "permission_group_id": str,
+        "permission_group_name": str,
+        "resolution_message": str,
+        "raw": str,
+    },
+    "virtual_group_members": {
+        "virtual_group_id": str,
+        "email": str,
+        "member_id": str,
+        "member_status": str,
+    },
+}
+JSON_COLUMNS = {"raw", "roles", "policies", "variants", "scopes", "objects"}
+SCAN_TABLE_PKS = {"virtual_group_members": ("scan_id", "virtual_group_id", "email")}
+
+
+@migrations()
+def m001_initial(db):
+    db["scans"].create(
+        {
+            "id": int,
+            "account_id": str,
+            "account_name": str,
+            "source": str,
+            "token_kind": str,
+            "started_at": str,
+            "finished_at": str,
+            "counts": str,
+            "fingerprint": str,
+        },
+        pk="id",
+    )
+    for name, columns in SCAN_TABLES.items():
+        pk = SCAN_TABLE_PKS.get(name, ("scan_id", "id"))
+        db[name].create({"scan_id": int, **columns}, pk=pk, foreign_keys=[("scan_id", "scans", "id")])
+    db["findings"].create(
+        {
+            "scan_id": int,
+            "seq": int,
+            "severity": str,
+            "code": str,
+            "subject": str,
+            "message": str,
+            "action": str,
+        },
+        pk=("scan_id", "seq"),
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+    db["plans"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "account_id": str,
+            "scan_id": int,
+            "mode": str,
+            "steps": int,
+            "body": str,
+        },
+        pk="id",
+    )
+    db["runs"].create(
+        {
+            "id": str,
+            "kind": str,  # apply | rollback
+            "plan_id": str,
+            "undoes": str,  # for a rollback: the apply run it undoes
+            "account_id": str,
+            "status": str,  # running | done | failed | interrupted
+            "started_at": str,
+            "finished_at": str,
+            "message": str,
+        },
+        pk="id",
+    )
+    db["actions"].create(
+        {
+            "run_id": str,
+            "seq": int,
+            "step": str,  # the plan step id this row carries out (or undoes)
+            "kind": str,
+            "target": str,
+            "method": str,
+            "path": str,
+            "request": str,
+            "inverse": str,
+            "status": str,  # pending | done | failed | rolled_back
+            "object_id": str,  # id of the object created or touched, once known
+            "response": str,
+            "http_status": int,
+            "cf_ray": str,
+            "error": str,
+            "started_at": str,
+            "finished_at": str,
+        },
+        pk=("run_id", "seq"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["locks"].create(
+        {"name": str, "holder": str, "pid": int, "host": str, "run_id": str, "acquired_at": str},
+        pk="name",
+    )
+
+
+class Inventory:
+    """One open inventory file. Thread-safe: parallel apply workers share it for the journal."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self._lock = threading.RLock()
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # A journal row must survive a crash or power cut before the call it records is sent.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._check_version()
+            migrations.apply(self.db)
+        except sqlite3.DatabaseError as err:
+            raise VgmigrateError(
+                f"{self.path} is not a usable vgmigrate inventory ({err}); "
+                "point --db at another file or move this one aside"
+            ) from None
+        except OSError as err:
+            raise VgmigrateError(f"cannot open {self.path}: {err.strerror}; choose a writable --db path") from None
+
+    def _check_version(self):
+        if not self.db["_sqlite_migrations"].exists():
+            return
+        known = {m.name for m in migrations._migrations}
+        applied = {row["name"] for row in self.db.query("select name from _sqlite_migrations")}
+        newer = sorted(applied - known)
+        if newer:
+            raise VgmigrateError(
+                f"{self.path} was written by a newer vgmigrate (schema {', '.join(newer)}); "
+                "upgrade vgmigrate to use it"
+            )
+
+    def close(self):
+        self.db.close()
+
+    @contextmanager
+    def transaction(self):
+        with self._lock, self.db.atomic():
+            yield self.db
+
+    # --- scans -------------------------------------------------------------------------------
+
+    def save_scan(self, scan, tables, findings):
+        """Write one complete scan atomically and return its id.
+
+        `tables` maps table name -> iterable of row dicts (without scan_id); `findings` is a list of
+        Finding. Nothing is visible to readers unless everything is written.
+        """
+        with self.transaction() as db:
+            scan_id = db["scans"].insert(scan).last_pk
+            for name, rows in tables.items():
+                db[name].insert_all(({**row, "scan_id": scan_id} for row in rows), batch_size=500)
+            db["findings"].insert_all(
+                {"scan_id": scan_id, "seq": seq, **finding.as_row()} for seq, finding in enumerate(findings, 1)
+            )
+        return scan_id
+
+    def last_scan(self, account_id=None):
+        where, params = ("where account_id = ?", [account_id]) if account_id else ("", [])
+        rows = list(self.db.query(f"select * from scans {where} order by id desc limit 1", params))
+        return rows[0] if rows else None
+
+    def scan(self, scan_id):
+        rows = list(self.db.query("select * from scans where id = ?", [scan_id]))
+        return rows[0] if rows else None
+
+    def rows(self, table, scan_id, order_by="rowid"):
+        return list(self.db.query(f"select * from [{table}] where scan_id = ? order by {order_by}", [scan_id]))
+
+    def load_scan(self, scan_id):
+        """Every row of one scan, JSON columns decoded: the input of planning and reports."""
+        data = {"scan": dict(self.scan(scan_id))}
+        data["scan"]["counts"] = json.loads(data["scan"]["counts"])
+        for table in [*SCAN_TABLES, "findings"]:
+            rows = self.rows(table, scan_id, order_by="seq" if table == "findings" else "rowid")
+            for row in rows:
+                row.pop("scan_id")
+                for key in JSON_COLUMNS & row.keys():
+                    row[key] = json.loads(row[key]) if row[key] is not None else None
+            data[table] = rows
+        return data
+
+    # --- plans, runs and the journal -----------------------------------------------------------
+
+    def save_plan(self, row):
+        with self.transaction() as db:
+            db["plans"].insert(row, replace=True)
+
+    def run(self, run_id):
+        rows = list(self.db.query("select * from runs where id = ?", [run_id]))
+        return rows[0] if rows else None
+
+    def runs(self, kind=None):
+        where, params = ("where kind = ?", [kind]) if kind else ("", [])
+        return list(self.db.query(f"select * from runs {where} order by started_at, rowid", params))
+
+    def runs_for_plan(self, plan_id):
+        return list(self.db.query("select * from runs where plan_id = ? and kind = 'apply' order by rowid", [plan_id]))
+
+    def start_run(self, row):
+        with self.transaction() as db:
+            db["runs"].insert({"started_at": utcnow(), "status": "running", **row})
+
+    def update_run(self, run_id, **values):
+        with self.transaction() as db:
+            db["runs"].update(run_id, values)
+
+    def actions(self, run_id):
+        return list(self.db.query("select * from actions where run_id = ? order by seq", [run_id]))
+
+    def own_user_group_ids(self):
+        """User Groups that a run of this tool created or adopted and that were not rolled back."""
+        if not self.db["actions"].exists():
+            return frozenset()
+        rows = self.db.query(
+            "select distinct object_id from actions a join runs r on r.id = a.run_id "
+            "where r.kind = 'apply' and a.kind in ('create_user_group', 'adopt_user_group') "
+            "and a.status = 'done' and a.object_id is not null"
+        )
+        return frozenset(row["object_id"] for row in rows)
+
+    def journal_pending(self, run_id, seq, step, kind, target, method, path, request, inverse):
+        """Record a call as pending before it is sent (its own transaction)."""
+        row = {
+            "run_id": run_id,
+            "seq": seq,
+            "step": step,
+            "kind": kind,
+            "target": target,
+            "method": method,
+            "path": path,
+            "request": dumps(request),
+            "inverse": dumps(inverse),
+            "status": "pending",
+            "started_at": utcnow(),
+        }
+        with self.transaction() as db:
+            db["actions"].insert(row, replace=True)
+
+    def journal_update(self, run_id, seq, status, **values):
+        for key in ("response", "inverse", "request"):
+            if key in values and not isinstance(values[key], str) and values[key] is not None:
+                values[key] = dumps(values[key])
+        with self.transaction() as db:
+            db["actions"].update((run_id, seq), {"status": status, "finished_at": utcnow(), **values})
+
+    # --- the apply lock ------------------------------------------------------------------------
+
+    def acquire_lock(self, name, run_id):
+        """Take the named lock or raise, naming the holder. A lock left by a dead process on this
+        host (kill -9, power cut) is taken over: the journal, not the lock, carries the state."""
+        host = os.uname().nodename
+        with self.transaction() as db:
+            held = list(db.query("select * from locks where name = ?", [name]))
+            if held:
+                lock = held[0]
+                if not (lock["host"] == host and not _pid_alive(lock["pid"])):
+                    raise VgmigrateError(
+                        f"the inventory is locked by {lock['holder']} (run {lock['run_id']}, since "
+                        f"{lock['acquired_at']}); wait for it to finish, or if it is gone run "
+                        f"`vgmigrate unlock {name}`"
+                    )
+            db["locks"].insert(
+                {
+                    "name": name,
+                    "holder": f"pid {os.getpid()} on {host}",
+                    "pid": os.getpid(),
+                    "host": host,
+                    "run_id": run_id,
+                    "acquired_at": utcnow(),
+                },
+                replace=True,
+            )
+
+    def release_lock(self, name):
+        with self.transaction() as db:
+            db.execute("delete from locks where name = ? and pid = ?", [name, os.getpid()])
+
+    def break_lock(self, name):
+        with self.transaction() as db:
+            return db.execute("delete from locks where name = ?", [name]).rowcount
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

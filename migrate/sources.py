@@ -1,0 +1,114 @@
+"""Where virtual groups are read from. Every source yields the same VirtualGroup records, so nothing
+downstream knows which one ran."""
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import VgmigrateError
+from .names import looks_like_virtual_group
+
+
+@dataclass(frozen=True)
+class VirtualGroup:
+    id: str  # the source's id: a SCIM group id, or a stable id derived from the name for files
+    name: str  # exactly as the source spells it
+    member_emails: tuple = ()  # lower-cased, unique, sorted
+    raw: dict = field(default_factory=dict, compare=False)
+
+
+def _emails(values):
+    return tuple(sorted({v.strip().lower() for v in values if v and v.strip()}))
+
+
+def from_scim(scim_groups, scim_users, progress=None):
+    """Cloudflare's SCIM view: groups carry no members, so membership comes from each user's `groups`.
+
+    Only groups whose name looks like `CF-...` are kept; custom SCIM groups are not virtual groups.
+    """
+    groups = {g["id"]: g for g in scim_groups if looks_like_virtual_group(g.get("displayName", ""))}
+    members = {gid: [] for gid in groups}
+    for user in scim_users:
+        email = user.get("userName") or next((e.get("value") for e in user.get("emails") or []), None)
+        for ref in user.get("groups") or []:
+            gid = ref.get("value") if isinstance(ref, dict) else ref
+            if gid in members and email:
+                members[gid].append(email)
+        if progress:
+            progress()
+    return [
+        VirtualGroup(id=gid, name=g["displayName"], member_emails=_emails(members[gid]), raw=g)
+        for gid, g in groups.items()
+    ]
+
+
+def from_file(path):
+    """A CSV (`group,email` header) or JSON export from any IdP.
+
+    JSON is either a list of {"group", "email"} rows or {"groups": [{"name", "members": [emails]}]}.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise VgmigrateError(f"cannot read {path}: {err.strerror}; check the --file path") from None
+    except UnicodeDecodeError:
+        raise VgmigrateError(f"{path} is not UTF-8 text; export it as UTF-8 CSV or JSON") from None
+    pairs = _json_pairs(path, text) if path.suffix.lower() == ".json" else _csv_pairs(path, text)
+    by_name = {}
+    for name, email in pairs:
+        by_name.setdefault(name, []).append(email)
+    return [
+        VirtualGroup(
+            id="file-" + hashlib.sha256(name.encode()).hexdigest()[:16],
+            name=name,
+            member_emails=_emails(emails),
+            raw={"name": name, "source": path.name},
+        )
+        for name, emails in by_name.items()
+        if looks_like_virtual_group(name)
+    ]
+
+
+def _csv_pairs(path, text):
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if "group" not in header or "email" not in header:
+        raise VgmigrateError(f"{path}: the CSV needs a header row with `group` and `email` columns")
+    reader.fieldnames = header
+    for line, row in enumerate(reader, 2):
+        group, email = (row.get("group") or "").strip(), (row.get("email") or "").strip()
+        if not group:
+            raise VgmigrateError(f"{path}, line {line}: empty group name; fix or remove the row")
+        if email and "@" not in email:
+            raise VgmigrateError(f"{path}, line {line}: {email!r} is not an email address")
+        yield group, email
+
+
+def _json_pairs(path, text):
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise VgmigrateError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    if isinstance(data, dict) and isinstance(data.get("groups"), list):
+        rows = [
+            {"group": g.get("name"), "email": e}
+            for g in data["groups"]
+            if isinstance(g, dict)
+            for e in (g.get("members") or [None])
+        ]
+    elif isinstance(data, list):
+        rows = data
+    else:
+        raise VgmigrateError(
+            f'{path}: expected a list of {{"group", "email"}} rows or {{"groups": [{{"name", "members"}}]}}'
+        )
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("group"), str) or not row["group"].strip():
+            raise VgmigrateError(f"{path}: entry {i + 1} has no group name")
+        email = row.get("email")
+        if email is not None and (not isinstance(email, str) or "@" not in email):
+            raise VgmigrateError(f"{path}: entry {i + 1}: {email!r} is not an email address")
+        yield row["group"].strip(), (email or "").strip()
