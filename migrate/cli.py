@@ -158,6 +158,226 @@ def inventory_cmd(settings, as_json):
     click.echo("\n" + (reports.findings_table(findings) if findings else "no findings"))
 
 
+def scan_for_plan(settings, inventory):
+    last = inventory.last_scan(settings.account_id)
+    if last is None:
+        raise VgmigrateError("no scan recorded in this inventory yet; run `vgmigrate scan` first")
+    return last
+
+
+def render_plan(plan, fmt):
+    from . import reports
+
+    if fmt == "json":
+        return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False)
+    if fmt in ("markdown", "html"):
+        from . import approval
+
+        return approval.render(plan, fmt)
+    return reports.plan_table(plan) + "\n\n" + reports.plan_summary_line(plan)
+
+
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "markdown", "html", "json"]), default="table", show_default=True,
+    help="How to render the plan: a terminal table, a report for the approver, or JSON.",
+)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the plan file: the artifact an approver signs off and `apply` takes.")
+@click.option("--name-template", default="{role}", show_default=True, help="User Group name; fields {role} (permission group), {vg_role}, {account}.")
+@click.option("--mapping", type=click.Path(dir_okay=False), help="TOML file mapping role names to permission groups.")
+@click.option("--mode", type=click.Choice(["api"]), default="api", show_default=True, help="api: vgmigrate creates groups, policies and members.")
+@click.option("--on-existing", type=click.Choice(["fail", "adopt", "suffix"]), default="fail", show_default=True,
+              help="When a User Group the tool did not create already has the target name.")
+@click.option("--only", multiple=True, help="Plan only this virtual group (name or role); repeatable.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 3 when the plan has changes, 0 when there is nothing to do.")
+@format_option
+@click.pass_obj
+def plan(settings, out, name_template, mapping, mode, on_existing, only, detailed_exitcode, fmt):
+    """The dry run: what apply would do, as a table, a report, or a plan file."""
+    from . import planfile
+    from .planner import PlanOptions, build_plan, check_template
+    from .roles import load_mapping
+
+    check_template(name_template)
+    options = PlanOptions(name_template, on_existing, tuple(only), mode, load_mapping(mapping) if mapping else {})
+    inventory = open_inventory(settings)
+    last = scan_for_plan(settings, inventory)
+    sealed = planfile.seal(build_plan(inventory.load_scan(last["id"]), options, inventory.own_groups()))
+    inventory.save_plan({"id": sealed["plan_id"], "created_at": sealed["created_at"], "account_id": sealed["account"]["id"],
+                         "scan_id": last["id"], "mode": mode, "steps": len(sealed["steps"]), "body": planfile.canonical(sealed)})
+    click.echo(render_plan(sealed, fmt))
+    if sealed["conflicts"]:
+        names = ", ".join(c["name"] for c in sealed["conflicts"])
+        raise VgmigrateError(f"{len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create ({names}); "
+                             "plan again with --on-existing adopt or suffix, or another --name-template")
+    if out:
+        planfile.write(sealed, out)
+        click.echo(f"\nWrote {out}. After approval: vgmigrate apply {out}", err=True)
+    if not sealed["steps"]:
+        click.echo("Nothing to do: every planned group is already migrated.", err=True)
+    elif detailed_exitcode:
+        sys.exit(3)
+
+
+@cli.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@format_option
+def show(plan_file, fmt):
+    """Render a saved plan file for reviewers (refuses an edited one)."""
+    from . import planfile
+
+    click.echo(render_plan(planfile.read(plan_file), fmt))
+
+
+def step_progress(length, label):
+    """A progress bar on stderr (stdout stays clean), drawn only on a terminal."""
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
+
+
+@cli.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True, help="Independent steps sent at once (shared rate limit).")
+@click.pass_obj
+def apply(settings, plan_file, yes, parallel):
+    """Carry out exactly this plan; refuses a tampered, stale or foreign plan."""
+    from . import planfile, reports
+    from .executor import apply_plan
+
+    sealed = planfile.read(plan_file)
+    inventory = open_inventory(settings)
+    client = connect(settings)
+    click.echo(reports.plan_summary_line(sealed), err=True)
+    if sealed["steps"] and not yes:
+        click.confirm(f"Apply plan {sealed['plan_id'][:12]} to account {sealed['account']['id']}?", abort=True, err=True)
+    with step_progress(len(sealed["steps"]), "applying") as bar:
+        result = apply_plan(client, inventory, sealed, parallel=parallel, progress=lambda step, outcome: bar.update(1))
+    if result.status == "nothing_to_do":
+        click.echo(result.message)
+        return
+    click.echo(reports.run_summary(result))
+    if result.status != "done":
+        raise VgmigrateError(result.message)
+    click.echo(f"\nNext: vgmigrate verify --run {result.run_id}")
+
+
+@cli.command()
+@click.option("--run", "run_id", help="The apply run to check (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def verify(settings, run_id, as_json):
+    """Check live state against the applied plan, member by member. Exit 3 on any difference."""
+    from . import reports
+    from .verify import verify_run
+
+    run, diffs, counts = verify_run(connect(settings), open_inventory(settings), run_id)
+    if as_json:
+        click.echo(json.dumps({"run": run["id"], "counts": counts, "differences": diffs}, indent=2, sort_keys=True))
+    elif diffs:
+        click.echo(reports.differences_table(diffs))
+    else:
+        click.echo(f"run {run['id']}: {counts['groups']} User Groups and {counts['member_roles']} member roles match; no differences.")
+    if diffs:
+        if not as_json:
+            click.echo(f"\n{len(diffs)} difference(s). Run `vgmigrate apply` again to finish an incomplete run, or investigate.", err=True)
+        sys.exit(3)
+
+
+@cli.command()
+@click.option("--run", "run_id", help="The apply run to undo (default: the latest not yet rolled back).")
+@click.option("--dry-run", is_flag=True, help="Only show what would be undone.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Also undo objects someone else changed since the run.")
+@click.pass_obj
+def rollback(settings, run_id, dry_run, yes, force):
+    """Undo an apply run from its journal, newest step first."""
+    from .rollback import Rollback
+
+    inventory = open_inventory(settings)
+    job = Rollback(connect(settings), inventory, run_id, force=force, dry_run=True)
+    preview = job.run()
+    if preview.status == "nothing_to_do":
+        click.echo(preview.message)
+        return
+    for line in job.planned:
+        click.echo(f"  would {line}")
+    for line in job.left_alone:
+        click.echo(f"  would leave: {line}")
+    if dry_run:
+        return
+    if not yes:
+        click.confirm(f"Roll back run {job.target['id']}?", abort=True, err=True)
+    result = Rollback(connect(settings), inventory, run_id, force=force).run()
+    click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls)")
+    if result.left_alone:
+        raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
+
+
+def step_counts(inventory, runs):
+    counts = {}
+    for run in runs:
+        for action in inventory.actions(run["id"]):
+            counts.setdefault(run["id"], Counter())[action["status"]] += 1
+    return counts
+
+
+@cli.command()
+@click.pass_obj
+def history(settings):
+    """Every apply and rollback run, oldest first."""
+    from . import reports
+
+    inventory = open_inventory(settings)
+    runs = inventory.runs()
+    click.echo(reports.runs_table(runs, step_counts(inventory, runs)) if runs else "no runs yet")
+
+
+@cli.command()
+@click.pass_obj
+def status(settings):
+    """Where the migration stands, and what to do next."""
+    from . import reports
+
+    inventory = open_inventory(settings)
+    last = inventory.last_scan(settings.account_id)
+    if last is None:
+        click.echo("No scan yet. Next: vgmigrate scan")
+        return
+    click.echo(f"last scan: {last['id']} of account {last['account_id']} at {last['finished_at']}")
+    lock = list(inventory.db.query("select * from locks"))
+    if lock:
+        click.echo(f"locked by {lock[0]['holder']} for run {lock[0]['run_id']} since {lock[0]['acquired_at']}")
+    runs = inventory.runs()
+    if not runs:
+        click.echo("No runs yet. Next: vgmigrate plan --out plan.json, then vgmigrate apply plan.json")
+        return
+    latest = runs[-1]
+    click.echo(reports.runs_table([latest], step_counts(inventory, [latest])))
+    click.echo("\nNext: " + NEXT_STEP.get((latest["kind"], latest["status"]), "vgmigrate history"))
+
+
+NEXT_STEP = {
+    ("apply", "done"): "vgmigrate verify; once it is clean, remove the CF- group mappings in the IdP",
+    ("apply", "failed"): "fix the cause shown above, then vgmigrate apply <the same plan> (or vgmigrate rollback)",
+    ("apply", "interrupted"): "vgmigrate apply <the same plan> to finish it (or vgmigrate rollback)",
+    ("apply", "running"): "if no apply is running, vgmigrate apply <the same plan> resumes it",
+    ("apply", "rolled_back"): "vgmigrate scan, then plan again",
+    ("rollback", "done"): "vgmigrate scan, then plan again",
+    ("rollback", "failed"): "vgmigrate rollback again to finish undoing the run",
+}
+
+
+@cli.command()
+@click.argument("name", default="migration")
+@click.pass_obj
+def unlock(settings, name):
+    """Break a lock left by an apply that is gone (check that it really is)."""
+    removed = open_inventory(settings).break_lock(name)
+    click.echo(f"lock {name!r} removed" if removed else f"no lock named {name!r}")
+
+
 from .sandbox.cli import sandbox  # noqa: E402
 
 cli.add_command(sandbox)

@@ -138,6 +138,8 @@ def m001_initial(db):
             "error": str,
             "started_at": str,
             "finished_at": str,
+            "undone_at": str,
+            "undo_note": str,
         },
         pk=("run_id", "seq"),
         foreign_keys=[("run_id", "runs", "id")],
@@ -259,18 +261,29 @@ class Inventory:
             db["runs"].update(run_id, values)
 
     def actions(self, run_id):
-        return list(self.db.query("select * from actions where run_id = ? order by seq", [run_id]))
+        rows = list(self.db.query("select * from actions where run_id = ? order by seq", [run_id]))
+        for row in rows:
+            for key in ("request", "inverse", "response"):
+                row[key] = json.loads(row[key]) if row[key] else None
+        return rows
+
+    def own_groups(self):
+        """User Groups that runs of this tool created, adopted or added members to, and that were
+        not rolled back: {group id: set of member ids the tool added}."""
+        groups = {}
+        rows = self.db.query(
+            "select a.kind, a.object_id, a.request from actions a join runs r on r.id = a.run_id "
+            "where r.kind = 'apply' and a.status = 'done' and a.object_id is not null "
+            "and a.kind in ('create_user_group', 'adopt_user_group', 'add_members') order by r.started_at, a.seq"
+        )
+        for row in rows:
+            added = groups.setdefault(row["object_id"], set())
+            if row["kind"] == "add_members":
+                added.update(json.loads(row["request"])["members"])
+        return groups
 
     def own_user_group_ids(self):
-        """User Groups that a run of this tool created or adopted and that were not rolled back."""
-        if not self.db["actions"].exists():
-            return frozenset()
-        rows = self.db.query(
-            "select distinct object_id from actions a join runs r on r.id = a.run_id "
-            "where r.kind = 'apply' and a.kind in ('create_user_group', 'adopt_user_group') "
-            "and a.status = 'done' and a.object_id is not null"
-        )
-        return frozenset(row["object_id"] for row in rows)
+        return frozenset(self.own_groups())
 
     def journal_pending(self, run_id, seq, step, kind, target, method, path, request, inverse):
         """Record a call as pending before it is sent (its own transaction)."""
@@ -296,6 +309,15 @@ class Inventory:
                 values[key] = dumps(values[key])
         with self.transaction() as db:
             db["actions"].update((run_id, seq), {"status": status, "finished_at": utcnow(), **values})
+
+    def mark_undone(self, run_id, seq, note):
+        """A rollback undid this action (or found nothing to undo): keep its own timestamps."""
+        with self.transaction() as db:
+            db["actions"].update((run_id, seq), {"status": "rolled_back", "undone_at": utcnow(), "undo_note": note})
+
+    def plan_body(self, plan_id):
+        rows = list(self.db.query("select body from plans where id = ?", [plan_id]))
+        return json.loads(rows[0]["body"]) if rows else None
 
     # --- the apply lock ------------------------------------------------------------------------
 

@@ -47,3 +47,43 @@ def virtual_groups_table(groups, member_counts):
 def _clip(text, width):
     text = str(text).replace("\t", "\\t").replace("\u00a0", "\u2423")
     return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+def plan_table(plan):
+    rows = []
+    for g in plan["groups"]:
+        vgs = ", ".join(_clip(v["name"], 40) for v in g["virtual_groups"])
+        methods = ", ".join(sorted({v["resolution"] for v in g["virtual_groups"]}))
+        rows.append((g["action"], g["name"], g["permission_group"]["name"], methods, len(g["members"]), vgs))
+    text = tabulate(rows, headers=("action", "user group", "permission group", "resolved by", "members", "from virtual groups"), tablefmt="simple")
+    if plan["skipped"]:
+        text += "\n\nnot migrated:\n" + tabulate([(_clip(s["virtual_group"], 60), s["reason"]) for s in plan["skipped"]], headers=("virtual group", "why"), tablefmt="simple", maxcolwidths=[None, 80])
+    return text
+
+
+def plan_summary_line(plan):
+    kinds = Counter(s["kind"] for s in plan["steps"])
+    members = sum(len(s["request"]["members"]) for s in plan["steps"] if s["kind"] == "add_members")
+    parts = [f"{kinds.get('create_user_group', 0)} to create", f"{kinds.get('adopt_user_group', 0)} to adopt", f"{members} member additions"]
+    if kinds.get("create_resource_group"):
+        parts.append("1 resource group to create")
+    return f"Plan {plan['plan_id'][:12]}: {len(plan['steps'])} steps ({', '.join(parts)})."
+
+
+def run_summary(result):
+    rows = sorted(result.counts.items())
+    rows += [("API calls", result.calls), ("seconds", f"{result.seconds:.1f}")]
+    return tabulate(rows, headers=(f"run {result.run_id}", result.status), tablefmt="simple")
+
+
+def differences_table(diffs):
+    return tabulate([(d["kind"], d["subject"], d["detail"]) for d in diffs], headers=("difference", "subject", "detail"), tablefmt="simple")
+
+
+def runs_table(runs, step_counts):
+    rows = [
+        (r["id"], r["kind"], r["status"], (r["plan_id"] or "")[:12], r["started_at"], r["finished_at"] or "",
+         ", ".join(f"{k} {v}" for k, v in sorted(step_counts.get(r["id"], {}).items())))
+        for r in runs
+    ]
+    return tabulate(rows, headers=("run", "kind", "status", "plan", "started", "finished", "steps"), tablefmt="simple")

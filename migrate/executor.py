@@ -1,0 +1,323 @@
+"""Apply a plan and roll a run back: journaled, locked, resumable.
+
+Every call is written to the journal as `pending` before it is sent and `done`/`failed` after,
+each in its own transaction. A `pending` row found on the next run is reconciled against live
+state before anything is retried, so an interrupted run is finished, never repeated.
+"""
+
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from .errors import CloudflareError, OutcomeUnknown, VgmigrateError
+from .inventory import utcnow
+from .roles import normalise
+
+LOCK = "migration"
+
+
+@dataclass
+class RunResult:
+    run_id: str | None
+    status: str  # done | nothing_to_do | failed | interrupted | rolled_back | partial
+    counts: dict = field(default_factory=dict)  # step outcome -> number
+    calls: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    left_alone: list = field(default_factory=list)  # rollback: objects changed by someone else
+
+
+class StepFailed(VgmigrateError):
+    pass
+
+
+def new_run_id(kind):
+    return f"{kind}-{utcnow().replace(':', '').replace('-', '').replace('.', '')}"
+
+
+# --- pure helpers ---------------------------------------------------------------------------
+
+
+def check_plan_matches(plan, account_id, scan):
+    """Refuse a plan for another account or made from an inventory other than this one."""
+    if plan["account"]["id"] != account_id:
+        raise VgmigrateError(
+            f"this plan is for account {plan['account']['id']}, not {account_id}; use the right --account or plan again"
+        )
+    if scan is None or scan["fingerprint"] != plan["scan"]["fingerprint"]:
+        raise VgmigrateError(
+            f"this plan was made from scan {plan['scan']['id']} of another inventory; use the --db it was made with, or scan and plan again"
+        )
+    if plan.get("conflicts"):
+        names = ", ".join(c["name"] for c in plan["conflicts"])
+        raise VgmigrateError(f"the plan has unresolved name conflicts ({names}); plan again with --on-existing adopt or suffix")
+
+
+def stale_reasons(plan, live_groups, live_rgs, journal):
+    """What moved since the plan was made. Objects this plan's own journal accounts for are ours."""
+    ours = {a["target"] for a in journal.values() if a["status"] in ("done", "pending")}
+    reasons = []
+    by_name = {normalise(g["name"]): g for g in live_groups}
+    by_id = {g["id"]: g for g in live_groups}
+    for name in plan["expected"]["absent_names"]:
+        if normalise(name) in by_name and name not in ours:
+            reasons.append(f"a User Group named {name!r} now exists")
+    for gid, before in plan["expected"]["adopted"].items():
+        live = by_id.get(gid)
+        if live is None:
+            reasons.append(f"User Group {before['name']!r} ({gid}) is gone")
+        elif live.get("modified_on") != before["modified_on"] and before["name"] not in ours:
+            reasons.append(f"User Group {before['name']!r} was modified at {live.get('modified_on')}")
+    rg = plan["expected"]["resource_group"]
+    if "id" in rg and not any(r["id"] == rg["id"] for r in live_rgs):
+        reasons.append(f"resource group {rg['id']} is gone")
+    if "absent_scope_key" in rg and rg["absent_scope_key"] not in ours:
+        if any((r.get("scope") or {}).get("key") == rg["absent_scope_key"] for r in live_rgs):
+            reasons.append("an account-wide resource group now exists")
+    return reasons
+
+
+def resolve_refs(value, ids):
+    """Replace "$<step id>" strings with the ids those steps produced."""
+    if isinstance(value, str) and value.startswith("$"):
+        return ids[value[1:]]
+    if isinstance(value, list):
+        return [resolve_refs(v, ids) for v in value]
+    if isinstance(value, dict):
+        return {k: resolve_refs(v, ids) for k, v in value.items()}
+    return value
+
+
+def same_policies(live, written):
+    """Compare policies as read with policies as written, ignoring ids and expansion."""
+
+    def key(p):
+        return (
+            p.get("access", "allow"),
+            tuple(sorted(pg["id"] for pg in p.get("permission_groups") or [])),
+            tuple(sorted(rg["id"] for rg in p.get("resource_groups") or [])),
+        )
+
+    return sorted(map(key, live or [])) == sorted(map(key, written or []))
+
+
+# --- apply ----------------------------------------------------------------------------------
+
+
+class Apply:
+    def __init__(self, client, inventory, plan, *, parallel=4, progress=None, hook=None):
+        self.client, self.inv, self.plan = client, inventory, plan
+        self.parallel = max(1, parallel)
+        self.progress = progress or (lambda step, outcome: None)
+        self.hook = hook or (lambda point, step_id: None)
+        self.steps = {s["id"]: s for s in plan["steps"]}
+        self.seq = {s["id"]: n for n, s in enumerate(plan["steps"], 1)}
+        self.ids = {}
+        self.created_here = set()
+        self.counts = {}
+        self._lock = threading.Lock()
+
+    def run(self):
+        started, calls0 = time.monotonic(), self.client.http.calls
+        check_plan_matches(self.plan, self.client.account_id, self.inv.scan(self.plan["scan"]["id"]))
+        run = self._current_run()
+        if run and run["status"] == "done":
+            return RunResult(run["id"], "nothing_to_do", message=f"plan already applied by run {run['id']}")
+        run_id = run["id"] if run else new_run_id("apply")
+        self.inv.acquire_lock(LOCK, run_id)
+        try:
+            journal = {a["step"]: a for a in self.inv.actions(run_id)} if run else {}
+            live_groups = list(self.client.user_groups())
+            live_rgs = self.client.resource_groups()
+            reasons = stale_reasons(self.plan, live_groups, live_rgs, journal)
+            if reasons:
+                raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
+            if not run:
+                self.inv.start_run({"id": run_id, "kind": "apply", "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})
+            else:
+                self.inv.update_run(run_id, status="running", message=None)
+            self.run_id, self.journal = run_id, journal
+            self.live = {"groups": live_groups, "rgs": live_rgs}
+            status, message = "done", "all steps done"
+            try:
+                self._execute()
+            except KeyboardInterrupt:
+                status, message = "interrupted", "interrupted; run `vgmigrate apply` with the same plan to finish"
+                raise
+            except StepFailed as err:
+                status, message = "failed", str(err)
+            except BaseException as err:
+                status, message = "interrupted", f"stopped by {type(err).__name__}; run apply again to finish"
+                raise
+            finally:
+                self.inv.update_run(run_id, status=status, message=message, finished_at=utcnow())
+        finally:
+            self.inv.release_lock(LOCK)
+        return RunResult(run_id, status, self.counts, self.client.http.calls - calls0, time.monotonic() - started, message)
+
+    def _current_run(self):
+        runs = [r for r in self.inv.runs_for_plan(self.plan["plan_id"]) if r["status"] != "rolled_back"]
+        return runs[-1] if runs else None
+
+    def _execute(self):
+        pending = dict(self.steps)
+        done = set()
+        failure = None
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            running = {}
+            while pending or running:
+                if failure is None:
+                    ready = [sid for sid, s in pending.items() if all(a in done for a in s["after"])]
+                    for sid in ready:
+                        running[pool.submit(self._step, pending.pop(sid))] = sid
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    sid = running.pop(future)
+                    try:
+                        future.result()
+                        done.add(sid)
+                    except StepFailed as err:
+                        failure = failure or err
+                    except BaseException:
+                        for f in running:
+                            f.cancel()
+                        raise
+                if failure and not running:
+                    break
+        if failure:
+            raise failure
+
+    def _count(self, outcome):
+        with self._lock:
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+
+    def _step(self, step):
+        sid = step["id"]
+        prior = self.journal.get(sid)
+        if prior and prior["status"] == "done":
+            self._remember(step, prior["object_id"])
+            self._count("already done")
+            self.progress(step, "already done")
+            return
+        request = resolve_refs(step["request"], self.ids)
+        if prior and prior["status"] == "pending":
+            found = self._reconcile(step, request)
+            if found:
+                self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error="reconciled with live state after an interrupted run")
+                self._remember(step, found)
+                self._count("reconciled")
+                self.progress(step, "reconciled")
+                return
+        # A pending row keeps the inverse recorded before its first attempt: the membership may
+        # already be half changed now.
+        inverse = prior["inverse"] if prior and prior["status"] == "pending" else self._inverse(step, request)
+        method, path = self._endpoint(step, request)
+        self.inv.journal_pending(self.run_id, self.seq[sid], sid, step["kind"], step["target"], method, path, request, inverse)
+        self.hook("before_call", sid)
+        try:
+            result = self._call(step, request)
+        except OutcomeUnknown:
+            result = self._after_lost_response(step, request)
+        except CloudflareError as err:
+            self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
+            raise StepFailed(
+                f"step {sid} ({step['kind']} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"
+            ) from None
+        self.hook("after_call", sid)
+        object_id = self._object_id(step, request, result)
+        self.inv.journal_update(
+            self.run_id,
+            self.seq[sid],
+            "done",
+            object_id=object_id,
+            response=result,
+            http_status=self.client.last_status,
+            cf_ray=self.client.last_ray,
+        )
+        self._remember(step, object_id)
+        self._count("done")
+        self.progress(step, "done")
+
+    def _after_lost_response(self, step, request):
+        found = self._reconcile(step, request, fresh=True)
+        if found:
+            return {"id": found}
+        if step["kind"] == "add_members":  # adding members is idempotent: send again
+            return self._call(step, request)
+        # Stays pending: the next run looks for the object again before sending anything.
+        self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
+        raise StepFailed(f"step {step['id']} ({step['kind']} {step['target']!r}): the response was lost; run apply again to check and finish")
+
+    def _remember(self, step, object_id):
+        with self._lock:
+            self.ids[step["id"]] = object_id
+            if step["kind"] == "create_user_group":
+                self.created_here.add(object_id)
+
+    def _endpoint(self, step, request):
+        base = f"/accounts/{self.client.account_id}/iam"
+        kind = step["kind"]
+        if kind == "create_resource_group":
+            return "POST", f"{base}/resource_groups"
+        if kind == "create_user_group":
+            return "POST", f"{base}/user_groups"
+        if kind == "adopt_user_group":
+            return "PUT", f"{base}/user_groups/{request['id']}"
+        return "POST", f"{base}/user_groups/{request['group']}/members"
+
+    def _call(self, step, request):
+        c, kind = self.client, step["kind"]
+        if kind == "create_resource_group":
+            return c.create_resource_group(request["name"], request["scope"]["key"], [o["key"] for o in request["scope"]["objects"]])
+        if kind == "create_user_group":
+            return c.create_user_group(request["name"], request["policies"])
+        if kind == "adopt_user_group":
+            return c.update_user_group(request["id"], policies=request["policies"])
+        if kind == "add_members":
+            return c.add_user_group_members(request["group"], request["members"])
+        raise VgmigrateError(f"unknown step kind {kind!r} in plan")
+
+    @staticmethod
+    def _object_id(step, request, result):
+        if step["kind"] == "add_members":
+            return request["group"]
+        if step["kind"] == "adopt_user_group":
+            return request["id"]
+        return result["id"]
+
+    def _inverse(self, step, request):
+        """The inverse, completed with what only apply time knows (ids, the prior membership)."""
+        kind = step["kind"]
+        if kind == "add_members":
+            group = request["group"]
+            if group in self.created_here:
+                return {"kind": "covered_by_delete", "group": group}
+            prior = sorted(m["id"] for m in self.client.user_group_members(group))
+            return {"kind": "restore_members", "group": group, "members": prior}
+        return dict(step["inverse"])
+
+    def _reconcile(self, step, request, fresh=False):
+        """Did an earlier attempt of this step take effect? Returns the object id if so."""
+        kind, c = step["kind"], self.client
+        if kind == "create_user_group":
+            groups = list(c.user_groups(name=request["name"])) if fresh else self.live["groups"]
+            match = [g for g in groups if g["name"] == request["name"] and same_policies(g.get("policies"), request["policies"])]
+            return match[0]["id"] if match else None
+        if kind == "create_resource_group":
+            rgs = c.resource_groups(name=request["name"]) if fresh else self.live["rgs"]
+            match = [r for r in rgs if (r.get("scope") or {}).get("key") == request["scope"]["key"]]
+            return match[0]["id"] if match else None
+        if kind == "add_members":
+            present = {m["id"] for m in c.user_group_members(request["group"])}
+            return request["group"] if set(request["members"]) <= present else None
+        if kind == "adopt_user_group":
+            live = c.user_group(request["id"])
+            return request["id"] if same_policies(live.get("policies"), request["policies"]) else None
+        return None
+
+
+def apply_plan(client, inventory, plan, **kwargs):
+    return Apply(client, inventory, plan, **kwargs).run()

@@ -1,0 +1,50 @@
+"""Plan <-> JSON file. The plan id is the sha256 of the canonical JSON of everything else, so any
+edit to the content (not to whitespace) is detected, and handing the file to `apply` is the approval."""
+
+import hashlib
+import json
+from pathlib import Path
+
+from . import __version__
+from .errors import VgmigrateError
+from .inventory import utcnow
+
+
+def canonical(value):
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(plan):
+    body = {k: v for k, v in plan.items() if k != "plan_id"}
+    return hashlib.sha256(canonical(body).encode()).hexdigest()
+
+
+def seal(plan, created_at=None):
+    """Stamp tool version and time, then the content hash."""
+    plan = {**plan, "tool": f"vgmigrate {__version__}", "created_at": created_at or utcnow()}
+    plan["plan_id"] = content_hash(plan)
+    return plan
+
+
+def write(plan, path):
+    Path(path).write_text(json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read(path):
+    """Load a plan file and refuse it if it was edited since it was written."""
+    try:
+        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as err:
+        raise VgmigrateError(f"cannot read plan {path}: {err.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise VgmigrateError(f"{path} is not a vgmigrate plan (invalid JSON: {err}); make one with `vgmigrate plan --out`") from None
+    if not isinstance(plan, dict) or "plan_id" not in plan or "steps" not in plan:
+        raise VgmigrateError(f"{path} is not a vgmigrate plan; make one with `vgmigrate plan --out`")
+    if content_hash(plan) != plan["plan_id"]:
+        raise VgmigrateError(
+            f"{path} was modified after it was written (its content no longer matches plan id "
+            f"{plan['plan_id'][:12]}); make a new plan with `vgmigrate plan --out` and have it approved again"
+        )
+    if plan.get("format") != 1:
+        raise VgmigrateError(f"{path} has plan format {plan.get('format')!r}; this vgmigrate reads format 1")
+    return plan

@@ -1,0 +1,87 @@
+"""Live state vs the applied plan, and access parity member by member."""
+
+from .errors import VgmigrateError
+from .planner import account_scope_key
+from .rollback import latest_apply_run
+
+
+def account_wide_rg_ids(live_rgs, account_id):
+    key = account_scope_key(account_id)
+    return {
+        r["id"] for r in live_rgs
+        if (r.get("scope") or {}).get("key") == key and [o.get("key") for o in (r.get("scope") or {}).get("objects") or []] == ["*"]
+    }
+
+
+def grants(group, pg_id, rg_ids):
+    return any(
+        p.get("access", "allow") == "allow"
+        and any(pg["id"] == pg_id for pg in p.get("permission_groups") or [])
+        and any(rg["id"] in rg_ids for rg in p.get("resource_groups") or [])
+        for p in group.get("policies") or []
+    )
+
+
+def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
+    """Pure: every difference between what the plan promised and what is live.
+
+    group_ids: plan group step -> live id the run created or adopted (None if never created).
+    live_members: group id -> set of member ids. memberships: (member id, email, pg id, pg name)
+    granted by the migrated virtual groups.
+    """
+    diffs = []
+    by_id = {g["id"]: g for g in live_groups}
+    grantors = {}  # member id -> set of pg ids granted through the plan's live groups
+    for group in plan["groups"]:
+        if group.get("action") == "conflict":
+            continue
+        gid = group_ids.get(group["step"])
+        live = by_id.get(gid) if gid else None
+        pg = group["permission_group"]
+        if live is None:
+            diffs.append({"kind": "group_missing", "subject": group["name"], "detail": "the User Group does not exist"})
+            continue
+        if live["name"] != group["name"]:
+            diffs.append({"kind": "name_changed", "subject": group["name"], "detail": f"now named {live['name']!r}"})
+        if not grants(live, pg["id"], rg_ids):
+            diffs.append({"kind": "policy_missing", "subject": group["name"], "detail": f"no allow policy for {pg['name']!r} on the whole account"})
+            continue
+        present = live_members.get(gid, set())
+        for member in group["members"]:
+            if member["id"] not in present:
+                diffs.append({"kind": "member_missing", "subject": member["email"], "detail": f"not in User Group {group['name']!r}"})
+        for member_id in present:
+            grantors.setdefault(member_id, set()).add(pg["id"])
+    for member_id, email, pg_id, pg_name in sorted(memberships, key=lambda m: (m[1], m[3])):
+        if pg_id not in grantors.get(member_id, set()):
+            diffs.append({"kind": "access_not_granted", "subject": email, "detail": f"{pg_name!r} came from a virtual group but no migrated User Group grants it"})
+    return diffs
+
+
+def verify_run(client, inventory, run_id=None):
+    """Returns (run, differences, counts)."""
+    run = inventory.run(run_id) if run_id else latest_apply_run(inventory)
+    if run is None or run["kind"] != "apply":
+        raise VgmigrateError(f"no apply run {run_id!r} to verify; `vgmigrate history` lists the runs")
+    plan = inventory.plan_body(run["plan_id"])
+    if plan is None:
+        raise VgmigrateError(f"the plan of run {run['id']} is not in this inventory")
+    group_ids = {g["step"]: g.get("existing_id") for g in plan["groups"]}
+    for action in inventory.actions(run["id"]):
+        if action["kind"] == "create_user_group" and action["status"] == "done":
+            group_ids[action["step"]] = action["object_id"]
+    live_groups = list(client.user_groups())
+    rg_ids = account_wide_rg_ids(client.resource_groups(), client.account_id)
+    live_ids = {g["id"] for g in live_groups}
+    live_members = {gid: {m["id"] for m in client.user_group_members(gid)} for gid in set(group_ids.values()) if gid in live_ids}
+    # What the virtual groups granted, read from the scan itself rather than from the plan.
+    migrated = {vg["id"]: g["permission_group"] for g in plan["groups"] if g.get("action") != "conflict" for vg in g["virtual_groups"]}
+    scan_links = inventory.rows("virtual_group_members", plan["scan"]["id"])
+    memberships = {
+        (link["member_id"], link["email"], migrated[link["virtual_group_id"]]["id"], migrated[link["virtual_group_id"]]["name"])
+        for link in scan_links
+        if link["virtual_group_id"] in migrated and link["member_id"]
+    }
+    diffs = compare(plan, group_ids, live_groups, live_members, rg_ids, memberships)
+    counts = {"groups": len([g for g in plan["groups"] if g.get("action") != "conflict"]), "member_roles": len(memberships), "differences": len(diffs)}
+    return run, diffs, counts
