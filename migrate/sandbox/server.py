@@ -1,0 +1,320 @@
+"""`Sandbox`: the emulator served over real HTTP/1.1 keep-alive on loopback.
+
+Each response goes out in one write with TCP_NODELAY set: a standard-library server that writes
+headers and body separately stalls keep-alive clients ~40 ms per call (Nagle vs delayed ACK).
+"""
+
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from . import api, render, scim
+from .errors import AUTHENTICATION, INTERNAL, NO_ROUTE, RATE_LIMITED, ApiError, ScimError
+from .faults import Faults, RateLimiter
+from .routing import JSON, Request, Response, failure
+from .state import State
+
+PREFIX = "/client/v4"
+ROUTERS = (api.router, scim.router)
+
+
+@dataclass
+class Context:
+    """What a handler knows about the caller."""
+
+    state: State
+    account_id: str
+    base_url: str
+    token_valid: bool
+    token_kind: str
+    token_id: str
+    actor: dict
+
+
+class Sandbox:
+    """A stateful Cloudflare API emulator. Use as a context manager or start()/stop()."""
+
+    def __init__(
+        self,
+        seed=None,
+        token=None,
+        token_kind="account",
+        rate_limit=(1200, 300),
+        latency_ms=0,
+        fail_5xx=0.0,
+        lose_responses=0.0,
+        timeouts=0.0,
+        random_seed=0,
+        timeout_seconds=2.0,
+        host="127.0.0.1",
+        port=0,
+        verbose=False,
+    ):
+        if seed is None:
+            from .seeds import demo_seed
+
+            seed = demo_seed()
+        if token_kind not in ("account", "user"):
+            raise ValueError("token_kind must be 'account' or 'user'")
+        self.state = State(seed, random_seed=random_seed)
+        self.account_id = self.state.account["id"]
+        self.token = token or secrets.token_urlsafe(30)
+        self.token_kind = token_kind
+        self.token_id = "%032x" % int.from_bytes(os.urandom(16), "big")
+        self.rate_limiter = RateLimiter(*rate_limit) if rate_limit else None
+        self.latency = latency_ms / 1000.0
+        self.faults = Faults(fail_5xx, lose_responses, timeouts, random_seed)
+        self.timeout_seconds = timeout_seconds
+        self.verbose = verbose
+        self._host, self._port = host, port
+        self._server = None
+        self._thread = None
+        self._stopping = threading.Event()
+        self._calls = []
+        self._calls_lock = threading.Lock()
+        self._connections = set()
+        self._connections_lock = threading.Lock()
+        self._actor = self._token_actor()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self._host, self._port), _Handler)
+        self._server.sandbox = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="cf-sandbox")
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # keep-alive clients must not reach a stopped sandbox
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+        self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.server_address[1] if self._server else None
+
+    @property
+    def base_url(self):
+        return f"http://{self._host}:{self.port}{PREFIX}"
+
+    # ---- test helpers -------------------------------------------------------------------------------
+
+    @property
+    def calls(self):
+        """(method, path without query, status) per request; status None when no response was sent."""
+        with self._calls_lock:
+            return list(self._calls)
+
+    def reset_calls(self):
+        with self._calls_lock:
+            self._calls.clear()
+
+    def inject(self, method, path_regex, kind, times=1):
+        """Misbehave on the next `times` requests matching method ("*" = any) and path regex.
+
+        kind: "5xx" (500/502/503, change not applied), "429", "lose" (change applied, connection
+        dropped without a byte), "timeout" (held `timeout_seconds`, then dropped, not applied).
+        """
+        self.faults.inject(method, path_regex, kind, times)
+
+    def _record(self, method, path, status):
+        with self._calls_lock:
+            self._calls.append((method, path, status))
+
+    def _token_actor(self):
+        if self.token_kind == "user":
+            owner = next(iter(self.state.members.values()), None)
+            if owner:
+                return {"id": owner["user"]["id"], "email": owner["email"], "ip": "127.0.0.1", "type": "user"}
+        # The v1 audit schema knows no "account" actor type; an account-owned token shows as
+        # a user-type actor whose id is the token id (no email).
+        return {"id": self.token_id, "ip": "127.0.0.1", "type": "user"}
+
+    # ---- request handling ---------------------------------------------------------------------------
+
+    def handle(self, handler):
+        split = urlsplit(handler.path)
+        full_path = split.path
+        method = handler.command
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        if self.latency:
+            self._stopping.wait(self.latency)
+
+        token = _bearer(handler.headers.get("Authorization"))
+        token_valid = token is not None and secrets.compare_digest(token, self.token)
+        headers = {}
+        if self.rate_limiter:
+            allowed, remaining, reset = self.rate_limiter.hit(token if token_valid else "anonymous")
+            headers["Ratelimit"] = f'"default";r={remaining};t={reset}'
+            headers["Ratelimit-Policy"] = f'"burst";q={self.rate_limiter.limit};w={self.rate_limiter.window}'
+            if not allowed:
+                headers["Retry-After"] = str(reset)
+                return self._respond(handler, method, full_path, _rate_limited(headers))
+
+        api_path = full_path[len(PREFIX):] if full_path.startswith(PREFIX + "/") else None
+        fault = self.faults.pick(method, full_path, api_path or full_path)
+        if fault == "5xx":
+            status = self.faults.server_error_status()
+            return self._respond(handler, method, full_path, _with(failure(status, INTERNAL, HTTPStatus(status).phrase), headers))
+        if fault == "429":
+            headers["Retry-After"] = "1"
+            return self._respond(handler, method, full_path, _rate_limited(headers))
+        if fault == "timeout":
+            self._stopping.wait(self.timeout_seconds)
+            return self._drop(handler, method, full_path)
+
+        request = Request(method, api_path or full_path, Request.parse_query(split.query), body, handler.headers)
+        response = _with(self._route(request, api_path, token_valid), headers)
+        if fault == "lose":
+            return self._drop(handler, method, full_path)
+        return self._respond(handler, method, full_path, response)
+
+    def _route(self, request, api_path, token_valid):
+        found = None
+        if api_path is not None:
+            for router in ROUTERS:
+                found = router.match(request.method, api_path)
+                if found:
+                    break
+        if not found:
+            return failure(404, NO_ROUTE, "No route for the URI")
+        route, params = found
+        if not route.verify:
+            # Authentication happens at the edge, before any service: always the v4 envelope.
+            if not token_valid or params.get("account_id", self.account_id) != self.account_id:
+                return failure(403, AUTHENTICATION, "Authentication error")
+        request.context = Context(
+            self.state, self.account_id, self.base_url, token_valid, self.token_kind, self.token_id, self._actor
+        )
+        try:
+            with self.state.lock:
+                return route.handler(request, **params)
+        except ApiError as err:
+            return failure(err.status, err.code, err.message)
+        except ScimError as err:
+            return Response(err.status, render.scim_error(err.status, err.detail, err.scim_type), "application/scim+json")
+
+    def _respond(self, handler, method, path, response):
+        self._record(method, path, response.status)
+        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
+        lines = [
+            f"HTTP/1.1 {response.status} {_phrase(response.status)}",
+            f"Date: {formatdate(usegmt=True)}",
+            "Server: cloudflare",
+            f"cf-ray: {os.urandom(8).hex()}-SBX",
+            f"Content-Length: {len(payload)}",
+        ]
+        if response.body is not None:
+            lines.append(f"Content-Type: {response.content_type}; charset=utf-8" if response.content_type == JSON else f"Content-Type: {response.content_type}")
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
+        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        if self.verbose:
+            sys.stderr.write(f"{method} {path} -> {response.status}\n")
+
+    def _drop(self, handler, method, path):
+        """Close the connection without sending a single response byte."""
+        self._record(method, path, None)
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self.verbose:
+            sys.stderr.write(f"{method} {path} -> (connection dropped)\n")
+
+
+def _bearer(value):
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _rate_limited(headers):
+    response = failure(429, RATE_LIMITED, "Please wait and consider throttling your request speed")
+    response.headers.update(headers)
+    return response
+
+
+def _with(response, headers):
+    for name, value in headers.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _phrase(status):
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sandbox = None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "cloudflare"
+    timeout = 120  # idle keep-alive connections close after this
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sandbox = self.server.sandbox
+        with sandbox._connections_lock:
+            sandbox._connections.add(self.connection)
+
+    def finish(self):
+        sandbox = self.server.sandbox
+        with sandbox._connections_lock:
+            sandbox._connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def _serve(self):
+        try:
+            self.server.sandbox.handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        if self.server.sandbox.verbose:
+            super().log_message(format, *args)

@@ -1,0 +1,724 @@
+"""The sandbox's in-memory account: records, lookup indexes, Cloudflare's write rules, snapshots.
+
+Records keep references as ids (the seed format); `render.py` expands them for responses.
+Every public method takes the state lock, so HTTP handler threads and test helpers can share one
+State. Mutators raise `ApiError`/`ScimError` exactly as the API answers them.
+"""
+
+import bisect
+import copy
+import random
+import re
+import threading
+from datetime import datetime, timezone
+
+from .errors import ApiError, ScimError, bad_request, not_found
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+ACCOUNT_SCOPE = "com.cloudflare.api.account"
+ZONE_SCOPE = "com.cloudflare.api.account.zone"
+
+
+class SeedError(ValueError):
+    """The seed dict (or file) is malformed; the message names the offending path."""
+
+
+def utc_now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sort_key(name):
+    return (name.casefold(), name)
+
+
+def reserved_name(name):
+    """Cloudflare reserves the `CF` prefix (any case) for its own SCIM system groups."""
+    return name[:2].upper() == "CF"
+
+
+class State:
+    def __init__(self, seed, random_seed=0):
+        self.lock = threading.RLock()
+        self._ids = random.Random(f"sandbox-ids-{random_seed}")
+        self.audit = []  # v1 audit entries, oldest first
+        _load(self, seed)
+
+    # ---- ids and time -------------------------------------------------------------------
+
+    def new_id(self):
+        return "%032x" % self._ids.getrandbits(128)
+
+    # ---- read helpers for tests and handlers ------------------------------------------------
+
+    def snapshot(self):
+        """A deep-copied plain dict in the seed format (loadable again as a seed)."""
+        with self.lock:
+            return {
+                "account": copy.deepcopy(self.account),
+                "permission_groups": copy.deepcopy(list(self.permission_groups.values())),
+                "roles": copy.deepcopy(list(self.roles.values())),
+                "members": [_member_seed(m) for m in self.members.values()],
+                "resource_groups": copy.deepcopy(list(self.resource_groups.values())),
+                "user_groups": [_user_group_seed(g) for g in self.user_groups.values()],
+                "scim_groups": copy.deepcopy(list(self.scim_groups.values())),
+                "scim_users": [_scim_user_seed(u) for u in self.scim_users.values()],
+            }
+
+    def user_groups_by_name(self):
+        """{name: user group in the seed format (policies as ids, members as member ids)}."""
+        with self.lock:
+            return {g["name"]: _user_group_seed(g) for g in self.user_groups.values()}
+
+    def user_group(self, group_id):
+        with self.lock:
+            group = self.user_groups.get(group_id)
+            return _user_group_seed(group) if group else None
+
+    def group_member_ids(self, group_id):
+        with self.lock:
+            return list(self.user_groups[group_id]["members"])
+
+    def member_by_email(self, email):
+        with self.lock:
+            member_id = self.member_ids_by_email.get(email.casefold())
+            return _member_seed(self.members[member_id]) if member_id else None
+
+    def resource_groups_by_name(self):
+        with self.lock:
+            return {rg["name"]: copy.deepcopy(rg) for rg in self.resource_groups.values()}
+
+    def audit_entries(self):
+        with self.lock:
+            return copy.deepcopy(self.audit)
+
+    # ---- user groups ------------------------------------------------------------------------
+
+    def user_group_ids_sorted(self, descending=False):
+        """Ids ordered by name (the list endpoint's `direction`), lazily."""
+        keys = reversed(self._user_group_order) if descending else iter(self._user_group_order)
+        return (group_id for _, group_id in keys)
+
+    def create_user_group(self, name, policies, scim_managed=False, external_id=None):
+        name = _valid_group_name(name)
+        # Uniqueness of user group names is our assumption: Cloudflare documents no rule, but
+        # the dashboard treats the name as the group's identity and SCIM adopts groups by name.
+        if name in self.user_group_ids_by_name:
+            raise bad_request(f"A user group named '{name}' already exists")
+        now = utc_now()
+        group = {
+            "id": self.new_id(),
+            "name": name,
+            "policies": self._policies_from_body(policies or [], existing=()),
+            "members": {},
+            "scim_managed": scim_managed,
+            "created_on": now,
+            "modified_on": now,
+        }
+        if external_id is not None:
+            group["external_id"] = external_id
+        self._index_user_group(group)
+        return group
+
+    def update_user_group(self, group_id, name=None, policies=None, via_scim=False):
+        group = self.require_user_group(group_id)
+        if name is not None and name != group["name"]:
+            name = _valid_group_name(name)
+            if group["scim_managed"] and not via_scim:
+                raise _scim_locked("its name")
+            if name in self.user_group_ids_by_name:
+                raise bad_request(f"A user group named '{name}' already exists")
+            self._unindex_user_group_name(group)
+            group["name"] = name
+            self._index_user_group_name(group)
+        if policies is not None:
+            group["policies"] = self._policies_from_body(policies, existing=group["policies"])
+        group["modified_on"] = utc_now()
+        return group
+
+    def delete_user_group(self, group_id, via_scim=False):
+        group = self.require_user_group(group_id)
+        if group["scim_managed"] and not via_scim:
+            raise _scim_locked("deletion")
+        for member_id in group["members"]:
+            self.groups_of_member[member_id].pop(group_id, None)
+        self._unindex_user_group_name(group)
+        del self.user_groups[group_id]
+        return group
+
+    def require_user_group(self, group_id):
+        group = self.user_groups.get(group_id)
+        if group is None:
+            raise not_found("User group")
+        return group
+
+    def add_group_members(self, group_id, member_ids, via_scim=False):
+        group = self.require_user_group(group_id)
+        if group["scim_managed"] and not via_scim:
+            raise _scim_locked("its members")
+        self._require_members(member_ids)
+        now = utc_now()
+        changed = False
+        for member_id in member_ids:
+            if member_id not in group["members"]:
+                group["members"][member_id] = now
+                self.groups_of_member.setdefault(member_id, {})[group_id] = None
+                changed = True
+        if changed:
+            group["modified_on"] = now
+        return changed
+
+    def replace_group_members(self, group_id, member_ids, via_scim=False):
+        group = self.require_user_group(group_id)
+        if group["scim_managed"] and not via_scim:
+            raise _scim_locked("its members")
+        self._require_members(member_ids)
+        wanted = dict.fromkeys(member_ids)
+        for member_id in list(group["members"]):
+            if member_id not in wanted:
+                self._remove_from_group(group, member_id)
+        now = utc_now()
+        for member_id in wanted:
+            if member_id not in group["members"]:
+                group["members"][member_id] = now
+                self.groups_of_member.setdefault(member_id, {})[group_id] = None
+        group["modified_on"] = now
+
+    def remove_group_member(self, group_id, member_id, via_scim=False):
+        group = self.require_user_group(group_id)
+        if group["scim_managed"] and not via_scim:
+            raise _scim_locked("its members")
+        if member_id not in group["members"]:
+            raise not_found("User group member")
+        self._remove_from_group(group, member_id)
+        group["modified_on"] = utc_now()
+
+    def _remove_from_group(self, group, member_id):
+        del group["members"][member_id]
+        self.groups_of_member.get(member_id, {}).pop(group["id"], None)
+
+    def _require_members(self, member_ids):
+        for member_id in member_ids:
+            if member_id not in self.members:
+                raise bad_request(f"'{member_id}' is not a member of this account")
+
+    def _policies_from_body(self, policies, existing):
+        """Validates written policies; PUT keeps the ids of policies it names, new ones get ids."""
+        if not isinstance(policies, list):
+            raise bad_request("policies must be an array")
+        known = {p["id"] for p in existing}
+        result = []
+        for index, policy in enumerate(policies):
+            where = f"policies[{index}]"
+            if not isinstance(policy, dict):
+                raise bad_request(f"{where} must be an object")
+            access = policy.get("access")
+            if access not in ("allow", "deny"):
+                raise bad_request(f"{where}.access must be 'allow' or 'deny'")
+            pg_ids = self._referenced_ids(policy, "permission_groups", where, self.permission_groups, "permission group")
+            rg_ids = self._referenced_ids(policy, "resource_groups", where, self.resource_groups, "resource group")
+            policy_id = policy.get("id")
+            if policy_id not in known:
+                policy_id = self.new_id()
+            result.append({"id": policy_id, "access": access, "permission_groups": pg_ids, "resource_groups": rg_ids})
+        return result
+
+    @staticmethod
+    def _referenced_ids(policy, field, where, table, what):
+        refs = policy.get(field)
+        if not isinstance(refs, list) or not refs:
+            raise bad_request(f"{where}.{field} must be a non-empty array of {{\"id\": ...}}")
+        ids = []
+        for ref in refs:
+            ref_id = ref.get("id") if isinstance(ref, dict) else None
+            if not isinstance(ref_id, str):
+                raise bad_request(f"{where}.{field}: each item needs an 'id'")
+            if ref_id not in table:
+                raise bad_request(f"{where}.{field}: unknown {what} '{ref_id}'")
+            ids.append(ref_id)
+        return ids
+
+    def _index_user_group(self, group):
+        self.user_groups[group["id"]] = group
+        self._index_user_group_name(group)
+
+    def _index_user_group_name(self, group):
+        self.user_group_ids_by_name[group["name"]] = group["id"]
+        bisect.insort(self._user_group_order, (_sort_key(group["name"]), group["id"]))
+
+    def _unindex_user_group_name(self, group):
+        self.user_group_ids_by_name.pop(group["name"], None)
+        entry = (_sort_key(group["name"]), group["id"])
+        index = bisect.bisect_left(self._user_group_order, entry)
+        if index < len(self._user_group_order) and self._user_group_order[index] == entry:
+            del self._user_group_order[index]
+
+    # ---- resource groups ----------------------------------------------------------------
+
+    def create_resource_group(self, name, scope):
+        if not isinstance(name, str) or not name.strip():
+            raise bad_request("name is required")
+        group = {"id": self.new_id(), "name": name, "scope": _valid_scope(scope), "meta": {"key": "editable", "value": "true"}}
+        self.resource_groups[group["id"]] = group
+        return group
+
+    def update_resource_group(self, group_id, name=None, scope=None):
+        group = self.require_resource_group(group_id)
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise bad_request("name must be a non-empty string")
+            group["name"] = name
+        if scope is not None:
+            group["scope"] = _valid_scope(scope)
+        return group
+
+    def delete_resource_group(self, group_id):
+        group = self.require_resource_group(group_id)
+        users = [g["name"] for g in self.user_groups.values() if any(group_id in p["resource_groups"] for p in g["policies"])]
+        users += [m["email"] for m in self.members.values() if any(group_id in p["resource_groups"] for p in m["policies"])]
+        if users:
+            raise bad_request(f"Resource group is used by policies of: {', '.join(users[:5])}")
+        del self.resource_groups[group_id]
+        return group
+
+    def require_resource_group(self, group_id):
+        group = self.resource_groups.get(group_id)
+        if group is None:
+            raise not_found("Resource group")
+        return group
+
+    # ---- account members ----------------------------------------------------------------
+
+    def require_member(self, member_id):
+        member = self.members.get(member_id)
+        if member is None:
+            raise not_found("Member")
+        return member
+
+    def add_member(self, email, roles=None, policies=None, status="pending", user_id=None):
+        if not isinstance(email, str) or "@" not in email:
+            raise bad_request("email is required")
+        if email.casefold() in self.member_ids_by_email:
+            raise bad_request(f"{email} is already a member of this account")
+        if status not in ("accepted", "pending"):
+            raise bad_request("status must be 'accepted' or 'pending'")
+        member = {
+            "id": self.new_id(),
+            "email": email,
+            "status": status,
+            "user": {
+                "id": user_id or self.new_id(),
+                "email": email,
+                "first_name": None,
+                "last_name": None,
+                "two_factor_authentication_enabled": False,
+            },
+            "roles": [],
+            "policies": [],
+        }
+        self._assign_member_access(member, roles, policies)
+        self._index_member(member)
+        return member
+
+    def update_member(self, member_id, roles=None, policies=None):
+        member = self.require_member(member_id)
+        self._assign_member_access(member, roles, policies)
+        return member
+
+    def _assign_member_access(self, member, roles, policies):
+        if (roles is None) == (policies is None):
+            raise bad_request("Exactly one of these attributes must be configured: [roles,policies]")
+        if roles is not None:
+            if not isinstance(roles, list):
+                raise bad_request("roles must be an array")
+            role_ids = [r.get("id") if isinstance(r, dict) else r for r in roles]
+            for role_id in role_ids:
+                if role_id not in self.roles:
+                    raise bad_request(f"unknown role '{role_id}'")
+            member["roles"] = list(dict.fromkeys(role_ids))
+        else:
+            member["policies"] = self._policies_from_body(policies, existing=member["policies"])
+
+    def delete_member(self, member_id):
+        member = self.require_member(member_id)
+        for group_id in list(self.groups_of_member.get(member_id, {})):
+            group = self.user_groups[group_id]
+            del group["members"][member_id]
+        self.groups_of_member.pop(member_id, None)
+        del self.members[member_id]
+        self.member_ids_by_email.pop(member["email"].casefold(), None)
+        self.member_ids_by_user_id.pop(member["user"]["id"], None)
+        return member
+
+    def _index_member(self, member):
+        self.members[member["id"]] = member
+        self.member_ids_by_email[member["email"].casefold()] = member["id"]
+        self.member_ids_by_user_id[member["user"]["id"]] = member["id"]
+
+    # ---- SCIM ------------------------------------------------------------------------------
+
+    def scim_group_ids(self):
+        """System groups first, then every user group (each is a custom SCIM group)."""
+        yield from self.scim_groups
+        yield from self.user_groups
+
+    def scim_group_count(self):
+        return len(self.scim_groups) + len(self.user_groups)
+
+    def scim_user_group_ids(self, user):
+        groups = list(user["groups"])
+        member_id = self.member_ids_by_user_id.get(user["id"])
+        if member_id:
+            groups.extend(self.groups_of_member.get(member_id, ()))
+        return groups
+
+    def scim_group_by_display_name(self, name):
+        folded = name.casefold()
+        group_id = self.scim_group_ids_by_name.get(folded)
+        if group_id:
+            return group_id
+        for group in self.user_groups.values():
+            if group["name"].casefold() == folded:
+                return group["id"]
+        return None
+
+    def scim_create_group(self, display_name, external_id=None):
+        if not isinstance(display_name, str) or not display_name.strip():
+            raise ScimError(400, "displayName is required", "invalidValue")
+        if reserved_name(display_name):
+            raise ScimError(400, "displayName must not begin with the reserved prefix 'CF'", "invalidValue")
+        existing = self.user_group_ids_by_name.get(display_name)
+        if existing:
+            group = self.user_groups[existing]
+            if group["scim_managed"]:
+                raise ScimError(409, f"A group named '{display_name}' already exists", "uniqueness")
+            # A Cloudflare group with the pushed name is adopted and becomes read-only (Entra docs).
+            group["scim_managed"] = True
+            if external_id is not None:
+                group["external_id"] = external_id
+            group["modified_on"] = utc_now()
+            return group
+        return self.create_user_group(display_name, [], scim_managed=True, external_id=external_id)
+
+    def member_id_for_user_tag(self, tag):
+        member_id = self.member_ids_by_user_id.get(tag)
+        if member_id is None:
+            raise ScimError(400, f"No account member has user id '{tag}'", "invalidValue")
+        return member_id
+
+    def scim_create_user(self, user_name, name=None, display_name=None, external_id=None):
+        if user_name.casefold() in self.scim_user_ids_by_name:
+            raise ScimError(409, f"User '{user_name}' already exists", "uniqueness")
+        member_id = self.member_ids_by_email.get(user_name.casefold())
+        if member_id is None:
+            # SCIM provisioning creates the account membership (Minimal Account Access).
+            member = self.add_member(user_name, roles=[], status="accepted")
+        else:
+            member = self.members[member_id]
+        user = {"id": member["user"]["id"], "userName": user_name, "active": True, "groups": {}}
+        if name:
+            user["name"] = name
+        if display_name:
+            user["displayName"] = display_name
+        if external_id is not None:
+            user["externalId"] = external_id
+        self.scim_users[user["id"]] = user
+        self.scim_user_ids_by_name[user_name.casefold()] = user["id"]
+        return user
+
+    def scim_set_user_active(self, user, active):
+        """`active: false` deprovisions: the account membership goes, the SCIM user stays."""
+        user["active"] = bool(active)
+        if not active:
+            member_id = self.member_ids_by_user_id.get(user["id"])
+            if member_id:
+                self.delete_member(member_id)
+
+    def scim_rename_user(self, user, user_name):
+        self.scim_user_ids_by_name.pop(user["userName"].casefold(), None)
+        user["userName"] = user_name
+        self.scim_user_ids_by_name[user_name.casefold()] = user["id"]
+
+    # ---- audit ------------------------------------------------------------------------------
+
+    def record_audit(self, entry):
+        self.audit.append(entry)
+
+
+def _scim_locked(what):
+    return bad_request(
+        f"This user group is managed by SCIM: {what} can only be changed by the identity provider "
+        "(policies may still be changed)"
+    )
+
+
+def _valid_group_name(name):
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("name is required and must be a non-empty string")
+    if reserved_name(name):
+        raise bad_request("User group names cannot begin with the reserved prefix 'CF'")
+    return name
+
+
+def _valid_scope(scope):
+    if not isinstance(scope, dict):
+        raise bad_request("scope is required: {\"key\": ..., \"objects\": [{\"key\": ...}]}")
+    key = scope.get("key")
+    if not isinstance(key, str) or not key.startswith(ACCOUNT_SCOPE + "."):
+        raise bad_request(f"scope.key must look like '{ACCOUNT_SCOPE}.<account id>'")
+    objects = scope.get("objects")
+    if not isinstance(objects, list) or not objects:
+        raise bad_request("scope.objects must contain at least one {\"key\": ...}")
+    clean = []
+    for obj in objects:
+        if not isinstance(obj, dict) or not isinstance(obj.get("key"), str):
+            raise bad_request("scope.objects items must be {\"key\": <string>}")
+        clean.append({"key": obj["key"]})
+    return {"key": key, "objects": clean}
+
+
+# ---- seed loading --------------------------------------------------------------------------
+
+
+def _load(state, seed):
+    if not isinstance(seed, dict):
+        raise SeedError("seed: expected a JSON object")
+    account = _require(seed, "account", dict, "seed")
+    for field in ("id", "name"):
+        _require(account, field, str, "seed.account")
+    if not HEX32.match(account["id"]):
+        raise SeedError("seed.account.id: expected 32 lower-case hex characters")
+    state.account = {"type": "enterprise", **copy.deepcopy(account)}
+    state.account.setdefault("created_on", "2019-03-04T10:00:00Z")
+    state.account.setdefault("settings", {"enforce_twofactor": False, "abuse_contact_email": None})
+
+    state.permission_groups = {}
+    state.permission_group_ids_by_name = {}
+    for i, pg in enumerate(_list(seed, "permission_groups")):
+        where = f"seed.permission_groups[{i}]"
+        _require_fields(pg, where, id=str, name=str, meta=dict)
+        _unique(state.permission_groups, pg["id"], where)
+        state.permission_groups[pg["id"]] = {"id": pg["id"], "name": pg["name"], "meta": copy.deepcopy(pg["meta"])}
+        state.permission_group_ids_by_name.setdefault(pg["name"], pg["id"])
+
+    state.roles = {}
+    for i, role in enumerate(_list(seed, "roles")):
+        where = f"seed.roles[{i}]"
+        _require_fields(role, where, id=str, name=str)
+        _unique(state.roles, role["id"], where)
+        state.roles[role["id"]] = {
+            "id": role["id"],
+            "name": role["name"],
+            "description": role.get("description", ""),
+            "permissions": copy.deepcopy(role.get("permissions", {})),
+        }
+
+    state.resource_groups = {}
+    for i, rg in enumerate(_list(seed, "resource_groups")):
+        where = f"seed.resource_groups[{i}]"
+        _require_fields(rg, where, id=str, scope=dict)
+        _unique(state.resource_groups, rg["id"], where)
+        try:
+            scope = _valid_scope(rg["scope"])
+        except ApiError as err:
+            raise SeedError(f"{where}.scope: {err.message}") from None
+        state.resource_groups[rg["id"]] = {
+            "id": rg["id"],
+            "name": rg.get("name", rg["scope"]["key"]),
+            "scope": scope,
+            "meta": copy.deepcopy(rg.get("meta", {"key": "editable", "value": "true"})),
+        }
+
+    state.members = {}
+    state.member_ids_by_email = {}
+    state.member_ids_by_user_id = {}
+    for i, member in enumerate(_list(seed, "members")):
+        where = f"seed.members[{i}]"
+        _require_fields(member, where, id=str, email=str)
+        _unique(state.members, member["id"], where)
+        if member["email"].casefold() in state.member_ids_by_email:
+            raise SeedError(f"{where}.email: duplicate email {member['email']!r}")
+        status = member.get("status", "accepted")
+        if status not in ("accepted", "pending"):
+            raise SeedError(f"{where}.status: expected 'accepted' or 'pending'")
+        user = dict(member.get("user") or {})
+        user.setdefault("id", member["id"])
+        user.setdefault("email", member["email"])
+        user.setdefault("first_name", None)
+        user.setdefault("last_name", None)
+        user.setdefault("two_factor_authentication_enabled", False)
+        roles = list(member.get("roles", []))
+        for role_id in roles:
+            if role_id not in state.roles:
+                raise SeedError(f"{where}.roles: unknown role id {role_id!r}")
+        record = {
+            "id": member["id"],
+            "email": member["email"],
+            "status": status,
+            "user": user,
+            "roles": roles,
+            "policies": _seed_policies(state, member.get("policies", []), where),
+        }
+        state._index_member(record)
+
+    state.user_groups = {}
+    state.user_group_ids_by_name = {}
+    state._user_group_order = []
+    state.groups_of_member = {}
+    for i, group in enumerate(_list(seed, "user_groups")):
+        where = f"seed.user_groups[{i}]"
+        _require_fields(group, where, id=str, name=str)
+        _unique(state.user_groups, group["id"], where)
+        if group["name"] in state.user_group_ids_by_name:
+            raise SeedError(f"{where}.name: duplicate user group name {group['name']!r}")
+        created = group.get("created_on", "2025-07-01T09:00:00Z")
+        record = {
+            "id": group["id"],
+            "name": group["name"],
+            "policies": _seed_policies(state, group.get("policies", []), where),
+            "members": {},
+            "scim_managed": bool(group.get("scim_managed", False)),
+            "created_on": created,
+            "modified_on": group.get("modified_on", created),
+        }
+        if group.get("externalId") is not None:
+            record["external_id"] = group["externalId"]
+        for member_id in group.get("members", []):
+            if member_id not in state.members:
+                raise SeedError(f"{where}.members: unknown member id {member_id!r}")
+            record["members"][member_id] = created
+            state.groups_of_member.setdefault(member_id, {})[group["id"]] = None
+        state._index_user_group(record)
+
+    state.scim_groups = {}
+    state.scim_group_ids_by_name = {}
+    for i, group in enumerate(_list(seed, "scim_groups")):
+        where = f"seed.scim_groups[{i}]"
+        _require_fields(group, where, id=str, displayName=str)
+        _unique(state.scim_groups, group["id"], where)
+        state.scim_groups[group["id"]] = {"id": group["id"], "displayName": group["displayName"], "system": True}
+        state.scim_group_ids_by_name.setdefault(group["displayName"].casefold(), group["id"])
+
+    state.scim_users = {}
+    state.scim_user_ids_by_name = {}
+    for i, user in enumerate(_list(seed, "scim_users")):
+        where = f"seed.scim_users[{i}]"
+        _require_fields(user, where, id=str, userName=str)
+        _unique(state.scim_users, user["id"], where)
+        groups = {}
+        for group_id in user.get("groups", []):
+            if group_id not in state.scim_groups:
+                raise SeedError(
+                    f"{where}.groups: {group_id!r} is not a scim_groups id "
+                    "(custom group membership comes from user_groups[].members)"
+                )
+            groups[group_id] = None
+        record = {"id": user["id"], "userName": user["userName"], "active": bool(user.get("active", True)), "groups": groups}
+        for optional in ("name", "displayName", "externalId"):
+            if optional in user:
+                record[optional] = copy.deepcopy(user[optional])
+        state.scim_users[user["id"]] = record
+        state.scim_user_ids_by_name[user["userName"].casefold()] = user["id"]
+
+
+def _seed_policies(state, policies, where):
+    if not isinstance(policies, list):
+        raise SeedError(f"{where}.policies: expected a list")
+    result = []
+    for j, policy in enumerate(policies):
+        pw = f"{where}.policies[{j}]"
+        if not isinstance(policy, dict):
+            raise SeedError(f"{pw}: expected an object")
+        pg_ids = [ref.get("id") if isinstance(ref, dict) else ref for ref in policy.get("permission_groups", [])]
+        rg_ids = [ref.get("id") if isinstance(ref, dict) else ref for ref in policy.get("resource_groups", [])]
+        for pg_id in pg_ids:
+            if pg_id not in state.permission_groups:
+                raise SeedError(f"{pw}.permission_groups: unknown permission group {pg_id!r}")
+        for rg_id in rg_ids:
+            if rg_id not in state.resource_groups:
+                raise SeedError(f"{pw}.resource_groups: unknown resource group {rg_id!r}")
+        if policy.get("access", "allow") not in ("allow", "deny"):
+            raise SeedError(f"{pw}.access: expected 'allow' or 'deny'")
+        result.append(
+            {
+                "id": policy.get("id") or state.new_id(),
+                "access": policy.get("access", "allow"),
+                "permission_groups": pg_ids,
+                "resource_groups": rg_ids,
+            }
+        )
+    return result
+
+
+def _list(seed, key):
+    value = seed.get(key, [])
+    if not isinstance(value, list):
+        raise SeedError(f"seed.{key}: expected a list")
+    return value
+
+
+def _require(obj, key, kind, where):
+    value = obj.get(key)
+    if not isinstance(value, kind):
+        raise SeedError(f"{where}.{key}: required, expected {kind.__name__}")
+    return value
+
+
+def _require_fields(obj, where, **fields):
+    if not isinstance(obj, dict):
+        raise SeedError(f"{where}: expected an object")
+    for key, kind in fields.items():
+        _require(obj, key, kind, where)
+
+
+def _unique(table, key, where):
+    if key in table:
+        raise SeedError(f"{where}.id: duplicate id {key!r}")
+
+
+# ---- records -> seed format -------------------------------------------------------------------
+
+
+def _policies_seed(policies):
+    return [
+        {
+            "id": p["id"],
+            "access": p["access"],
+            "permission_groups": [{"id": i} for i in p["permission_groups"]],
+            "resource_groups": [{"id": i} for i in p["resource_groups"]],
+        }
+        for p in policies
+    ]
+
+
+def _member_seed(member):
+    return {
+        "id": member["id"],
+        "email": member["email"],
+        "status": member["status"],
+        "user": dict(member["user"]),
+        "roles": list(member["roles"]),
+        "policies": _policies_seed(member["policies"]),
+    }
+
+
+def _user_group_seed(group):
+    seed = {
+        "id": group["id"],
+        "name": group["name"],
+        "policies": _policies_seed(group["policies"]),
+        "members": list(group["members"]),
+        "scim_managed": group["scim_managed"],
+        "created_on": group["created_on"],
+        "modified_on": group["modified_on"],
+    }
+    if "external_id" in group:
+        seed["externalId"] = group["external_id"]
+    return seed
+
+
+def _scim_user_seed(user):
+    seed = {"id": user["id"], "userName": user["userName"], "active": user["active"], "groups": list(user["groups"])}
+    for optional in ("name", "displayName", "externalId"):
+        if optional in user:
+            seed[optional] = copy.deepcopy(user[optional])
+    return seed
