@@ -1,0 +1,300 @@
+"""Cloudflare REST (v4 envelope) and SCIM v2 client: typed methods, pagination, typed errors.
+
+Listings ask for the largest page each endpoint allows and stop on the last page without an extra
+request, so a listing of n objects costs ceil(n / per_page) calls (one when empty).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+from urllib.parse import quote
+
+from .errors import CloudflareError, TokenError
+from .http import HttpClient, error_details
+
+# Largest per_page each endpoint accepts (openapi-subset.json).
+PER_PAGE_ACCOUNTS = 50
+PER_PAGE_PERMISSION_GROUPS = 50
+PER_PAGE_ROLES = 50
+PER_PAGE_MEMBERS = 50
+PER_PAGE_USER_GROUPS = 500
+PER_PAGE_USER_GROUP_MEMBERS = 500
+PER_PAGE_AUDIT_LOGS = 1000
+SCIM_PAGE_SIZE = 100
+
+# Statuses with which an endpoint says "not for this token / not this account".
+_TOKEN_REJECTED = frozenset({400, 401, 403, 404})
+
+
+def _segment(value):
+    return quote(str(value), safe="")
+
+
+def _json_or_none(response):
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _timestamp(value):
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    return value
+
+
+def v4_is_last_page(result_info, page, seen, page_len, per_page):
+    """Whether a v4 page is the last one, judged from `result_info` or, failing that, a short page."""
+    info = result_info or {}
+    total_count = info.get("total_count")
+    if isinstance(total_count, int):
+        return seen >= total_count
+    total_pages = info.get("total_pages")
+    if isinstance(total_pages, int):
+        return page >= total_pages
+    effective = info.get("per_page") if isinstance(info.get("per_page"), int) else per_page
+    return page_len < effective
+
+
+def scim_is_last_page(body, next_index, page_len, count):
+    total = body.get("totalResults")
+    if isinstance(total, int):
+        return next_index > total
+    return page_len < count
+
+
+class CloudflareClient:
+    """Typed access to the endpoints vgmigrate uses. Thread-safe (one HttpClient underneath)."""
+
+    def __init__(self, http: HttpClient, account_id: str):
+        self.http = http
+        self.account_id = account_id
+        self._acct = f"/accounts/{_segment(account_id)}"
+        self._local = threading.local()
+
+    @classmethod
+    def connect(cls, base_url, token, account_id, **http_kwargs) -> "CloudflareClient":
+        return cls(HttpClient(base_url, token, **http_kwargs), account_id)
+
+    def __repr__(self):
+        return f"CloudflareClient({self.http.base_url!r}, account={self.account_id!r})"
+
+    @property
+    def last_ray(self):
+        """cf-ray of the last response received on this thread (for the journal)."""
+        return getattr(self._local, "ray", None)
+
+    @property
+    def last_status(self):
+        return getattr(self._local, "status", None)
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def _send(self, method, path, params=None, json=None):
+        response = self.http.request(method, path, params=params, json=json)
+        self._local.ray = response.headers.get("cf-ray")
+        self._local.status = response.status_code
+        return response
+
+    def _fail(self, method, path, response):
+        errors, messages = error_details(response)
+        errors = [self.http.redact(e) if isinstance(e, str) else e for e in errors]
+        return CloudflareError(
+            response.status_code, errors, messages, response.headers.get("cf-ray"), method, path
+        )
+
+    def _v4(self, method, path, params=None, json=None):
+        """The unwrapped envelope (`result`, `result_info`, ...) of a v4 call, or CloudflareError."""
+        response = self._send(method, path, params, json)
+        body = _json_or_none(response)
+        if not 200 <= response.status_code < 300:
+            raise self._fail(method, path, response)
+        if not isinstance(body, dict):
+            raise CloudflareError(
+                response.status_code, ["the response was not a JSON envelope"], [],
+                response.headers.get("cf-ray"), method, path,
+            )
+        if body.get("success") is False:
+            raise CloudflareError(
+                response.status_code, body.get("errors") or [], body.get("messages") or [],
+                response.headers.get("cf-ray"), method, path,
+            )
+        return body
+
+    def _result(self, method, path, params=None, json=None):
+        return self._v4(method, path, params, json).get("result")
+
+    def _v4_pages(self, path, per_page, params=None):
+        page, seen = 1, 0
+        while True:
+            body = self._v4("GET", path, {**(params or {}), "page": page, "per_page": per_page})
+            items = body.get("result") or []
+            seen += len(items)
+            yield from items
+            if not items or v4_is_last_page(body.get("result_info"), page, seen, len(items), per_page):
+                return
+            page += 1
+
+    def _scim(self, method, path, params=None, json=None):
+        response = self._send(method, path, params, json)
+        if not 200 <= response.status_code < 300:
+            raise self._fail(method, path, response)
+        body = _json_or_none(response)
+        if response.status_code != 204 and not isinstance(body, dict):
+            raise CloudflareError(
+                response.status_code, ["the response was not a SCIM JSON object"], [],
+                response.headers.get("cf-ray"), method, path,
+            )
+        return body
+
+    def _scim_pages(self, path, filter=None, count=SCIM_PAGE_SIZE):
+        start = 1
+        while True:
+            body = self._scim("GET", path, {"startIndex": start, "count": count, "filter": filter})
+            resources = body.get("Resources") or []
+            start += len(resources)
+            yield from resources
+            if not resources or scim_is_last_page(body, start, len(resources), count):
+                return
+
+    # -- token and account -----------------------------------------------------------------------
+
+    def verify_token(self) -> dict:
+        """Which kind of token this is (account- or user-owned) and that it is active."""
+        endpoints = [("user", "/user/tokens/verify")]
+        if self.account_id:
+            endpoints.insert(0, ("account", f"{self._acct}/tokens/verify"))
+        for kind, path in endpoints:
+            try:
+                result = self._result("GET", path) or {}
+            except CloudflareError as err:
+                if err.status in _TOKEN_REJECTED:
+                    continue
+                raise
+            status = result.get("status")
+            if status != "active":
+                raise TokenError(
+                    f"the API token is {status or 'not active'}: create a new token and set CLOUDFLARE_API_TOKEN"
+                )
+            return {**result, "kind": kind}
+        raise TokenError(
+            "the API token was rejected by both the account and the user token endpoints: "
+            "check CLOUDFLARE_API_TOKEN (an API token, not a Global API Key) and --account"
+        )
+
+    def list_accounts(self) -> list[dict]:
+        return list(self._v4_pages("/accounts", PER_PAGE_ACCOUNTS))
+
+    def account(self) -> dict:
+        try:
+            return self._result("GET", self._acct)
+        except CloudflareError as err:
+            if err.status in (403, 404):
+                raise TokenError(
+                    f"token cannot see account {self.account_id}: check --account / token scope"
+                ) from None
+            raise
+
+    # -- read-only catalogue ---------------------------------------------------------------------
+
+    def permission_groups(self):
+        return self._v4_pages(f"{self._acct}/iam/permission_groups", PER_PAGE_PERMISSION_GROUPS)
+
+    def roles(self):
+        return self._v4_pages(f"{self._acct}/roles", PER_PAGE_ROLES)
+
+    def members(self):
+        return self._v4_pages(f"{self._acct}/members", PER_PAGE_MEMBERS)
+
+    # -- resource groups (single page: the endpoint takes no pagination parameters) ---------------
+
+    def resource_groups(self, name=None) -> list[dict]:
+        return self._result("GET", f"{self._acct}/iam/resource_groups", {"name": name}) or []
+
+    def create_resource_group(self, name, scope_key, object_keys=("*",)) -> dict:
+        body = {"name": name, "scope": {"key": scope_key, "objects": [{"key": k} for k in object_keys]}}
+        return self._result("POST", f"{self._acct}/iam/resource_groups", json=body)
+
+    def delete_resource_group(self, rg_id) -> dict:
+        return self._result("DELETE", f"{self._acct}/iam/resource_groups/{_segment(rg_id)}")
+
+    # -- user groups -----------------------------------------------------------------------------
+
+    def user_groups(self, name=None, fuzzy_name=None):
+        params = {"name": name, "fuzzyName": fuzzy_name}
+        return self._v4_pages(f"{self._acct}/iam/user_groups", PER_PAGE_USER_GROUPS, params)
+
+    def user_group(self, gid) -> dict:
+        return self._result("GET", self._user_group_path(gid))
+
+    def create_user_group(self, name, policies=None) -> dict:
+        body = {"name": name}
+        if policies is not None:
+            body["policies"] = list(policies)
+        return self._result("POST", f"{self._acct}/iam/user_groups", json=body)
+
+    def update_user_group(self, gid, *, name=None, policies=None) -> dict:
+        """PUT: `policies` replaces the whole set (`[]` clears it); None leaves that field alone."""
+        body = {}
+        if name is not None:
+            body["name"] = name
+        if policies is not None:
+            body["policies"] = list(policies)
+        return self._result("PUT", self._user_group_path(gid), json=body)
+
+    def delete_user_group(self, gid) -> dict:
+        return self._result("DELETE", self._user_group_path(gid))
+
+    def user_group_members(self, gid):
+        return self._v4_pages(f"{self._user_group_path(gid)}/members", PER_PAGE_USER_GROUP_MEMBERS)
+
+    def add_user_group_members(self, gid, member_ids) -> list[dict]:
+        """POST adds to the existing set. The body is a bare array of `{"id": <account member id>}`.
+
+        Adding nobody is a no-op and sends nothing.
+        """
+        body = [{"id": m} for m in member_ids]
+        if not body:
+            return []
+        return self._result("POST", f"{self._user_group_path(gid)}/members", json=body) or []
+
+    def replace_user_group_members(self, gid, member_ids) -> list[dict]:
+        """PUT replaces the full member set (an empty list removes everyone)."""
+        body = [{"id": m} for m in member_ids]
+        return self._result("PUT", f"{self._user_group_path(gid)}/members", json=body) or []
+
+    def remove_user_group_member(self, gid, member_id) -> dict:
+        return self._result("DELETE", f"{self._user_group_path(gid)}/members/{_segment(member_id)}")
+
+    def _user_group_path(self, gid):
+        return f"{self._acct}/iam/user_groups/{_segment(gid)}"
+
+    # -- SCIM ------------------------------------------------------------------------------------
+
+    def scim_groups(self, filter=None):
+        """`filter` supports only `displayName eq "..."` on Cloudflare."""
+        return self._scim_pages(f"{self._acct}/scim/v2/Groups", filter)
+
+    def scim_group(self, gid) -> dict:
+        return self._scim("GET", f"{self._acct}/scim/v2/Groups/{_segment(gid)}")
+
+    def scim_users(self, filter=None):
+        """`filter` supports only `userName eq "..."` on Cloudflare."""
+        return self._scim_pages(f"{self._acct}/scim/v2/Users", filter)
+
+    def scim_user(self, uid) -> dict:
+        return self._scim("GET", f"{self._acct}/scim/v2/Users/{_segment(uid)}")
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    def audit_logs(self, since=None, before=None):
+        """Account audit log (v1), newest first. `since`/`before`: datetime or RFC 3339 string."""
+        params = {"since": _timestamp(since), "before": _timestamp(before)}
+        return self._v4_pages(f"{self._acct}/audit_logs", PER_PAGE_AUDIT_LOGS, params)
