@@ -3,13 +3,15 @@
 import json
 import math
 import threading
+import time
 
 import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
 from migrate.cloudflare import CloudflareClient, scim_is_last_page, v4_is_last_page
-from migrate.errors import CloudflareError, TokenError
+from migrate.errors import CloudflareError, OutcomeUnknown, TokenError
+from migrate.http import RateLimiter
 
 ACCT = "0123456789abcdef0123456789abcdef"
 A = f"/accounts/{ACCT}"
@@ -374,3 +376,130 @@ def test_connect_builds_a_real_http_client():
     assert client.http.base_url == "https://api.cloudflare.com/client/v4"
     assert client.http.max_retries == 1
     assert "abc123" not in repr(client)
+
+
+# -- against the sandbox: faults and real pagination cost ----------------------------------------
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+def sandbox_client(sb, clock, **kwargs):
+    kwargs.setdefault("timeout", (2.0, 5.0))
+    return CloudflareClient.connect(
+        sb.base_url, sb.token, sb.account_id, sleep=clock.sleep,
+        limiter=RateLimiter(clock=clock, sleep=clock.sleep), **kwargs,
+    )
+
+
+def statuses(sb, method, suffix):
+    return [status for m, path, status in sb.calls if m == method and path.endswith(suffix)]
+
+
+def test_sandbox_429_waits_retry_after_and_succeeds(sandbox, clock):
+    client = sandbox_client(sandbox, clock)
+    sandbox.inject("GET", r"/members$", "429")
+    assert len(list(client.members())) == 40
+    assert statuses(sandbox, "GET", "/members") == [429, 200]
+    assert clock.sleeps == [1.0]  # the sandbox's Retry-After
+
+
+def test_sandbox_5xx_is_retried_for_get_put_and_delete(sandbox, clock):
+    client = sandbox_client(sandbox, clock)
+    group = client.create_user_group("Retry Me")
+    gid = group["id"]
+    for method in ("GET", "PUT", "DELETE"):
+        sandbox.inject(method, rf"/iam/user_groups/{gid}$", "5xx")
+    assert client.user_group(gid)["name"] == "Retry Me"
+    assert client.update_user_group(gid, name="Retried")["name"] == "Retried"
+    assert client.delete_user_group(gid)["id"] == gid
+    for method in ("GET", "PUT", "DELETE"):
+        first, second = statuses(sandbox, method, f"/iam/user_groups/{gid}")
+        assert first >= 500 and second == 200
+    assert list(client.user_groups(name="Retried")) == []
+
+
+def test_sandbox_lost_post_is_outcome_unknown_and_never_duplicated(sandbox, clock):
+    client = sandbox_client(sandbox, clock)
+    sandbox.inject("POST", r"/iam/user_groups$", "lose")
+    with pytest.raises(OutcomeUnknown):
+        client.create_user_group("Exactly Once")
+    assert statuses(sandbox, "POST", "/iam/user_groups") == [None]  # sent once, answer lost
+    assert [g["name"] for g in client.user_groups(name="Exactly Once")] == ["Exactly Once"]
+
+
+def test_sandbox_lost_member_post_is_not_resent(sandbox, clock):
+    client = sandbox_client(sandbox, clock)
+    gid = client.create_user_group("Members Once")["id"]
+    member_ids = [m["id"] for m in client.members()][:3]
+    sandbox.inject("POST", r"/members$", "lose")
+    with pytest.raises(OutcomeUnknown):
+        client.add_user_group_members(gid, member_ids)
+    assert statuses(sandbox, "POST", f"/{gid}/members") == [None]
+    assert sorted(m["id"] for m in client.user_group_members(gid)) == sorted(member_ids)
+
+
+def test_sandbox_5xx_on_post_is_outcome_unknown(sandbox, clock):
+    client = sandbox_client(sandbox, clock)
+    sandbox.inject("POST", r"/iam/resource_groups$", "5xx")
+    with pytest.raises(OutcomeUnknown):
+        client.create_resource_group("whole account", f"com.cloudflare.api.account.{sandbox.account_id}")
+    assert len(statuses(sandbox, "POST", "/iam/resource_groups")) == 1
+
+
+def test_sandbox_timeout_on_get_is_retried(sandbox, clock):
+    sandbox.timeout_seconds = 0.3
+    client = sandbox_client(sandbox, clock, timeout=(2.0, 0.1))
+    sandbox.inject("GET", r"/iam/permission_groups$", "timeout")
+    assert len(list(client.permission_groups())) == 29
+    assert client.http.calls == 2 and len(clock.sleeps) == 1  # timed out, backed off once, retried
+    # The sandbox logs the held request only when it finally drops it.
+    deadline = time.monotonic() + 2
+    while None not in statuses(sandbox, "GET", "/iam/permission_groups") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert sorted(statuses(sandbox, "GET", "/iam/permission_groups"), key=str) == [200, None]
+
+
+def test_sandbox_listing_costs_are_minimal(sandbox, clock):
+    client = sandbox_client(sandbox, clock)
+    expected = {
+        "members": ("/members", 40), "roles": ("/roles", 28), "permission_groups": ("/iam/permission_groups", 29),
+        "user_groups": ("/iam/user_groups", 2), "scim_groups": ("/scim/v2/Groups", 10),
+        "scim_users": ("/scim/v2/Users", 28),
+    }
+    for method, (suffix, count) in expected.items():
+        sandbox.reset_calls()
+        assert len(list(getattr(client, method)())) == count, method
+        assert statuses(sandbox, "GET", suffix) == [200], method  # one call each: all fit in one page
+
+
+def test_sandbox_multi_page_listings_cost_ceil_n_over_page_size(clock):
+    from migrate.sandbox import Sandbox
+    from migrate.sandbox.seeds import generate_seed
+
+    with Sandbox(seed=generate_seed(groups=120, members=230, random_seed=3), rate_limit=None) as sb:
+        client = sandbox_client(sb, clock)
+        for method, suffix, page_size in (
+            ("members", "/members", 50),
+            ("permission_groups", "/iam/permission_groups", 50),
+            ("scim_groups", "/scim/v2/Groups", 100),
+            ("scim_users", "/scim/v2/Users", 100),
+        ):
+            sb.reset_calls()
+            n = len(list(getattr(client, method)()))
+            assert n > page_size, method
+            assert statuses(sb, "GET", suffix) == [200] * math.ceil(n / page_size), method
