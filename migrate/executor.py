@@ -246,10 +246,13 @@ class Apply:
         if found:
             return {"id": found}
         if step["kind"] == "add_members":  # adding members is idempotent: send again
-            return self._call(step, request)
+            try:
+                return self._call(step, request)
+            except VgmigrateError:
+                pass
         # Stays pending: the next run looks for the object again before sending anything.
         self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
-        raise StepFailed(f"step {step['id']} ({step['kind']} {step['target']!r}): the response was lost; run apply again to check and finish")
+        raise StepFailed(f"step {step['id']} ({step['kind']} {step['target']!r}): the outcome is unknown; run apply again to check and finish")
 
     def _remember(self, step, object_id):
         with self._lock:

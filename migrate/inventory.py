@@ -269,17 +269,17 @@ class Inventory:
 
     def own_groups(self):
         """User Groups that runs of this tool created, adopted or added members to, and that were
-        not rolled back: {group id: set of member ids the tool added}."""
+        not rolled back: {group id: {"name", "members": set of member ids the tool added}}."""
         groups = {}
         rows = self.db.query(
-            "select a.kind, a.object_id, a.request from actions a join runs r on r.id = a.run_id "
+            "select a.kind, a.object_id, a.target, a.request from actions a join runs r on r.id = a.run_id "
             "where r.kind = 'apply' and a.status = 'done' and a.object_id is not null "
             "and a.kind in ('create_user_group', 'adopt_user_group', 'add_members') order by r.started_at, a.seq"
         )
         for row in rows:
-            added = groups.setdefault(row["object_id"], set())
+            group = groups.setdefault(row["object_id"], {"name": row["target"], "members": set()})
             if row["kind"] == "add_members":
-                added.update(json.loads(row["request"])["members"])
+                group["members"].update(json.loads(row["request"])["members"])
         return groups
 
     def own_user_group_ids(self):

@@ -56,9 +56,10 @@ def find_account_resource_group(resource_groups, account_id):
 def build_plan(data, options, own_groups=None):
     """Plan the migration of one scan.
 
-    data: inventory.load_scan() output. own_groups: {user group id: set of member ids} for User
-    Groups earlier runs of this tool created (from the journal). Returns a plan dict without
-    plan_id (planfile adds it).
+    data: inventory.load_scan() output. own_groups: {user group id: {"name", "members"}} for User
+    Groups earlier runs of this tool created, adopted or filled (from the journal), so that
+    re-planning after an apply shows nothing to do, even before the next scan. Returns a plan
+    dict without plan_id (planfile adds it).
     """
     check_template(options.name_template)
     own_groups = own_groups or {}
@@ -101,6 +102,8 @@ def build_plan(data, options, own_groups=None):
                 target["members"][link["member_id"]] = {"id": link["member_id"], "email": link["email"], "status": link["member_status"]}
 
     existing = {normalise(g["name"]): g for g in data["user_groups"]}
+    for gid, own in own_groups.items():
+        existing.setdefault(normalise(own["name"]), {"id": gid, "name": own["name"], "policies": [], "raw": {}})
     taken = set(existing)
     rg = find_account_resource_group(data["resource_groups"], account_id)
     rg_ref = rg["id"] if rg else "$rg"
@@ -124,7 +127,7 @@ def build_plan(data, options, own_groups=None):
         }
         current = existing.get(normalise(target["name"]))
         if current and current["id"] in own_groups:
-            missing = [m for m in member_ids if m not in own_groups[current["id"]]]
+            missing = [m for m in member_ids if m not in own_groups[current["id"]]["members"]]
             group.update(action="update" if missing else "none", existing_id=current["id"])
             if missing:
                 steps.append(_add_members(f"{sid}.members", target["name"], current["id"], missing, after=[]))

@@ -13,10 +13,12 @@ from .inventory import utcnow
 
 
 def latest_apply_run(inventory):
-    runs = [r for r in inventory.runs("apply") if r["status"] != "rolled_back"]
+    """The newest apply run not yet rolled back; else the newest one (so rolling back twice is a no-op)."""
+    runs = inventory.runs("apply")
     if not runs:
-        raise VgmigrateError("no apply run to roll back; `vgmigrate history` lists the runs")
-    return runs[-1]
+        raise VgmigrateError("no apply run in this inventory; `vgmigrate history` lists the runs")
+    live = [r for r in runs if r["status"] != "rolled_back"]
+    return (live or runs)[-1]
 
 
 class Rollback:
@@ -125,7 +127,7 @@ class Rollback:
         if live != expected and not self.force:
             return self._leave(action, f"membership of User Group {group_id} changed since the run; use --force to restore it anyway")
         self._call(action, "PUT", f"user_groups/{group_id}/members", lambda: self.client.replace_user_group_members(group_id, sorted(prior)),
-                   f"restore {len(prior)} member(s) of User Group {group_id}")
+                   f"restore the {len(prior)} earlier member(s) of User Group {action['target']!r}")
 
     def _undo_adopt(self, action):
         gid = action["request"]["id"]
@@ -138,6 +140,7 @@ class Rollback:
         if not same_policies(live.get("policies"), action["request"]["policies"]) and not self.force:
             return self._leave(action, f"policies of User Group {live['name']!r} changed since the run; use --force to restore them anyway")
         self._call(action, "PUT", f"user_groups/{gid}", lambda: self.client.update_user_group(gid, policies=prior), f"restore the policies of User Group {live['name']!r}")
+        live["policies"] = prior  # so the resource group check below sees the restored set
 
     def _undo_resource_group(self, action):
         rg_id = action["object_id"]
@@ -151,7 +154,7 @@ class Rollback:
             if g["id"] not in self.deleted_groups
             and any(rg["id"] == rg_id for p in g.get("policies") or [] for rg in p.get("resource_groups") or [])
         ]
-        if users and not self.dry_run:
+        if users:
             return self._leave(action, f"resource group {rg_id} left in place: still used by {', '.join(sorted(users)[:5])}")
         self._call(action, "DELETE", f"resource_groups/{rg_id}", lambda: self.client.delete_resource_group(rg_id), f"delete resource group {rg_id}")
 

@@ -1,0 +1,167 @@
+"""End to end: scan, plan, apply, verify, rollback against the in-process sandbox."""
+
+import json
+
+import pytest
+
+from engine_support import client_for, iam_state, open_inventory, run, writes
+from migrate import planfile
+from migrate.executor import apply_plan
+from migrate.sandbox import Sandbox
+from migrate.sandbox.seeds import demo_seed
+
+
+@pytest.fixture
+def sb():
+    with Sandbox(seed=demo_seed(), rate_limit=None) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def planned(sb, tmp_path):
+    """A scanned demo account and an approved plan that adopts the colliding group."""
+    db, plan = tmp_path / "inv.db", tmp_path / "plan.json"
+    run(sb, db, "scan")
+    run(sb, db, "plan", "--out", plan, "--on-existing", "adopt")
+    return db, plan
+
+
+def test_full_cycle_restores_the_account_exactly(sb, planned):
+    db, plan = planned
+    before = iam_state(sb)
+    sb.reset_calls()
+    run(sb, db, "apply", plan, "--yes")
+    body = json.loads(plan.read_text())
+    creates = sum(s["kind"] == "create_user_group" for s in body["steps"])
+    # Minimal writes: one create per group carrying its policy, one member add per group, one resource group.
+    assert len(writes(sb)) == len(body["steps"]) == 1 + creates * 2 + 2  # + adopt PUT + its member add
+    after = iam_state(sb)
+    names = {g[0] for g in after["user_groups"]}
+    assert {"Administrator", "DNS", "Workers Platform Admin", "Super Administrator - All Privileges"} <= names
+    assert "HTTP Applications" not in names
+    run(sb, db, "verify")
+    assert "nothing to do" in run(sb, db, "plan", "--on-existing", "adopt").output.lower()
+    run(sb, db, "rollback", "--yes")
+    assert iam_state(sb) == before
+    assert "nothing left to undo" in run(sb, db, "rollback", "--yes").output
+
+
+def test_apply_twice_is_apply_once(sb, planned):
+    db, plan = planned
+    run(sb, db, "apply", plan, "--yes")
+    state = iam_state(sb)
+    sb.reset_calls()
+    assert "already applied" in run(sb, db, "apply", plan, "--yes").output
+    assert writes(sb) == [] and iam_state(sb) == state
+
+
+def test_tampered_plan_is_refused_before_any_request(sb, planned):
+    db, plan = planned
+    body = json.loads(plan.read_text())
+    body["steps"][1]["request"]["name"] = "Everyone Admin"
+    plan.write_text(json.dumps(body))
+    sb.reset_calls()
+    result = run(sb, db, "apply", plan, "--yes", expect=1)
+    assert "modified after it was written" in result.output
+    assert sb.calls == []
+
+
+def test_stale_plan_is_refused_without_writes(sb, planned):
+    db, plan = planned
+    client_for(sb).create_user_group("DNS", [])  # someone takes a target name after planning
+    sb.reset_calls()
+    result = run(sb, db, "apply", plan, "--yes", expect=1)
+    assert "plan is stale" in result.output and "'DNS'" in result.output
+    assert writes(sb) == []
+
+
+def test_foreign_plan_is_refused_without_writes(sb, planned, tmp_path):
+    db, plan = planned
+    sb.reset_calls()
+    result = run(sb, db, "--account", "0" * 32, "apply", plan, "--yes", expect=1)
+    assert f"for account {sb.account_id}" in result.output
+    assert writes(sb) == []
+
+
+def test_held_lock_is_refused_naming_the_holder(sb, planned):
+    db, plan = planned
+    inventory = open_inventory(db)
+    inventory.acquire_lock("migration", "apply-elsewhere")
+    sb.reset_calls()
+    result = run(sb, db, "apply", plan, "--yes", expect=1)
+    assert "locked by pid" in result.output and "apply-elsewhere" in result.output
+    assert writes(sb) == []
+    inventory.release_lock("migration")
+    run(sb, db, "apply", plan, "--yes")
+
+
+def test_lost_create_response_is_reconciled_not_duplicated(sb, planned):
+    db, plan = planned
+    sb.inject("POST", r"/iam/user_groups$", "lose")
+    run(sb, db, "apply", plan, "--yes")
+    names = [g[0] for g in iam_state(sb)["user_groups"]]
+    assert len(names) == len(set(names))
+    run(sb, db, "verify")
+
+
+def test_failed_step_stops_and_apply_again_finishes(sb, planned):
+    db, plan = planned
+    sb.inject("POST", r"/members$", "5xx", times=2)  # the add and its one resend both fail
+    result = run(sb, db, "apply", plan, "--yes", "--parallel", "1", expect=1)
+    assert "run apply again" in result.output
+    run(sb, db, "verify", expect=3)
+    run(sb, db, "apply", plan, "--yes")
+    run(sb, db, "verify")
+
+
+def test_verify_reports_drift_with_exit_3(sb, planned):
+    db, plan = planned
+    run(sb, db, "apply", plan, "--yes")
+    dns = sb.state.user_groups_by_name()["DNS"]
+    client_for(sb).remove_user_group_member(dns["id"], dns["members"][0])
+    result = run(sb, db, "verify", "--json", expect=3)
+    diffs = json.loads(result.output)["differences"]
+    kinds = {d["kind"] for d in diffs}
+    assert kinds == {"member_missing", "access_not_granted"}
+
+
+def test_rollback_leaves_changed_groups_alone_unless_forced(sb, planned):
+    db, plan = planned
+    run(sb, db, "apply", plan, "--yes")
+    dns = sb.state.user_groups_by_name()["DNS"]
+    outsider = next(m["id"] for m in sb.state.snapshot()["members"] if m["id"] not in dns["members"])
+    client_for(sb).add_user_group_members(dns["id"], [outsider])
+    result = run(sb, db, "rollback", "--yes", expect=1)
+    assert "'DNS'" in result.output and "--force" in result.output
+    assert "DNS" in sb.state.user_groups_by_name()
+    run(sb, db, "rollback", "--yes", "--force")
+    assert "DNS" not in sb.state.user_groups_by_name()
+
+
+def test_rollback_dry_run_changes_nothing(sb, planned):
+    db, plan = planned
+    run(sb, db, "apply", plan, "--yes")
+    state = iam_state(sb)
+    sb.reset_calls()
+    result = run(sb, db, "rollback", "--dry-run")
+    assert "would delete User Group 'DNS'" in result.output
+    assert writes(sb) == [] and iam_state(sb) == state
+
+
+def test_plan_cli_rejects_bad_input(sb, tmp_path):
+    db = tmp_path / "inv.db"
+    assert "no scan recorded" in run(sb, db, "plan", expect=1).output
+    run(sb, db, "scan")
+    assert "CF" in run(sb, db, "plan", "--name-template", "CF {role}", expect=1).output
+    assert "must use only" in run(sb, db, "plan", "--name-template", "{nope}", expect=1).output
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    assert "not a vgmigrate plan" in run(sb, db, "apply", bad, "--yes", expect=1).output
+
+
+def test_direct_apply_api_reports_counts(sb, planned):
+    db, plan = planned
+    inventory = open_inventory(db)
+    result = apply_plan(client_for(sb), inventory, planfile.read(plan), parallel=2)
+    assert result.status == "done"
+    assert result.counts == {"done": len(json.loads(plan.read_text())["steps"])}
