@@ -53,6 +53,28 @@ def get_account(request, account_id):
     return ok(render.account(_state(request)))
 
 
+@router.route("PUT", ACCT)
+def update_account(request, account_id):
+    body = request.json_object()
+    for field in ("id", "name", "type"):
+        if field not in body:
+            raise bad_request(f"{field} is required")
+    if body["id"] != account_id:
+        raise bad_request("id does not match the account in the path")
+    if not isinstance(body["name"], str) or not body["name"].strip() or len(body["name"]) > 100:
+        raise bad_request("name must be a non-empty string of at most 100 characters")
+    if body["type"] not in ("standard", "enterprise"):
+        raise bad_request("type must be 'standard' or 'enterprise'")
+    state = _state(request)
+    old = render.account(state)
+    state.account["name"] = body["name"]
+    if isinstance(body.get("settings"), dict):
+        state.account["settings"] = {**state.account.get("settings", {}), **body["settings"]}
+    result = render.account(state)
+    audit(request, "update", "account", account_id, old=old, new=result)
+    return ok(result)
+
+
 def _verify(request, wanted_kind):
     ctx = request.context
     if not ctx.token_valid or ctx.token_kind != wanted_kind:

@@ -7,7 +7,7 @@ SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
 def account(state):
-    return dict(state.account)
+    return _copy(state.account)
 
 
 def permission_group(pg):
