@@ -172,13 +172,16 @@ class RateLimiter:
     - `observe()` reads the server's budget: when it is low, requests are spaced so the rest of the
       budget lasts until the reset; when it is gone, everyone waits for the reset.
     - `pause_until()` (after a 429) holds every thread.
+
+    `limit=None` drops the client-side window (for emulators without a limit, and benchmarks) but
+    still obeys the server's headers and 429 pauses.
     """
 
     LOW_FRACTION = 0.1  # "low" = at most 10% of the quota left
 
     def __init__(self, limit=1200, period=300.0, clock=time.monotonic, sleep=time.sleep):
-        if limit < 1 or period <= 0:
-            raise ValueError("limit must be >= 1 and period > 0")
+        if (limit is not None and limit < 1) or period <= 0:
+            raise ValueError("limit must be None or >= 1, and period > 0")
         self.limit = limit
         self.period = float(period)
         self._clock = clock
@@ -196,7 +199,8 @@ class RateLimiter:
                 now = self._clock()
                 wait = self._wait_needed(now)
                 if wait <= 0:
-                    self._sent.append(now)
+                    if self.limit is not None:
+                        self._sent.append(now)
                     if now < self._spacing_until:
                         self._next_slot = now + self._spacing
                     return
@@ -208,7 +212,7 @@ class RateLimiter:
         wait = self._hold_until - now
         if now < self._spacing_until:
             wait = max(wait, self._next_slot - now)
-        if len(self._sent) >= self.limit:
+        if self.limit is not None and len(self._sent) >= self.limit:
             wait = max(wait, self._sent[0] + self.period - now)
         return wait
 
@@ -217,7 +221,7 @@ class RateLimiter:
         if budget is None:
             return
         remaining, reset, quota = budget
-        low = max(1.0, (quota or self.limit) * self.LOW_FRACTION)
+        low = max(1.0, (quota or self.limit or 1200) * self.LOW_FRACTION)
         with self._lock:
             now = self._clock()
             if remaining <= 0:
@@ -354,16 +358,17 @@ class HttpClient:
                 )
             except requests.RequestException as exc:
                 self._count(started)
-                delay, why = self._after_failure(method, path, exc, attempt)
+                delay, wait, why = self._after_failure(method, path, exc, attempt)
             else:
                 self._count(started)
                 self.limiter.observe(response.headers)
-                delay, why = self._after_response(method, path, response, attempt)
-                if delay is None:
+                verdict = self._after_response(method, path, response, attempt)
+                if verdict is None:
                     return response
+                delay, wait, why = verdict
             attempt += 1
-            level = logging.WARNING if delay >= LONG_WAIT_SECONDS else logging.DEBUG
-            log.log(level, "%s %s: %s; retry %d/%d in %.1fs", method, path, why, attempt, self.max_retries, delay)
+            level = logging.WARNING if wait >= LONG_WAIT_SECONDS else logging.DEBUG
+            log.log(level, "%s %s: %s; retry %d/%d in %.1fs", method, path, why, attempt, self.max_retries, wait)
             if delay > 0:
                 self._sleep(delay)
 
@@ -378,7 +383,7 @@ class HttpClient:
         return self._random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
     def _after_response(self, method, path, response, attempt):
-        """(delay, reason) to retry, or (None, None) to hand the response to the caller."""
+        """(seconds to sleep here, seconds until the retry, reason) to retry; None to return the response."""
         status = response.status_code
         if status == 429:
             self._give_up_if_exhausted(method, path, response, attempt)
@@ -387,7 +392,7 @@ class HttpClient:
                 wait = self.backoff(attempt)
             # Hold every thread; this thread waits it out in its next acquire().
             self.limiter.pause_until(wait)
-            return 0.0, f"HTTP 429, Retry-After {wait:.1f}s"
+            return 0.0, wait, "HTTP 429 (all requests paused)"
         if status >= 500 and status not in _PERMANENT_5XX:
             if method not in IDEMPOTENT_METHODS:
                 # The server may have applied it before failing: never resend a write that is not idempotent.
@@ -395,8 +400,9 @@ class HttpClient:
                 cause = CloudflareError(status, errors, messages, response.headers.get("cf-ray"), method, path)
                 raise OutcomeUnknown(method, path, cause)
             self._give_up_if_exhausted(method, path, response, attempt)
-            return self.backoff(attempt), f"HTTP {status}"
-        return None, None
+            delay = self.backoff(attempt)
+            return delay, delay, f"HTTP {status}"
+        return None
 
     def _give_up_if_exhausted(self, method, path, response, attempt):
         if attempt >= self.max_retries:
@@ -420,7 +426,8 @@ class HttpClient:
             raise OutcomeUnknown(method, path, exc) from None
         if attempt >= self.max_retries:
             raise NetworkError(self._network_message(method, path, exc, attempt + 1)) from None
-        return self.backoff(attempt), type(exc).__name__
+        delay = self.backoff(attempt)
+        return delay, delay, type(exc).__name__
 
     def _network_message(self, method, path, exc, attempts, final=False):
         host = urlsplit(self.base_url).netloc or self.base_url

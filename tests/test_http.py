@@ -242,6 +242,16 @@ def test_limiter_holds_everyone_when_the_budget_is_gone(clock):
     assert clock.now == pytest.approx(42.0)
 
 
+def test_limiter_without_a_window_still_obeys_the_server(clock):
+    limiter = RateLimiter(limit=None, clock=clock, sleep=clock.sleep)
+    for _ in range(5000):
+        limiter.acquire()
+    assert clock.sleeps == [] and len(limiter._sent) == 0  # nothing kept, nothing waited
+    limiter.observe({"Ratelimit": '"default";r=0;t=9'})
+    limiter.acquire()
+    assert clock.now == pytest.approx(9.0)
+
+
 def test_pause_until_holds_every_thread():
     limiter = RateLimiter()
     limiter.pause_until(0.15)
@@ -511,6 +521,14 @@ def test_retries_are_logged_at_debug(server, clock, caplog):
     records = [r for r in caplog.records if r.name == "vgmigrate.http"]
     assert len(records) == 1 and records[0].levelno == logging.DEBUG
     assert "GET /accounts/a: HTTP 503; retry 1/5" in records[0].getMessage()
+
+
+def test_a_long_429_pause_is_logged_at_warning_with_its_length(server, clock, caplog):
+    caplog.set_level(logging.DEBUG, logger="vgmigrate.http")
+    server.push(("respond", 429, {"Retry-After": "120"}, error_envelope(971, "wait")))
+    make_client(server.url, clock).request("GET", "/x")
+    [record] = [r for r in caplog.records if r.name == "vgmigrate.http"]
+    assert record.levelno == logging.WARNING and "in 120.0s" in record.getMessage()
 
 
 # -- concurrency ---------------------------------------------------------------------------------
