@@ -1,6 +1,126 @@
+"""`vgmigrate sandbox ...`: run the Cloudflare emulator standalone, or dump a seed."""
+
+import json
+import signal
+import sys
+import threading
+
 import click
+
+from ..errors import VgmigrateError
+from .seeds import demo_seed, generate_seed
+from .state import SeedError
+
+
+class _Pair(click.ParamType):
+    """`A,B` or `A/B` -> (int, number)."""
+
+    def __init__(self, name, separator, second=int):
+        self.name = name
+        self.separator = separator
+        self.second = second
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        first, sep, rest = str(value).partition(self.separator)
+        try:
+            pair = (int(first), self.second(rest))
+        except ValueError:
+            pair = None
+        if not sep or pair is None or pair[0] < 1 or pair[1] <= 0:
+            self.fail(f"expected {self.name}, e.g. {'2000,50000' if self.separator == ',' else '1200/300'}; got {value!r}", param, ctx)
+        return pair
+
+
+GROUPS_MEMBERS = _Pair("GROUPS,MEMBERS", ",")
+RATE = _Pair("REQUESTS/SECONDS", "/", float)
+PROBABILITY = click.FloatRange(0.0, 1.0)
 
 
 @click.group()
 def sandbox():
     """The embedded Cloudflare emulator."""
+
+
+def _load_seed(seed_file, generate, random_seed):
+    if seed_file and generate:
+        raise click.UsageError("use either --seed or --generate, not both")
+    if generate:
+        return generate_seed(*generate, random_seed=random_seed)
+    if not seed_file:
+        return demo_seed()
+    try:
+        with open(seed_file, encoding="utf-8") as handle:
+            return json.load(handle)
+    except OSError as err:
+        raise VgmigrateError(f"cannot read seed file {seed_file}: {err.strerror}") from None
+    except ValueError as err:
+        raise VgmigrateError(f"seed file {seed_file} is not valid JSON: {err}") from None
+
+
+@sandbox.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (keep it loopback).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--seed", "seed_file", type=click.Path(dir_okay=False), help="Seed JSON file (see `sandbox seed`).")
+@click.option("--generate", type=GROUPS_MEMBERS, help="Generate a large account instead, e.g. 2000,50000.")
+@click.option("--latency-ms", type=click.IntRange(0), default=0, show_default=True, help="Delay added to every request.")
+@click.option("--rate-limit", type=RATE, default="1200/300", show_default=True, help="Requests per window seconds, per token.")
+@click.option("--no-rate-limit", is_flag=True, help="Disable the rate limit.")
+@click.option("--fail-5xx", type=PROBABILITY, default=0.0, help="Probability of a 5xx (change not applied).")
+@click.option("--lose-responses", type=PROBABILITY, default=0.0, help="Probability the change is applied but the response is lost.")
+@click.option("--timeouts", type=PROBABILITY, default=0.0, help="Probability a request hangs, then the connection drops.")
+@click.option("--timeout-seconds", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True, help="How long a timeout fault hangs.")
+@click.option("--random-seed", type=int, default=0, show_default=True, help="Seed for faults, generated data and new ids.")
+@click.option("--token", "fixed_token", help="Use this token instead of a random one (never a real Cloudflare token).")
+@click.option("--token-kind", type=click.Choice(["account", "user"]), default="account", show_default=True)
+@click.option("--verbose", is_flag=True, help="Log each request to stderr.")
+def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit, fail_5xx, lose_responses, timeouts,
+          timeout_seconds, random_seed, fixed_token, token_kind, verbose):
+    """Serve the emulator until Ctrl-C and print the variables that point vgmigrate at it."""
+    from .server import Sandbox
+
+    seed = _load_seed(seed_file, generate, random_seed)
+    try:
+        sb = Sandbox(
+            seed=seed, token=fixed_token, token_kind=token_kind, rate_limit=None if no_rate_limit else rate_limit,
+            latency_ms=latency_ms, fail_5xx=fail_5xx, lose_responses=lose_responses, timeouts=timeouts,
+            random_seed=random_seed, timeout_seconds=timeout_seconds, host=host, port=port, verbose=verbose,
+        )
+    except SeedError as err:
+        raise VgmigrateError(f"malformed seed{f' file {seed_file}' if seed_file else ''}: {err}") from None
+    try:
+        sb.start()
+    except OSError as err:
+        raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+
+    click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
+    click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
+    click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
+    click.echo("Point vgmigrate (or the cloudflare SDK) at it with:")
+    click.echo(f"  export CLOUDFLARE_BASE_URL={sb.base_url} CLOUDFLARE_ACCOUNT_ID={sb.account_id} CLOUDFLARE_API_TOKEN={sb.token}")
+    click.echo("Press Ctrl-C to stop.")
+    sys.stdout.flush()
+
+    stopped = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sb.stop()
+    click.echo("Sandbox stopped.", err=True)
+
+
+@sandbox.command("seed")
+@click.option("--generate", type=GROUPS_MEMBERS, help="A generated account, e.g. 2000,50000 (default: the demo account).")
+@click.option("--random-seed", type=int, default=0, show_default=True, help="Seed for --generate.")
+def dump_seed(generate, random_seed):
+    """Print a seed as JSON (edit it and pass it to `serve --seed`)."""
+    if generate:
+        click.echo(json.dumps(generate_seed(*generate, random_seed=random_seed), separators=(",", ":")))
+    else:
+        click.echo(json.dumps(demo_seed(), indent=2, ensure_ascii=False))

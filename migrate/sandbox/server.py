@@ -176,7 +176,7 @@ class Sandbox:
         if self.rate_limiter:
             allowed, remaining, reset = self.rate_limiter.hit(token if token_valid else "anonymous")
             headers["Ratelimit"] = f'"default";r={remaining};t={reset}'
-            headers["Ratelimit-Policy"] = f'"burst";q={self.rate_limiter.limit};w={self.rate_limiter.window}'
+            headers["Ratelimit-Policy"] = f'"burst";q={self.rate_limiter.limit};w={self.rate_limiter.window:g}'
             if not allowed:
                 headers["Retry-After"] = str(reset)
                 return self._respond(handler, method, full_path, _rate_limited(headers))
