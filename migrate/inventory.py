@@ -156,6 +156,9 @@ class Inventory:
     def __init__(self, path):
         self.path = str(path)
         self._lock = threading.RLock()
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise VgmigrateError(f"cannot open {self.path}: {folder} is not a writable folder; choose another --db path")
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
