@@ -575,3 +575,48 @@ def test_snapshot_round_trips(api, sandbox):
     assert again.state.snapshot() == snapshot
     snapshot["user_groups"].clear()
     assert "Ops" in sandbox.state.user_groups_by_name()  # deep copy
+
+
+def test_scim_whole_group_replace_and_put_as_idps_send_them(api, sandbox):
+    tags = [m["user"]["id"] for m in list(sandbox.state.members.values())[:3]]
+    group = api("POST", "/scim/v2/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Cloudflare - DNS"}).json()
+    whole = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "id": group["id"], "displayName": "Cloudflare - DNS admins",
+             "externalId": "ak-uuid-1", "members": [{"value": tags[0]}]}
+    patched = api.ok("PATCH", f"/scim/v2/Groups/{group['id']}", json={"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                                                       "Operations": [{"op": "replace", "value": whole}]})
+    assert patched["displayName"] == "Cloudflare - DNS admins" and patched["externalId"] == "ak-uuid-1"
+    assert [m["value"] for m in patched["members"]] == [tags[0]]
+    put = api.ok("PUT", f"/scim/v2/Groups/{group['id']}", json={**whole, "members": [{"value": t} for t in tags[1:]]})
+    assert [m["value"] for m in put["members"]] == tags[1:]
+    assert sandbox.state.user_groups_by_name()["Cloudflare - DNS admins"]["scim_managed"] is True
+    cf = api("PUT", f"/scim/v2/Groups/{group['id']}", json={**whole, "displayName": "CF-DNS"})
+    assert cf.status_code == 400 and cf.json()["scimType"] == "invalidValue"
+
+
+def test_scim_system_groups_accept_only_membership_changes(api, sandbox):
+    system_id = next(iter(sandbox.state.scim_groups))
+    user_id = next(u for u, rec in sandbox.state.scim_users.items() if system_id not in rec["groups"])
+    add = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}]}
+    api.ok("PATCH", f"/scim/v2/Groups/{system_id}", json=add)
+    assert system_id in api.ok("GET", f"/scim/v2/Users/{user_id}")["groups"]
+    rename = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "Renamed"}]}
+    response = api("PATCH", f"/scim/v2/Groups/{system_id}", json=rename)
+    assert response.status_code == 400 and response.json()["scimType"] == "mutability"
+    remove = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "remove", "path": f'members[value eq "{user_id}"]'}]}
+    api.ok("PATCH", f"/scim/v2/Groups/{system_id}", json=remove)
+    assert system_id not in api.ok("GET", f"/scim/v2/Users/{user_id}")["groups"]
+
+
+def test_a_policy_id_named_twice_is_kept_once(api, sandbox):
+    rg = account_rg(api)
+    dns = pg_id(sandbox, "DNS")
+    group = api.ok("POST", "/iam/user_groups", json={"name": "Ops", "policies": [policy(dns, rg)]})["result"]
+    kept = group["policies"][0]["id"]
+    updated = api.ok("PUT", f"/iam/user_groups/{group['id']}", json={"policies": [policy(dns, rg, id=kept), policy(dns, rg, id=kept)]})["result"]
+    ids = [p["id"] for p in updated["policies"]]
+    assert ids[0] == kept and ids[1] != kept
+
+
+def test_chunked_request_bodies_are_read(api, sandbox):
+    response = api("POST", "/iam/user_groups", data=iter([b'{"name": ', b'"Chunked"}']), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200 and "Chunked" in sandbox.state.user_groups_by_name()

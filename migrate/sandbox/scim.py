@@ -281,8 +281,10 @@ def patch_group(request, account_id, group_id):
     for op in operations:
         kind, path, value = op["op"].casefold(), op.get("path"), op.get("value")
         if path is None and kind == "replace" and isinstance(value, dict):
+            # IdPs (authentik) send the whole group as one path-less replace.
             for attribute, item in value.items():
-                _patch_group_attribute(state, group_id, system, "replace", attribute, item)
+                if attribute.casefold() not in _READ_ONLY_GROUP_ATTRIBUTES:
+                    _patch_group_attribute(state, group_id, system, "replace", attribute, item)
         elif path is None:
             raise ScimError(400, "An operation without a path must be a replace with an object value", "noTarget")
         else:
@@ -290,6 +292,9 @@ def patch_group(request, account_id, group_id):
     result = render.scim_group(state, group_id, base, with_members=True)
     audit(request, "update", "scim_group", group_id, old=old, new=result)
     return scim(result)
+
+
+_READ_ONLY_GROUP_ATTRIBUTES = {"schemas", "id", "meta"}
 
 
 def _patch_group_attribute(state, group_id, system, kind, path, value):
@@ -304,6 +309,8 @@ def _patch_group_attribute(state, group_id, system, kind, path, value):
         _change_members(state, group_id, system, kind, tags)
     elif attribute in ("displayname", "externalid"):
         if system:
+            if attribute == "displayname" and value == state.scim_groups[group_id]["displayName"]:
+                return  # restating the current name is not a change
             raise ScimError(400, "System groups are read-only except for membership", "mutability")
         if not isinstance(value, str):
             raise ScimError(400, f"{path} needs a string value", "invalidValue")
@@ -355,6 +362,26 @@ def _change_members(state, group_id, system, kind, tags):
         for member_id in ids:
             if member_id in group["members"]:
                 state.remove_group_member(group_id, member_id, via_scim=True)
+
+
+@router.route("PUT", BASE + "/Groups/{group_id}", scim=True)
+def replace_group(request, account_id, group_id):
+    """Full-state group PUT (RFC 7644 3.5.1), accepted by Cloudflare since 2026-08."""
+    state = request.context.state
+    _require_group(state, group_id)
+    body = request.json(scim=True)
+    if not isinstance(body, dict) or not isinstance(body.get("displayName"), str):
+        raise ScimError(400, "PUT needs the whole group, with displayName", "invalidValue")
+    base = _base(request)
+    old = render.scim_group(state, group_id, base, with_members=True)
+    system = group_id in state.scim_groups
+    _patch_group_attribute(state, group_id, system, "replace", "displayName", body["displayName"])
+    if "externalId" in body and not system:
+        _patch_group_attribute(state, group_id, system, "replace", "externalId", body["externalId"])
+    _change_members(state, group_id, system, "replace", [_member_value(m) for m in body.get("members") or []])
+    result = render.scim_group(state, group_id, base, with_members=True)
+    audit(request, "update", "scim_group", group_id, old=old, new=result)
+    return scim(result)
 
 
 @router.route("DELETE", BASE + "/Groups/{group_id}", scim=True)

@@ -165,8 +165,7 @@ class Sandbox:
         split = urlsplit(handler.path)
         full_path = split.path
         method = handler.command
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length else b""
+        body = _read_body(handler)
         if self.latency:
             self._stopping.wait(self.latency)
 
@@ -254,6 +253,21 @@ class Sandbox:
             sys.stderr.write(f"{method} {path} -> (connection dropped)\n")
 
 
+def _read_body(handler):
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
 def _bearer(value):
     if not value:
         return None
@@ -313,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         if self.server.sandbox.verbose:

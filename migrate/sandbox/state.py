@@ -219,6 +219,7 @@ class State:
             policy_id = policy.get("id")
             if policy_id not in known:
                 policy_id = self.new_id()
+            known.discard(policy_id)  # an id named twice keeps it only the first time
             result.append({"id": policy_id, "access": access, "permission_groups": pg_ids, "resource_groups": rg_ids})
         return result
 
