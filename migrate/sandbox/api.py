@@ -109,6 +109,8 @@ def list_permission_groups(request, account_id):
     def matching():
         if pg_id is not None:
             candidates = [state.permission_groups[pg_id]] if pg_id in state.permission_groups else []
+        elif name is not None:
+            candidates = [state.permission_groups[i] for i in state.permission_groups_named.get(name, ())]
         else:
             candidates = state.permission_groups.values()
         for pg in candidates:

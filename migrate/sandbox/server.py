@@ -130,7 +130,8 @@ class Sandbox:
 
     @property
     def calls(self):
-        """(method, path without query, status) per request; status None when no response was sent."""
+        """(method, full path without query, status) per request, e.g.
+        ("GET", "/client/v4/accounts/<id>/members", 200); status None when no response was sent."""
         with self._calls_lock:
             return list(self._calls)
 
@@ -143,6 +144,7 @@ class Sandbox:
 
         kind: "5xx" (500/502/503, change not applied), "429", "lose" (change applied, connection
         dropped without a byte), "timeout" (held `timeout_seconds`, then dropped, not applied).
+        `path_regex` is searched in the path both with and without the /client/v4 prefix.
         """
         self.faults.inject(method, path_regex, kind, times)
 

@@ -16,7 +16,6 @@ from .errors import ApiError, ScimError, bad_request, not_found
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ACCOUNT_SCOPE = "com.cloudflare.api.account"
-ZONE_SCOPE = "com.cloudflare.api.account.zone"
 
 
 class SeedError(ValueError):
@@ -493,13 +492,15 @@ def _load(state, seed):
     state.account.setdefault("settings", {"enforce_twofactor": False, "abuse_contact_email": None})
 
     state.permission_groups = {}
-    state.permission_group_ids_by_name = {}
+    state.permission_group_ids_by_name = {}  # name -> first id with that name
+    state.permission_groups_named = {}  # name -> every id with that name (the list filter)
     for i, pg in enumerate(_list(seed, "permission_groups")):
         where = f"seed.permission_groups[{i}]"
         _require_fields(pg, where, id=str, name=str, meta=dict)
         _unique(state.permission_groups, pg["id"], where)
         state.permission_groups[pg["id"]] = {"id": pg["id"], "name": pg["name"], "meta": copy.deepcopy(pg["meta"])}
         state.permission_group_ids_by_name.setdefault(pg["name"], pg["id"])
+        state.permission_groups_named.setdefault(pg["name"], []).append(pg["id"])
 
     state.roles = {}
     for i, role in enumerate(_list(seed, "roles")):
