@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass
 
@@ -165,7 +166,7 @@ def scan_for_plan(settings, inventory):
     return last
 
 
-def render_plan(plan, fmt):
+def render_plan(plan, fmt, inventory=None, plan_path=None):
     from . import reports
 
     if fmt == "json":
@@ -173,7 +174,9 @@ def render_plan(plan, fmt):
     if fmt in ("markdown", "html"):
         from . import approval
 
-        return approval.render(plan, fmt)
+        rehearsed = inventory.last_rehearsal(plan["plan_id"]) if inventory else None
+        rehearsal = {"passed": bool(rehearsed["passed"]), "calls": rehearsed["apply_calls"], "at": rehearsed["at"]} if rehearsed else None
+        return approval.render(plan, fmt, rehearsal=rehearsal, plan_path=plan_path or "plan.json")
     return reports.plan_table(plan) + "\n\n" + reports.plan_summary_line(plan)
 
 
@@ -207,7 +210,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     sealed = planfile.seal(build_plan(inventory.load_scan(last["id"]), options, inventory.own_groups()))
     inventory.save_plan({"id": sealed["plan_id"], "created_at": sealed["created_at"], "account_id": sealed["account"]["id"],
                          "scan_id": last["id"], "mode": mode, "steps": len(sealed["steps"]), "body": planfile.canonical(sealed)})
-    click.echo(render_plan(sealed, fmt))
+    click.echo(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
         names = ", ".join(c["name"] for c in sealed["conflicts"])
         raise VgmigrateError(f"{len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create ({names}); "
@@ -224,11 +227,42 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @format_option
-def show(plan_file, fmt):
+@click.pass_obj
+def show(settings, plan_file, fmt):
     """Render a saved plan file for reviewers (refuses an edited one)."""
     from . import planfile
 
-    click.echo(render_plan(planfile.read(plan_file), fmt))
+    sealed = planfile.read(plan_file)
+    inventory = open_inventory(settings) if Path(settings.db_path).exists() else None
+    click.echo(render_plan(sealed, fmt, inventory, plan_file))
+
+
+@cli.command()
+@click.argument("plan_file", type=click.Path(dir_okay=False))
+@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True)
+@click.pass_obj
+def rehearse(settings, plan_file, parallel):
+    """Apply, verify and roll back the plan on an in-process replica of the account.
+
+    The replica is built from the inventory the plan was made from; no request reaches the real
+    account and the real journal is untouched. The approval report then says it was rehearsed.
+    """
+    from . import planfile
+    from .executor import check_plan_matches
+    from .rehearsal import rehearse as run_rehearsal
+
+    sealed = planfile.read(plan_file)
+    inventory = open_inventory(settings)
+    check_plan_matches(sealed, sealed["account"]["id"], inventory.scan(sealed["scan"]["id"]))
+    result = run_rehearsal(inventory, sealed, parallel=parallel)
+    click.echo(
+        f"rehearsal of plan {sealed['plan_id'][:12]}: apply {result['apply']} ({result['apply_calls']} API calls), "
+        f"verify {result['differences']} difference(s), rollback {result['rollback']}, "
+        f"account {'restored exactly' if result['restored'] else 'NOT restored'}"
+    )
+    if not result["passed"]:
+        raise VgmigrateError("the rehearsal failed; do not apply this plan until the cause is understood")
+    click.echo("passed: `vgmigrate show " + plan_file + " --format html` now says so.")
 
 
 def step_progress(length, label):
@@ -376,6 +410,38 @@ def unlock(settings, name):
     """Break a lock left by an apply that is gone (check that it really is)."""
     removed = open_inventory(settings).break_lock(name)
     click.echo(f"lock {name!r} removed" if removed else f"no lock named {name!r}")
+
+
+@cli.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), help="Where to keep the demo's inventory, plan and reports (default: a new temporary folder).")
+def demo(workdir):
+    """The whole migration against the embedded sandbox: no account or token needed."""
+    import tempfile
+
+    from .demo import run_demo
+
+    run_demo(cli, workdir or tempfile.mkdtemp(prefix="vgmigrate-demo-"))
+
+
+@cli.command("export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "markdown", "html"]), default="csv", show_default=True,
+              help="csv/jsonl: one file per table; json: one document; markdown/html: a run summary to read.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
+@click.option("--run", "run_id", help="Only this run, with the rollback that undid it or the apply it undid (default: every run).")
+@click.option("--with-audit-log", is_flag=True, help="Also read Cloudflare's account audit log for the runs' time window and link it to the journal.")
+@click.pass_obj
+def export_cmd(settings, fmt, out_dir, run_id, with_audit_log):
+    """Audit export: inventory, findings, plans, runs and the full journal. Never contains the token."""
+    from .export import export_audit
+
+    inventory = open_inventory(settings)
+    fetch = None
+    if with_audit_log:
+        client = connect(settings)
+        fetch = lambda since, before: client.audit_logs(since=since, before=before)  # noqa: E731
+    result = export_audit(inventory, fmt, out_dir, run_id=run_id, account_id=settings.account_id, fetch_audit_log=fetch,
+                          secrets=[settings.token] if settings.token else [])
+    click.echo(result.summary_line(out_dir))
 
 
 from .sandbox.cli import sandbox  # noqa: E402

@@ -44,7 +44,7 @@ class OutcomeUnknown(VgmigrateError):
         self.path = path
         self.cause = cause
         super().__init__(
-            f"{method} {path}: the response was lost ({type(cause).__name__}); "
+            f"{method} {path} failed or its response was lost ({type(cause).__name__}); "
             "the change may or may not have been made. Run the command again: it checks live state first."
         )
 

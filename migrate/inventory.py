@@ -144,6 +144,20 @@ def m001_initial(db):
         pk=("run_id", "seq"),
         foreign_keys=[("run_id", "runs", "id")],
     )
+    db["rehearsals"].create(
+        {
+            "plan_id": str,
+            "at": str,
+            "passed": int,
+            "apply": str,
+            "apply_calls": int,
+            "differences": int,
+            "rollback": str,
+            "restored": int,
+            "summary": str,
+        },
+        pk=("plan_id", "at"),
+    )
     db["locks"].create(
         {"name": str, "holder": str, "pid": int, "host": str, "run_id": str, "acquired_at": str},
         pk="name",
@@ -321,6 +335,14 @@ class Inventory:
     def plan_body(self, plan_id):
         rows = list(self.db.query("select body from plans where id = ?", [plan_id]))
         return json.loads(rows[0]["body"]) if rows else None
+
+    def save_rehearsal(self, row):
+        with self.transaction() as db:
+            db["rehearsals"].insert(row)
+
+    def last_rehearsal(self, plan_id):
+        rows = list(self.db.query("select * from rehearsals where plan_id = ? order by at desc limit 1", [plan_id]))
+        return rows[0] if rows else None
 
     # --- the apply lock ------------------------------------------------------------------------
 

@@ -1,0 +1,98 @@
+"""Rehearse a plan: apply, verify and roll it back on an in-process replica of the account, built
+from the inventory the plan was made from. No request reaches the real account."""
+
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from .cloudflare import CloudflareClient
+from .executor import apply_plan
+from .http import RateLimiter
+from .inventory import Inventory, dumps, utcnow
+from .rollback import rollback_run
+from .verify import verify_run
+
+
+def seed_from_scan(data):
+    """The sandbox seed that reproduces a scanned account (ids kept, so the plan applies as is).
+
+    Members of pre-existing User Groups are not read by a scan, so the replica starts them empty.
+    """
+    roles = {}
+    members = []
+    for m in data["members"]:
+        raw = m["raw"]
+        for role in raw.get("roles") or []:
+            roles.setdefault(role["id"], {"id": role["id"], "name": role.get("name", role["id"]), "description": role.get("description", ""), "permissions": role.get("permissions") or {}})
+        members.append({**raw, "email": m["email"], "roles": [r["id"] for r in raw.get("roles") or []], "policies": _policy_ids(raw.get("policies"))})
+    user_tags = {m["email"]: (m["raw"].get("user") or {}).get("id") for m in data["members"]}
+    scim_groups = [{"id": vg["id"], "displayName": vg["name"], "system": True} for vg in data["virtual_groups"]]
+    scim_users = {}
+    for link in data["virtual_group_members"]:
+        tag = user_tags.get(link["email"]) or f"rehearsal-{link['email']}"
+        scim_users.setdefault(tag, {"id": tag, "userName": link["email"], "active": True, "groups": []})["groups"].append(link["virtual_group_id"])
+    return {
+        "account": data["accounts"][0]["raw"],
+        "permission_groups": [pg["raw"] for pg in data["permission_groups"]],
+        "roles": list(roles.values()),
+        "members": members,
+        "resource_groups": [rg["raw"] for rg in data["resource_groups"]],
+        "user_groups": [
+            {**g["raw"], "policies": _policy_ids(g["raw"].get("policies")), "members": [], "scim_managed": False}
+            for g in data["user_groups"]
+        ],
+        "scim_groups": scim_groups,
+        "scim_users": list(scim_users.values()),
+    }
+
+
+def _policy_ids(policies):
+    return [
+        {
+            "id": p.get("id"),
+            "access": p.get("access", "allow"),
+            "permission_groups": [{"id": pg["id"]} for pg in p.get("permission_groups") or []],
+            "resource_groups": [{"id": rg["id"]} for rg in p.get("resource_groups") or []],
+        }
+        for p in policies or []
+    ]
+
+
+def rehearse(inventory, plan, parallel=4):
+    """Returns a summary dict and records it in the inventory (the approval report shows it)."""
+    from .sandbox import Sandbox
+
+    seed = seed_from_scan(inventory.load_scan(plan["scan"]["id"]))
+    with tempfile.TemporaryDirectory(prefix="vgmigrate-rehearsal-") as tmp, Sandbox(seed=seed, rate_limit=None) as sb:
+        # A copy of the inventory, so the rehearsal's journal never mixes with the real one.
+        replica_path = Path(tmp) / "rehearsal.db"
+        with sqlite3.connect(replica_path) as replica:
+            inventory.db.conn.backup(replica)
+        replica = Inventory(replica_path)
+        client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id, limiter=RateLimiter(limit=None))
+        before = sb.state.snapshot()
+        applied = apply_plan(client, replica, plan, parallel=parallel)
+        _, diffs, _ = verify_run(client, replica, applied.run_id) if applied.run_id else (None, [], None)
+        undone = rollback_run(client, replica, applied.run_id)
+        restored = iam_state(sb.state.snapshot()) == iam_state(before)
+        replica.close()
+    summary = {
+        "plan_id": plan["plan_id"],
+        "at": utcnow(),
+        "apply": applied.status,
+        "apply_calls": applied.calls,
+        "differences": len(diffs),
+        "rollback": undone.status,
+        "restored": restored,
+        "passed": applied.status in ("done", "nothing_to_do") and not diffs and undone.status in ("rolled_back", "nothing_to_do") and restored,
+    }
+    inventory.save_rehearsal({**summary, "summary": dumps(summary)})
+    return summary
+
+
+def iam_state(snapshot):
+    """What a migration may change in a sandbox snapshot: User Groups and resource groups."""
+    return (
+        sorted((g["name"], dumps(g["policies"]), sorted(g["members"])) for g in snapshot["user_groups"]),
+        sorted(r["id"] for r in snapshot["resource_groups"]),
+    )
