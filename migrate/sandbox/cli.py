@@ -89,29 +89,28 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
         )
     except SeedError as err:
         raise VgmigrateError(f"malformed seed{f' file {seed_file}' if seed_file else ''}: {err}") from None
-    try:
-        sb.start()
-    except OSError as err:
-        raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
-
-    click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
-    click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
-    click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
-    click.echo("Point vgmigrate (or the cloudflare SDK) at it with:")
-    click.echo(f"  export CLOUDFLARE_BASE_URL={sb.base_url} CLOUDFLARE_ACCOUNT_ID={sb.account_id} CLOUDFLARE_API_TOKEN={sb.token}")
-    click.echo("Press Ctrl-C to stop.")
-    sys.stdout.flush()
-
+    # Ctrl-C and SIGTERM only set a flag, installed before anything is printed, so a signal that
+    # arrives at any moment ends in a clean stop rather than a traceback or click's "Aborted!".
     stopped = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        try:
+            sb.start()
+        except OSError as err:
+            raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+        click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
+        click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
+        click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
+        click.echo("Point vgmigrate (or the cloudflare SDK) at it with:")
+        click.echo(f"  export CLOUDFLARE_BASE_URL={sb.base_url} CLOUDFLARE_ACCOUNT_ID={sb.account_id} CLOUDFLARE_API_TOKEN={sb.token}")
+        click.echo("Press Ctrl-C to stop.")
+        sys.stdout.flush()
         while not stopped.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
         sb.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     click.echo("Sandbox stopped.", err=True)
 
 
