@@ -286,8 +286,11 @@ def apply(settings, plan_file, yes, parallel):
     click.echo(reports.plan_summary_line(sealed), err=True)
     if sealed["steps"] and not yes:
         click.confirm(f"Apply plan {sealed['plan_id'][:12]} to account {sealed['account']['id']}?", abort=True, err=True)
-    with step_progress(len(sealed["steps"]), "applying") as bar:
-        result = apply_plan(client, inventory, sealed, parallel=parallel, progress=lambda step, outcome: bar.update(1))
+    try:
+        with step_progress(len(sealed["steps"]), "applying") as bar:
+            result = apply_plan(client, inventory, sealed, parallel=parallel, progress=lambda step, outcome: bar.update(1))
+    except KeyboardInterrupt:
+        raise VgmigrateError(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
     if result.status == "nothing_to_do":
         click.echo(result.message)
         return

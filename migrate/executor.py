@@ -161,16 +161,18 @@ class Apply:
         return runs[-1] if runs else None
 
     def _execute(self):
-        pending = dict(self.steps)
-        done = set()
-        failure = None
+        """Run steps as their dependencies finish, at most `parallel` in flight. Nothing is queued
+        beyond that, so after an interrupt or a failure only the calls already sent complete
+        (and are journaled) before the run stops."""
+        waiting = dict(self.steps)
+        done, running, failure = set(), {}, None
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            running = {}
-            while pending or running:
+            while waiting or running:
                 if failure is None:
-                    ready = [sid for sid, s in pending.items() if all(a in done for a in s["after"])]
-                    for sid in ready:
-                        running[pool.submit(self._step, pending.pop(sid))] = sid
+                    for sid in [sid for sid, s in waiting.items() if all(a in done for a in s["after"])]:
+                        if len(running) >= self.parallel:
+                            break
+                        running[pool.submit(self._step, waiting.pop(sid))] = sid
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -181,12 +183,6 @@ class Apply:
                         done.add(sid)
                     except StepFailed as err:
                         failure = failure or err
-                    except BaseException:
-                        for f in running:
-                            f.cancel()
-                        raise
-                if failure and not running:
-                    break
         if failure:
             raise failure
 
