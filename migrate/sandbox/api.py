@@ -357,11 +357,12 @@ def list_members(request, account_id):
     order = choice_arg(request, "order", tuple(_MEMBER_ORDER))
     direction = choice_arg(request, "direction", ("asc", "desc"), "asc")
 
-    def matching():
-        return (m for m in state.members.values() if status is None or m["status"] == status)
+    def matching(newest_first=False):
+        members = reversed(state.members.values()) if newest_first else state.members.values()
+        return (m for m in members if status is None or m["status"] == status)
 
     if order is None:
-        rows = matching() if direction == "asc" else (m for m in reversed(state.members.values()) if status is None or m["status"] == status)
+        rows = matching(newest_first=direction == "desc")
     else:
         pick = heapq.nlargest if direction == "desc" else heapq.nsmallest
         rows = iter(pick(page * per_page, matching(), key=_MEMBER_ORDER[order]))

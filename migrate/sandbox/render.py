@@ -1,5 +1,7 @@
 """Records -> response objects, expanding references the way Cloudflare's schema shows them."""
 
+from copy import deepcopy
+
 SCIM_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 SCIM_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 SCIM_LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -7,7 +9,7 @@ SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
 def account(state):
-    return _copy(state.account)
+    return deepcopy(state.account)
 
 
 def permission_group(pg):
@@ -43,7 +45,7 @@ def user_group(state, group):
 
 
 def role(r):
-    return {"id": r["id"], "name": r["name"], "description": r["description"], "permissions": _copy(r["permissions"])}
+    return {"id": r["id"], "name": r["name"], "description": r["description"], "permissions": deepcopy(r["permissions"])}
 
 
 def member(state, m):
@@ -139,10 +141,3 @@ def scim_error(status, detail, scim_type=None):
         out["scimType"] = scim_type
     return out
 
-
-def _copy(value):
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value

@@ -6,6 +6,7 @@ SCIM error envelope; authentication and rate limiting happen before it, in the v
 """
 
 import re
+from itertools import islice
 
 from . import render
 from .api import audit
@@ -56,13 +57,7 @@ def _filter_value(request, attribute):
 
 
 def _page(ids, total, start, count, render_one):
-    resources = []
-    for position, item in enumerate(ids, start=1):
-        if position < start:
-            continue
-        if len(resources) >= count:
-            break
-        resources.append(render_one(item))
+    resources = [render_one(item) for item in islice(ids, start - 1, start - 1 + count)]
     return scim(render.scim_list(resources, total, start))
 
 

@@ -151,41 +151,41 @@ class State:
         return group
 
     def add_group_members(self, group_id, member_ids, via_scim=False):
-        group = self.require_user_group(group_id)
-        if group["scim_managed"] and not via_scim:
-            raise _scim_locked("its members")
+        """Adds to the set (members already in it are a no-op); returns whether anything changed."""
+        group = self._writable_members(group_id, via_scim)
         self._require_members(member_ids)
         now = utc_now()
-        changed = False
-        for member_id in member_ids:
-            if member_id not in group["members"]:
-                group["members"][member_id] = now
-                self.groups_of_member.setdefault(member_id, {})[group_id] = None
-                changed = True
-        if changed:
+        new = [member_id for member_id in dict.fromkeys(member_ids) if member_id not in group["members"]]
+        for member_id in new:
+            self._attach(group, member_id, now)
+        if new:
             group["modified_on"] = now
-        return changed
+        return bool(new)
 
     def replace_group_members(self, group_id, member_ids, via_scim=False):
-        group = self.require_user_group(group_id)
-        if group["scim_managed"] and not via_scim:
-            raise _scim_locked("its members")
+        group = self._writable_members(group_id, via_scim)
         self._require_members(member_ids)
         wanted = dict.fromkeys(member_ids)
-        for member_id in list(group["members"]):
-            if member_id not in wanted:
-                self._remove_from_group(group, member_id)
+        for member_id in [m for m in group["members"] if m not in wanted]:
+            self._remove_from_group(group, member_id)
         now = utc_now()
         for member_id in wanted:
             if member_id not in group["members"]:
-                group["members"][member_id] = now
-                self.groups_of_member.setdefault(member_id, {})[group_id] = None
+                self._attach(group, member_id, now)
         group["modified_on"] = now
 
-    def remove_group_member(self, group_id, member_id, via_scim=False):
+    def _writable_members(self, group_id, via_scim):
         group = self.require_user_group(group_id)
         if group["scim_managed"] and not via_scim:
             raise _scim_locked("its members")
+        return group
+
+    def _attach(self, group, member_id, now):
+        group["members"][member_id] = now
+        self.groups_of_member.setdefault(member_id, {})[group["id"]] = None
+
+    def remove_group_member(self, group_id, member_id, via_scim=False):
+        group = self._writable_members(group_id, via_scim)
         if member_id not in group["members"]:
             raise not_found("User group member")
         self._remove_from_group(group, member_id)
