@@ -1,0 +1,578 @@
+"""The dry-run report an approver signs off before anything changes. Pure: plan in, text out.
+
+Two renderings of the same facts: GitHub-flavoured Markdown that pastes cleanly into a ticket, and
+one self-contained HTML file (inline CSS, no scripts, nothing fetched) that reads in a browser and
+prints. Names come from IdPs and may hold tabs, NBSP, zero-width or bidi characters: they are
+escaped everywhere and the odd characters made visible, because an approver must see them.
+"""
+
+import html
+import shlex
+import unicodedata
+from collections import Counter
+
+from .findings import SEVERITIES
+
+RESOLUTION_LABELS = {
+    "exact": "exact name",
+    "normalised": "normalised name",
+    "rename": "rename table",
+    "mapping": "mapping file",
+}
+ACTION_LABELS = {
+    "create": "create",
+    "adopt": "adopt existing",
+    "update": "add missing members",
+    "none": "no change",
+    "conflict": "BLOCKED: name taken",
+}
+STEP_LABELS = {
+    "create_resource_group": "create resource group",
+    "create_user_group": "create User Group with its policy",
+    "adopt_user_group": "add policy to existing User Group",
+    "add_members": "add members",
+}
+# A members x roles matrix stays readable up to about this many role columns; beyond it the
+# access picture is a list (before, after, change) instead.
+MATRIX_MAX_ROLES = 10
+# Longer lists fold away in HTML (<details>), so the page stays scannable.
+FOLD_MEMBERS_OVER = 10
+FOLD_UNCHANGED_OVER = 15
+
+VISIBLE_CHARS = {"\t": "\u21e5", "\u00a0": "\u237d"}  # tab -> ⇥, no-break space -> ⍽
+
+
+# ---- text helpers shared by the reports -----------------------------------------------------------
+
+
+def odd_char_label(ch):
+    if ch == "\t":
+        return "tab"
+    if ch == "\u00a0":
+        return "no-break space"
+    return unicodedata.name(ch, f"U+{ord(ch):04X}").lower()
+
+
+def is_odd_char(ch):
+    """Characters a reader cannot see or tell apart from a space: controls, format (zero-width,
+    bidi overrides), and every space but the plain one."""
+    return ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn")
+
+
+def reveal(text):
+    """Plain-text form of a name with its odd characters shown: ⇥ for tab, ⍽ for NBSP, ⟨U+XXXX⟩ else."""
+    return "".join(
+        (VISIBLE_CHARS.get(ch) or f"\u27e8U+{ord(ch):04X}\u27e9") if is_odd_char(ch) else ch for ch in str(text)
+    )
+
+
+_MD_SPECIAL = set("\\`*_[]<>|~&#!")
+
+
+def md_text(text):
+    """Text safe in a GFM table cell or paragraph: markup characters escaped, on one line."""
+    text = reveal(" ".join(str(text).splitlines()))
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
+
+
+def md_code(text, in_table=True):
+    """A code span that survives any content: backtick fences longer than any run inside, odd
+    characters revealed, `|` escaped inside tables (GFM reads `\\|` as a pipe even in code)."""
+    text = reveal(" ".join(str(text).splitlines()))
+    longest, run = 0, 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    if in_table:
+        text = text.replace("|", "\\|")
+    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_table(headers, rows):
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def esc(text):
+    return html.escape(str(text), quote=True)
+
+
+def html_name(text):
+    """A name for HTML: escaped, odd characters shown as marked symbols with a tooltip naming them."""
+    out = []
+    for ch in str(text):
+        if is_odd_char(ch):
+            symbol = VISIBLE_CHARS.get(ch) or f"U+{ord(ch):04X}"
+            out.append(f'<span class="odd" title="{esc(odd_char_label(ch))}">{esc(symbol)}</span>')
+        else:
+            out.append(esc(ch))
+    return f'<span class="name">{"".join(out)}</span>'
+
+
+def html_table(headers, rows, row_classes=None, cls=None):
+    """rows hold HTML already escaped by the caller; row_classes marks rows (e.g. 'lost')."""
+    row_classes = row_classes or [""] * len(rows)
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    body = "\n".join(
+        f'<tr{f" class={chr(34)}{c}{chr(34)}" if c else ""}>' + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+        for row, c in zip(rows, row_classes)
+    )
+    table_cls = f' class="{cls}"' if cls else ""
+    return f"<table{table_cls}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+CSS = """
+:root { --ink:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#f6f8fa; --lost:#ffebe9; --lost-ink:#a40e26;
+  --gain:#dafbe1; --gain-ink:#116329; --warn:#fff8c5; --warn-ink:#7d4e00; }
+* { box-sizing: border-box; }
+body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--ink);
+  margin: 0 auto; padding: 24px 32px 48px; max-width: 1200px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 18px; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+h3 { font-size: 15px; margin: 16px 0 4px; }
+p.sub { color: var(--muted); margin: 0 0 16px; }
+table { border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: var(--bg); font-weight: 600; }
+table.facts { width: auto; min-width: 60%; }
+table.facts th { width: 14em; }
+.matrix td:first-child { white-space: nowrap; }
+table.findings td:nth-child(2) code { white-space: nowrap; }
+table.findings td:nth-child(3) { min-width: 20em; }
+.matrix td:not(:first-child):not(:last-child) { text-align: center; white-space: nowrap; }
+.matrix th:not(:first-child):not(:last-child) { text-align: center; font-size: 12px; max-width: 9em; }
+.name, code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
+  white-space: pre-wrap; word-break: break-word; }
+.odd { background: var(--warn); color: var(--warn-ink); border: 1px solid #d4a72c; border-radius: 3px;
+  padding: 0 2px; margin: 0 1px; font-size: 11px; }
+tr.lost td { background: var(--lost); }
+tr.gain td { background: var(--gain); }
+tr.warn td { background: var(--warn); }
+td.lost, span.lost { color: var(--lost-ink); font-weight: 700; }
+td.gain, span.gain { color: var(--gain-ink); font-weight: 700; }
+td.kept { color: var(--muted); }
+.badge { display: inline-block; white-space: nowrap; padding: 0 6px; border-radius: 10px; font-size: 11px; font-weight: 700;
+  text-transform: uppercase; letter-spacing: .02em; border: 1px solid transparent; }
+.sev-critical { background: #a40e26; color: #fff; }
+.sev-error { background: #ffebe9; color: #a40e26; border-color: #ff818266; }
+.sev-warning { background: var(--warn); color: var(--warn-ink); border-color: #d4a72c66; }
+.sev-info { background: #ddf4ff; color: #0550ae; border-color: #54aeff66; }
+.act-conflict { background: #a40e26; color: #fff; }
+.act-create { background: var(--gain); color: var(--gain-ink); }
+.act-adopt, .act-update { background: var(--warn); color: var(--warn-ink); }
+.act-none { background: var(--bg); color: var(--muted); }
+.banner { border: 1px solid; border-radius: 6px; padding: 8px 12px; margin: 8px 0; }
+.banner.bad { background: var(--lost); border-color: #ff8182; color: var(--lost-ink); }
+.banner.warn { background: var(--warn); border-color: #d4a72c; color: var(--warn-ink); }
+.banner.ok { background: var(--gain); border-color: #4ac26b; color: var(--gain-ink); }
+pre.command { background: #1f2328; color: #fff; padding: 10px 14px; border-radius: 6px; font-size: 14px;
+  white-space: pre-wrap; word-break: break-all; }
+details { margin: 4px 0; }
+details > summary { cursor: pointer; color: #0969da; }
+ul.members { margin: 2px 0 10px; padding-left: 20px; columns: 3 16em; }
+.muted { color: var(--muted); }
+.nowrap { white-space: nowrap; }
+code.ident { overflow-wrap: anywhere; }
+table.journal td:nth-child(3) { min-width: 22em; }
+table.journal td:nth-child(4) { min-width: 10em; }
+table.journal td:nth-child(8) { white-space: nowrap; }
+td { overflow-wrap: break-word; }
+footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
+@media print {
+  body { padding: 0; max-width: none; font-size: 11px; }
+  @page { margin: 14mm; }
+  h2 { break-after: avoid; }
+  tr, .banner, pre { break-inside: avoid; }
+  details > summary { color: var(--ink); }
+  details::details-content { content-visibility: visible; display: block; }
+  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+}
+"""
+
+
+def html_page(title, body):
+    """One self-contained page: inline CSS, no scripts, no external references."""
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def severity_counts(findings):
+    counts = Counter(f["severity"] for f in findings)
+    return [(s, counts.get(s, 0)) for s in SEVERITIES]
+
+
+def sorted_findings(findings):
+    """Worst first; the plan already sorts them, but a report must not depend on that."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(findings, key=lambda f: rank.get(f["severity"], len(rank)))
+
+
+# ---- the facts of a plan, independent of format -----------------------------------------------------
+
+
+def scope_text(plan):
+    rg = plan.get("resource_group") or {}
+    if "create" in rg:
+        return "whole account", f"new resource group {rg['create']}"
+    return "whole account", f"resource group {rg.get('name') or rg.get('id')}"
+
+
+def apply_command(plan, plan_path):
+    return f"vgmigrate --account {plan['account']['id']} apply {shlex.quote(str(plan_path))}"
+
+
+def plan_counts(plan):
+    actions = Counter(g["action"] for g in plan["groups"])
+    additions = [m for s in plan["steps"] if s["kind"] == "add_members" for m in s["request"]["members"]]
+    return {
+        "actions": actions,
+        "member_additions": len(additions),
+        "members": len(set(additions)),
+        "virtual_groups": sum(len(g["virtual_groups"]) for g in plan["groups"]),
+        "skipped": len(plan["skipped"]),
+        "lost": sum(1 for a in plan["access"] if a["lost"]),
+    }
+
+
+def access_rows(plan):
+    """Each member's access before (virtual groups) and after (User Groups), differences first."""
+    rows = []
+    for a in plan["access"]:
+        before, after = set(a["before"]), set(a["after"])
+        lost, gained = sorted(before - after), sorted(after - before)
+        change = "lost" if lost else "gain" if gained else "same"
+        rows.append({**a, "lost": lost, "gained": gained, "change": change})
+    order = {"lost": 0, "gain": 1, "same": 2}
+    return sorted(rows, key=lambda r: (order[r["change"]], r["email"]))
+
+
+def access_roles(plan):
+    return sorted({role for a in plan["access"] for role in a["before"] + a["after"]})
+
+
+def cell_state(row, role):
+    if role in row["before"] and role in row["after"]:
+        return "kept"
+    if role in row["before"]:
+        return "lost"
+    if role in row["after"]:
+        return "gain"
+    return ""
+
+
+def change_text(row):
+    parts = []
+    if row["lost"]:
+        reason = " (not an account member)" if not row.get("member_id") else ""
+        parts.append(f"LOSES {', '.join(row['lost'])}{reason}")
+    if row["gained"]:
+        parts.append(f"gains {', '.join(row['gained'])}")
+    return "; ".join(parts) or "no change"
+
+
+def attention(plan, counts):
+    """What an approver must not miss, worst first: (level, text)."""
+    notes = []
+    if plan["conflicts"]:
+        names = ", ".join(reveal(c["name"]) for c in plan["conflicts"])
+        notes.append(("bad", f"This plan cannot be applied: {len(plan['conflicts'])} target name(s) are taken by User Groups "
+                             f"vgmigrate did not create ({names}). Plan again with --on-existing adopt or suffix."))
+    if counts["lost"]:
+        notes.append(("bad", f"{counts['lost']} member(s) would not keep all the access they have today through virtual "
+                             "groups; see the access picture. They lose it when the CF- groups are removed."))
+    severe = dict(severity_counts(plan["findings"]))
+    if severe["critical"]:
+        notes.append(("bad", f"{severe['critical']} critical finding(s): read them before approving."))
+    if counts["actions"].get("adopt"):
+        notes.append(("warn", f"{counts['actions']['adopt']} existing User Group(s) will be adopted: vgmigrate adds a policy and "
+                              "members to a group it did not create (rollback restores them exactly)."))
+    if not plan["steps"]:
+        notes.append(("ok", "Nothing to do: every planned group is already migrated."))
+    return notes
+
+
+def summary_facts(plan, rehearsal, counts):
+    actions = counts["actions"]
+    groups = ", ".join(f"{actions.get(a, 0)} {label}" for a, label in (
+        ("create", "to create"), ("adopt", "to adopt"), ("update", "to update"), ("none", "unchanged"), ("conflict", "blocked")))
+    scope, where = scope_text(plan)
+    facts = [
+        ("Account", f"{plan['account'].get('name') or ''} ({plan['account']['id']})".strip()),
+        ("Source", plan["source"]),
+        ("Scan", f"#{plan['scan']['id']} finished {plan['scan']['finished_at']}"),
+        ("Plan id", plan["plan_id"]),
+        ("Created", f"{plan.get('created_at', '')} by {plan.get('tool', 'vgmigrate')}"),
+        ("Options", f"mode {plan['options']['mode']}, name template {plan['options']['name_template']}, "
+                    f"on existing {plan['options']['on_existing']}"
+                    + (f", only {', '.join(plan['options']['only'])}" if plan["options"].get("only") else "")),
+        ("User Groups", groups),
+        ("Virtual groups", f"{counts['virtual_groups']} migrated, {counts['skipped']} not migrated"),
+        ("Memberships to add", f"{counts['member_additions']} ({counts['members']} distinct members)"),
+        ("Scope", f"{scope} ({where})"),
+        ("API steps", str(len(plan["steps"]))),
+        ("Findings", ", ".join(f"{n} {s}" for s, n in severity_counts(plan["findings"]))),
+        ("Rehearsal", rehearsal_text(rehearsal)),
+    ]
+    return facts
+
+
+def rehearsal_text(rehearsal):
+    if not rehearsal:
+        return "not rehearsed"
+    verdict = "passed" if rehearsal.get("passed") else "FAILED"
+    return f"{verdict} against the sandbox ({rehearsal.get('calls', '?')} API calls) at {rehearsal.get('at', '?')}"
+
+
+def group_rows(plan):
+    """One row per virtual group -> User Group."""
+    scope, _ = scope_text(plan)
+    for g in plan["groups"]:
+        for vg in g["virtual_groups"]:
+            yield g, vg, scope
+
+
+def sorted_members(group):
+    return sorted(group["members"], key=lambda m: (m.get("email") or "").lower())
+
+
+def step_target(step):
+    return step["target"]
+
+
+# ---- Markdown -------------------------------------------------------------------------------------------
+
+
+def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
+    counts = plan_counts(plan)
+    out = [f"# Migration plan for approval: {md_text(plan['account'].get('name') or plan['account']['id'])}", ""]
+    out.append(f"Virtual groups to IAM User Groups. Plan `{plan['plan_id'][:12]}`; nothing has changed yet.")
+    out.append("")
+    out.append(md_table(["Item", "Value"], [
+        [md_text(k), md_code(v) if k in ("Plan id",) else md_text(v)] for k, v in summary_facts(plan, rehearsal, counts)
+    ]))
+    notes = attention(plan, counts)
+    if notes:
+        out.append("")
+        for level, text in notes:
+            label = {"bad": "Attention", "warn": "Note", "ok": "OK"}[level]
+            out.append(f"> **{label}:** {md_text(text)}")
+            out.append(">")
+        out.pop()
+
+    out += ["", "## To apply", "", "Run exactly this plan file (editing it changes its id and apply refuses it):", "",
+            "```sh", apply_command(plan, plan_path), "```"]
+
+    out += ["", "## User Groups", ""]
+    rows = []
+    for g, vg, scope in group_rows(plan):
+        rows.append([
+            md_text(g["step"]), md_code(vg["name"]), md_code(g["name"]) + _md_renamed(g), md_text(ACTION_LABELS.get(g["action"], g["action"])),
+            md_text(g["permission_group"]["name"]), md_text(scope), str(len(g["members"])),
+            md_text(RESOLUTION_LABELS.get(vg["resolution"], vg["resolution"] or "")),
+        ])
+    out.append(md_table(["Step", "Virtual group", "User Group", "Action", "Permission group", "Scope", "Members", "Role resolved by"], rows)
+               if rows else "No virtual group can be migrated.")
+
+    if plan["skipped"]:
+        out += ["", "### Not migrated", ""]
+        out.append(md_table(["Virtual group", "Why"], [[md_code(s["virtual_group"]), md_text(s["reason"])] for s in plan["skipped"]]))
+
+    out += ["", "### Members", ""]
+    for g in plan["groups"]:
+        members = ", ".join(md_text(m["email"]) + (" (invitation pending)" if m.get("status") == "pending" else "") for m in sorted_members(g))
+        out.append(f"- {md_code(g['name'], in_table=False)} ({len(g['members'])}): {members or 'none'}")
+
+    out += ["", "## Findings", ""]
+    if plan["findings"]:
+        out.append(md_table(["Severity", "Code", "Subject", "Problem", "What to do"], [
+            [f"**{f['severity']}**" if f["severity"] in ("critical", "error") else f["severity"], md_code(f["code"]),
+             md_code(f["subject"]), md_text(f["message"]), md_text(f.get("action") or "")]
+            for f in sorted_findings(plan["findings"])
+        ]))
+    else:
+        out.append("No findings.")
+
+    out += ["", "## Access before and after", ""]
+    out += _md_access(plan)
+
+    out += ["", "## Steps apply will take", ""]
+    out.append(md_table(["#", "Step", "Does", "Target", "Waits for"], [
+        [str(n), md_text(s["id"]), md_text(_step_does(s)), md_code(step_target(s)), md_text(", ".join(s.get("after") or []) or "-")]
+        for n, s in enumerate(plan["steps"], 1)
+    ]) if plan["steps"] else "None.")
+    out += ["", f"_Generated from plan `{plan['plan_id']}`: its id is the SHA-256 of the content above._", ""]
+    return "\n".join(out)
+
+
+def _md_renamed(g):
+    return f" (wanted {md_code(g['requested_name'])})" if g.get("requested_name") else ""
+
+
+def _step_does(step):
+    label = STEP_LABELS.get(step["kind"], step["kind"])
+    if step["kind"] == "add_members":
+        label = f"add {len(step['request']['members'])} member(s)"
+    return label
+
+
+MD_MARKS = {"kept": "\u2713", "lost": "**\u2717 loses**", "gain": "**+ gains**", "": ""}
+
+
+def _md_access(plan):
+    rows = access_rows(plan)
+    if not rows:
+        return ["No virtual group members."]
+    roles = access_roles(plan)
+    lines = ["Who has what through virtual groups today, and who will have it through User Groups. "
+             "Differences come first and are marked: \u2713 kept, **\u2717 loses**, **+ gains**.", ""]
+    if len(roles) <= MATRIX_MAX_ROLES:
+        headers = ["Member"] + [md_text(r) for r in roles] + ["Change"]
+        body = [
+            [_md_member(r)] + [MD_MARKS[cell_state(r, role)] for role in roles] + [_md_change(r)] for r in rows
+        ]
+    else:
+        headers = ["Member", "Before (virtual groups)", "After (User Groups)", "Change"]
+        body = [[_md_member(r), md_text(", ".join(r["before"])), md_text(", ".join(r["after"])), _md_change(r)] for r in rows]
+    lines.append(md_table(headers, body))
+    return lines
+
+
+def _md_member(row):
+    return f"**{md_text(row['email'])}**" if row["change"] != "same" else md_text(row["email"])
+
+
+def _md_change(row):
+    text = md_text(change_text(row))
+    return f"**{text}**" if row["change"] == "lost" else text
+
+
+# ---- HTML --------------------------------------------------------------------------------------------------
+
+
+def render_html(plan, rehearsal=None, plan_path="plan.json"):
+    counts = plan_counts(plan)
+    title = f"Migration plan for approval: {plan['account'].get('name') or plan['account']['id']}"
+    parts = [f"<h1>{esc(title)}</h1>",
+             f'<p class="sub">Virtual groups to IAM User Groups. Plan <code>{esc(plan["plan_id"][:12])}</code>; nothing has changed yet.</p>']
+    facts = summary_facts(plan, rehearsal, counts)
+    parts.append(html_table(["Item", "Value"], [[esc(k), f"<code>{esc(v)}</code>" if k == "Plan id" else esc(v)] for k, v in facts], cls="facts"))
+    for level, text in attention(plan, counts):
+        parts.append(f'<div class="banner {level}">{esc(text)}</div>')
+
+    parts.append("<h2>To apply</h2>")
+    parts.append("<p>Run exactly this plan file (editing it changes its id and apply refuses it):</p>")
+    parts.append(f'<pre class="command">{esc(apply_command(plan, plan_path))}</pre>')
+
+    parts.append("<h2>User Groups</h2>")
+    rows, classes = [], []
+    for g, vg, scope in group_rows(plan):
+        renamed = f' <span class="muted">(wanted {html_name(g["requested_name"])})</span>' if g.get("requested_name") else ""
+        rows.append([
+            esc(g["step"]), html_name(vg["name"]), html_name(g["name"]) + renamed,
+            f'<span class="badge act-{esc(g["action"])}">{esc(ACTION_LABELS.get(g["action"], g["action"]))}</span>',
+            esc(g["permission_group"]["name"]), esc(scope), esc(len(g["members"])),
+            esc(RESOLUTION_LABELS.get(vg["resolution"], vg["resolution"] or "")),
+        ])
+        classes.append("lost" if g["action"] == "conflict" else "")
+    parts.append(html_table(["Step", "Virtual group", "User Group", "Action", "Permission group", "Scope", "Members", "Role resolved by"], rows, classes)
+                 if rows else "<p>No virtual group can be migrated.</p>")
+    if plan["skipped"]:
+        parts.append("<h3>Not migrated</h3>")
+        parts.append(html_table(["Virtual group", "Why"], [[html_name(s["virtual_group"]), esc(s["reason"])] for s in plan["skipped"]],
+                                ["lost"] * len(plan["skipped"])))
+
+    parts.append("<h3>Members</h3>")
+    pending = ' <span class="muted">(invitation pending)</span>'
+    for g in plan["groups"]:
+        items = "".join(f"<li>{esc(m['email'])}{pending if m.get('status') == 'pending' else ''}</li>" for m in sorted_members(g))
+        noun = "member" if len(g["members"]) == 1 else "members"
+        label = f'{html_name(g["name"])} <span class="muted">({len(g["members"])} {noun})</span>'
+        if not g["members"]:
+            parts.append(f"<p>{label}: none</p>")
+        elif len(g["members"]) > FOLD_MEMBERS_OVER:
+            parts.append(f'<details><summary>{label}</summary><ul class="members">{items}</ul></details>')
+        else:
+            parts.append(f'<div>{label}<ul class="members">{items}</ul></div>')
+
+    parts.append("<h2>Findings</h2>")
+    if plan["findings"]:
+        parts.append(html_table(["Severity", "Code", "Subject", "Problem", "What to do"], [
+            [f'<span class="badge sev-{esc(f["severity"])}">{esc(f["severity"])}</span>', f"<code>{esc(f['code'])}</code>",
+             html_name(f["subject"]), esc(f["message"]), esc(f.get("action") or "")]
+            for f in sorted_findings(plan["findings"])
+        ], cls="findings"))
+    else:
+        parts.append("<p>No findings.</p>")
+
+    parts.append("<h2>Access before and after</h2>")
+    parts += _html_access(plan)
+
+    parts.append("<h2>Steps apply will take</h2>")
+    if plan["steps"]:
+        step_rows = [[esc(n), esc(s["id"]), esc(_step_does(s)), html_name(step_target(s)), esc(", ".join(s.get("after") or []) or "-")]
+                     for n, s in enumerate(plan["steps"], 1)]
+        table = html_table(["#", "Step", "Does", "Target", "Waits for"], step_rows)
+        parts.append(f"<details><summary>{len(plan['steps'])} API steps</summary>{table}</details>" if len(step_rows) > FOLD_UNCHANGED_OVER else table)
+    else:
+        parts.append("<p>None.</p>")
+    parts.append(f"<footer>Generated from plan <code>{esc(plan['plan_id'])}</code>: its id is the SHA-256 of the content above. "
+                 f"{esc(plan.get('tool', 'vgmigrate'))}.</footer>")
+    return html_page(title, "\n".join(parts))
+
+
+HTML_MARKS = {"kept": "\u2713", "lost": "\u2717 loses", "gain": "+ gains", "": ""}
+
+
+def _html_access(plan):
+    rows = access_rows(plan)
+    if not rows:
+        return ["<p>No virtual group members.</p>"]
+    roles = access_roles(plan)
+    out = ['<p>Who has what through virtual groups today, and who will have it through User Groups. Differences come first: '
+           '<span class="lost">\u2717 loses</span> (highlighted rows), <span class="gain">+ gains</span>, \u2713 kept.</p>']
+    matrix = len(roles) <= MATRIX_MAX_ROLES
+    if matrix:
+        headers = ["Member"] + [esc(r) for r in roles] + ["Change"]
+    else:
+        headers = ["Member", "Before (virtual groups)", "After (User Groups)", "Change"]
+
+    def render(subset):
+        body, classes = [], []
+        for r in subset:
+            member = f"<strong>{esc(r['email'])}</strong>" if r["change"] != "same" else esc(r["email"])
+            change = f'<span class="{r["change"]}">{esc(change_text(r))}</span>' if r["change"] != "same" else esc(change_text(r))
+            if matrix:
+                cells = [f'<span class="{s}">{HTML_MARKS[s]}</span>' if s else "" for s in (cell_state(r, role) for role in roles)]
+            else:
+                cells = [esc(", ".join(r["before"])), esc(", ".join(r["after"]))]
+            body.append([member, *cells, change])
+            classes.append(r["change"] if r["change"] != "same" else "")
+        return html_table(headers, body, classes, cls="matrix" if matrix else None)
+
+    changed = [r for r in rows if r["change"] != "same"]
+    same = [r for r in rows if r["change"] == "same"]
+    if changed:
+        out.append(render(changed))
+    else:
+        out.append('<div class="banner ok">Everyone keeps exactly the access they have today.</div>')
+    if same:
+        title = f"{len(same)} member(s) keep exactly the access they have today"
+        out.append(f"<details><summary>{esc(title)}</summary>{render(same)}</details>" if len(same) > FOLD_UNCHANGED_OVER
+                   else f"<h3>{esc(title)}</h3>{render(same)}")
+    return out
+
+
+def render(plan, fmt, rehearsal=None, plan_path="plan.json"):
+    """The approval report for `plan` (a sealed plan dict) as "markdown" or "html"."""
+    if fmt == "markdown":
+        return render_markdown(plan, rehearsal, plan_path)
+    if fmt == "html":
+        return render_html(plan, rehearsal, plan_path)
+    raise ValueError(f"unknown report format {fmt!r}; use markdown or html")
