@@ -620,3 +620,15 @@ def test_a_policy_id_named_twice_is_kept_once(api, sandbox):
 def test_chunked_request_bodies_are_read(api, sandbox):
     response = api("POST", "/iam/user_groups", data=iter([b'{"name": ', b'"Chunked"}']), headers={"Content-Type": "application/json"})
     assert response.status_code == 200 and "Chunked" in sandbox.state.user_groups_by_name()
+
+
+def test_ids_stay_unique_when_a_snapshot_is_served_again(api, sandbox):
+    first = api.ok("POST", "/iam/user_groups", json={"name": "Ops"})["result"]["id"]
+    with Sandbox(seed=sandbox.state.snapshot(), rate_limit=None) as again:  # same random seed
+        second = Api(again).ok("POST", "/iam/user_groups", json={"name": "Ops 2"})["result"]["id"]
+        assert second != first and len(again.state.user_groups) == len(sandbox.state.user_groups) + 1
+
+
+def test_empty_query_values_count_as_absent(api, sandbox):
+    body = api.ok("GET", "/iam/user_groups?name=&fuzzyName=")
+    assert body["result_info"]["total_count"] == len(sandbox.state.user_groups) == len(body["result"])

@@ -220,7 +220,8 @@ def list_user_groups(request, account_id):
                 continue
             yield group
 
-    total = count(matching()) if (group_id or name or fuzzy) else len(state.user_groups)
+    filtered = group_id is not None or name is not None or fuzzy
+    total = count(matching()) if filtered else len(state.user_groups)
     return paged(matching(), total, page, per_page, lambda g: render.user_group(state, g))
 
 

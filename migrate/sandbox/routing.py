@@ -27,8 +27,9 @@ class Request:
         return parse_qs(raw, keep_blank_values=True)
 
     def arg(self, name):
+        """The last value of a query parameter; an empty value counts as absent."""
         values = self.query.get(name)
-        return values[-1] if values else None
+        return values[-1] if values and values[-1] != "" else None
 
     def json(self, scim=False):
         """The decoded body; malformed or missing JSON is a 400 in the endpoint's error shape."""

@@ -40,12 +40,20 @@ class State:
         self.lock = threading.RLock()
         self._ids = random.Random(f"sandbox-ids-{random_seed}")
         self.audit = []  # v1 audit entries, oldest first
+        self._used_ids = set()
         _load(self, seed)
+        self._used_ids = _ids_in_use(self)
 
     # ---- ids and time -------------------------------------------------------------------
 
     def new_id(self):
-        return "%032x" % self._ids.getrandbits(128)
+        """A fresh 32-hex id: seeded (stable across runs) and never one the account already uses,
+        even when this state was loaded from a snapshot of a sandbox with the same random seed."""
+        while True:
+            new = "%032x" % self._ids.getrandbits(128)
+            if new not in self._used_ids:
+                self._used_ids.add(new)
+                return new
 
     # ---- read helpers for tests and handlers ------------------------------------------------
 
@@ -620,6 +628,14 @@ def _load(state, seed):
                 record[optional] = copy.deepcopy(user[optional])
         state.scim_users[user["id"]] = record
         state.scim_user_ids_by_name[user["userName"].casefold()] = user["id"]
+
+
+def _ids_in_use(state):
+    ids = set(state.permission_groups) | set(state.roles) | set(state.resource_groups) | set(state.user_groups)
+    ids |= set(state.members) | set(state.member_ids_by_user_id) | set(state.scim_users)
+    for holder in (*state.members.values(), *state.user_groups.values()):
+        ids.update(p["id"] for p in holder["policies"])
+    return ids
 
 
 def _seed_policies(state, policies, where):
