@@ -512,6 +512,9 @@ def test_scim_user_provisioning_and_deprovisioning(api, sandbox):
     off = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "value": {"active": False}}]}
     assert api.ok("PATCH", f"/scim/v2/Users/{created.json()['id']}", json=off)["active"] is False
     assert sandbox.state.member_by_email("new.hire@acme-corp.example") is None
+    on = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "active", "value": True}]}
+    assert api.ok("PATCH", f"/scim/v2/Users/{created.json()['id']}", json=on)["active"] is True
+    assert sandbox.state.member_by_email("new.hire@acme-corp.example")["user"]["id"] == created.json()["id"]
 
 
 # ---- seeds -----------------------------------------------------------------------------------------

@@ -434,12 +434,14 @@ class State:
         return user
 
     def scim_set_user_active(self, user, active):
-        """`active: false` deprovisions: the account membership goes, the SCIM user stays."""
+        """`active: false` deprovisions (the account membership goes, the SCIM user stays);
+        `active: true` provisions the membership again."""
         user["active"] = bool(active)
-        if not active:
-            member_id = self.member_ids_by_user_id.get(user["id"])
-            if member_id:
-                self.delete_member(member_id)
+        member_id = self.member_ids_by_user_id.get(user["id"])
+        if not active and member_id:
+            self.delete_member(member_id)
+        elif active and not member_id and user["userName"].casefold() not in self.member_ids_by_email:
+            self.add_member(user["userName"], roles=[], status="accepted", user_id=user["id"])
 
     def scim_rename_user(self, user, user_name):
         self.scim_user_ids_by_name.pop(user["userName"].casefold(), None)
