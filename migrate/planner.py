@@ -65,23 +65,25 @@ def build_plan(data, options, own_groups=None):
     own_groups = own_groups or {}
     account_id = data["scan"]["account_id"]
     pgs = [pg["raw"] for pg in data["permission_groups"]]
-    members_by_id = {m["id"]: m for m in data["members"]}
     memberships = {}
     for link in data["virtual_group_members"]:
         memberships.setdefault(link["virtual_group_id"], []).append(link)
 
     targets, skipped, findings = {}, [], []
+    granted = {}  # virtual group id -> what it granted, as a permission group name when resolved
     for vg in data["virtual_groups"]:
         if options.only and vg["name"] not in options.only and vg["role"] not in options.only:
             continue
         if vg["account_id"] != account_id:
             skipped.append({"virtual_group": vg["name"], "reason": "names another account"})
             continue
+        granted[vg["id"]] = vg["role"]
         res = resolve_role(vg["role"], pgs, options.mapping)
         if res.status != "resolved":
             skipped.append({"virtual_group": vg["name"], "reason": res.message})
             continue
         pg = res.permission_group
+        granted[vg["id"]] = pg["name"]
         name = options.name_template.format(role=pg["name"], vg_role=vg["role"], account=account_id).strip()
         if name.upper().startswith("CF"):
             raise VgmigrateError(
@@ -209,7 +211,7 @@ def build_plan(data, options, own_groups=None):
         "skipped": skipped,
         "conflicts": conflicts,
         "findings": [f.as_row() for f in sort_findings(scan_findings + findings)],
-        "access": access_picture(data, groups, members_by_id),
+        "access": access_picture(data["virtual_group_members"], groups, granted),
         "steps": steps,
     }
 
@@ -255,20 +257,16 @@ def _free_name(name, taken):
     return f"{name} ({n})"
 
 
-def access_picture(data, groups, members_by_id):
-    """Before/after access per member: which permission groups virtual groups granted, and which the
-    planned User Groups will grant. Differences are what an approver must look at."""
-    vg_pg = {}
-    for vg in data["virtual_groups"]:
-        if vg.get("resolution") == "resolved":
-            vg_pg[vg["id"]] = vg["permission_group_name"]
+def access_picture(memberships, groups, granted):
+    """Before/after access per member: which roles virtual groups granted, and which the planned
+    User Groups will grant. Differences are what an approver must look at."""
     planned = {vg["id"]: g for g in groups for vg in g["virtual_groups"]}
-    roles = {vg["id"]: vg["role"] for vg in data["virtual_groups"]}
     rows = {}
-    for link in data["virtual_group_members"]:
-        role = vg_pg.get(link["virtual_group_id"]) or roles.get(link["virtual_group_id"], "?")
+    for link in memberships:
+        if link["virtual_group_id"] not in granted:  # left out by --only
+            continue
         row = rows.setdefault(link["email"], {"email": link["email"], "member_id": link["member_id"], "before": set(), "after": set()})
-        row["before"].add(role)
+        row["before"].add(granted[link["virtual_group_id"]])
         group = planned.get(link["virtual_group_id"])
         if group and link["member_id"] and group.get("action") != "conflict":
             row["after"].add(group["permission_group"]["name"])
