@@ -60,6 +60,10 @@ class VgmigrateGroup(click.Group):
 @click.pass_context
 def cli(ctx, db_path, account_id, token, base_url, debug):
     """Move a Cloudflare account off SCIM virtual groups onto native User Groups."""
+    if debug:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     ctx.obj = Settings(db_path, account_id, token, base_url.rstrip("/"), debug)
 
 

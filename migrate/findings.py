@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from .names import parse_virtual_group_name
+from .names import VARIANTS, parse_virtual_group_name
 from .roles import normalise, resolve_role
 
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -50,7 +50,7 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
         }
         if parsed.variants:
             findings.append(
-                Finding("warning", "name_variant", vg.name, f"non-canonical name ({', '.join(parsed.variants)}); read as role {parsed.role!r}",
+                Finding("warning", "name_variant", vg.name, f"non-canonical name ({'; '.join(VARIANTS[v] for v in parsed.variants)}); read as role {parsed.role!r}",
                         f"check that {parsed.canonical!r} is what was meant")
             )
         if parsed.account_id != account_id:
@@ -70,7 +70,7 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
                 resolution_message=res.message,
             )
             if res.status != "resolved":
-                findings.append(Finding("error", f"{res.status}_role", vg.name, res.message, "add the role to a mapping file (--mapping) and plan again"))
+                findings.append(Finding("error", f"{res.status}_role", vg.name, res.message, "map the role to a permission group in a mapping file and plan again with --mapping"))
             elif res.method in ("rename", "mapping"):
                 how = "the built-in rename table" if res.method == "rename" else "your mapping file"
                 findings.append(Finding("info", f"resolved_by_{res.method}", vg.name, f"{parsed.role!r} -> {pg.get('name')!r} through {how}", "confirm the permission group is the intended one"))

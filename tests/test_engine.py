@@ -165,3 +165,19 @@ def test_direct_apply_api_reports_counts(sb, planned):
     result = apply_plan(client_for(sb), inventory, planfile.read(plan), parallel=2)
     assert result.status == "done"
     assert result.counts == {"done": len(json.loads(plan.read_text())["steps"])}
+
+
+def test_the_token_is_written_nowhere(sb, planned, tmp_path):
+    db, plan = planned
+    outputs = [
+        run(sb, db, "--debug", "apply", plan, "--yes").output,
+        run(sb, db, "--debug", "verify").output,
+        run(sb, db, "show", plan, "--format", "html").output,
+        run(sb, db, "--debug", "rollback", "--yes").output,
+        run(sb, db, "--token", "not-the-token", "scan", expect=1).output,
+    ]
+    for text in outputs:
+        assert sb.token not in text
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert sb.token.encode() not in path.read_bytes(), path
