@@ -92,7 +92,7 @@ class Sandbox:
         self._stopping.clear()
         self._server = _Server((self._host, self._port), _Handler)
         self._server.sandbox = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="cf-sandbox")
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True, name="cf-sandbox")
         self._thread.start()
         return self
 
