@@ -137,7 +137,7 @@ p.sub { color: var(--muted); margin: 0 0 16px; }
 table { border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: var(--bg); font-weight: 600; }
-table.facts { width: auto; min-width: 60%; }
+table.facts { width: auto; min-width: 60%; margin-bottom: 12px; }
 table.facts th { width: 14em; }
 .matrix td:first-child { white-space: nowrap; }
 table.findings td:nth-child(2) code { white-space: nowrap; }
@@ -188,6 +188,9 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
   tr, .banner, pre { break-inside: avoid; }
   details > summary { color: var(--ink); }
   details::details-content { content-visibility: visible; display: block; }
+  table.findings td:nth-child(3) { min-width: 13em; }
+  table.journal td { min-width: 0; }
+  .name, code { font-size: 10px; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """

@@ -312,3 +312,12 @@ def test_audit_window_covers_runs_with_tolerance():
                                         now=T0 + timedelta(seconds=30))
     assert since == T0 - export.AUDIT_TOLERANCE and before == T0 + timedelta(seconds=30) + export.AUDIT_TOLERANCE
     assert export.audit_window([]) is None
+
+
+def test_an_empty_inventory_exports_headers_only(tmp_path):
+    for fmt in export.FORMATS:
+        result = CliRunner().invoke(cli, ["--db", str(tmp_path / "empty.db"), "export", "--format", fmt, "--out", str(tmp_path / fmt)])
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "csv" / "journal.csv").read_text().startswith("run_id,run_kind,seq,")
+    assert "No runs recorded." in (tmp_path / "markdown" / "summary.md").read_text()
+    check_page((tmp_path / "html" / "summary.html").read_text())
