@@ -138,7 +138,7 @@ def build_plan(data, options, own_groups=None):
             group.update(action="conflict", existing_id=current["id"])
         elif current and options.on_existing == "adopt":
             group.update(action="adopt", existing_id=current["id"])
-            prior = _write_policies(current["policies"])
+            prior = write_policies(current["policies"])
             expected["adopted"][current["id"]] = {"name": current["name"], "modified_on": current["raw"].get("modified_on"), "policies": prior}
             after = [] if rg else ["rg"]
             if not _grants(current["policies"], target["permission_group"]["id"], rg["id"] if rg else None):
@@ -228,7 +228,7 @@ def _add_members(step_id, target, group_ref, member_ids, after):
     }
 
 
-def _write_policies(policies):
+def write_policies(policies):
     """Policies as read -> the write shape PUT accepts, keeping ids so the set is restored exactly."""
     return [
         {

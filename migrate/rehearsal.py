@@ -9,6 +9,7 @@ from .cloudflare import CloudflareClient
 from .executor import apply_plan
 from .http import RateLimiter
 from .inventory import Inventory, dumps, utcnow
+from .planner import write_policies
 from .rollback import rollback_run
 from .verify import verify_run
 
@@ -24,7 +25,7 @@ def seed_from_scan(data):
         raw = m["raw"]
         for role in raw.get("roles") or []:
             roles.setdefault(role["id"], {"id": role["id"], "name": role.get("name", role["id"]), "description": role.get("description", ""), "permissions": role.get("permissions") or {}})
-        members.append({**raw, "email": m["email"], "roles": [r["id"] for r in raw.get("roles") or []], "policies": _policy_ids(raw.get("policies"))})
+        members.append({**raw, "email": m["email"], "roles": [r["id"] for r in raw.get("roles") or []], "policies": write_policies(raw.get("policies"))})
     user_tags = {m["email"]: (m["raw"].get("user") or {}).get("id") for m in data["members"]}
     scim_groups = [{"id": vg["id"], "displayName": vg["name"], "system": True} for vg in data["virtual_groups"]]
     scim_users = {}
@@ -38,24 +39,12 @@ def seed_from_scan(data):
         "members": members,
         "resource_groups": [rg["raw"] for rg in data["resource_groups"]],
         "user_groups": [
-            {**g["raw"], "policies": _policy_ids(g["raw"].get("policies")), "members": [], "scim_managed": False}
+            {**g["raw"], "policies": write_policies(g["raw"].get("policies")), "members": [], "scim_managed": False}
             for g in data["user_groups"]
         ],
         "scim_groups": scim_groups,
         "scim_users": list(scim_users.values()),
     }
-
-
-def _policy_ids(policies):
-    return [
-        {
-            "id": p.get("id"),
-            "access": p.get("access", "allow"),
-            "permission_groups": [{"id": pg["id"]} for pg in p.get("permission_groups") or []],
-            "resource_groups": [{"id": rg["id"]} for rg in p.get("resource_groups") or []],
-        }
-        for p in policies or []
-    ]
 
 
 def rehearse(inventory, plan, parallel=4):
