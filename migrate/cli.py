@@ -394,9 +394,12 @@ def status(settings):
     if not runs:
         click.echo("No runs yet. Next: vgmigrate plan --out plan.json, then vgmigrate apply plan.json")
         return
-    latest = runs[-1]
-    click.echo(reports.runs_table([latest], step_counts(inventory, [latest])))
-    click.echo("\nNext: " + NEXT_STEP.get((latest["kind"], latest["status"]), "vgmigrate history"))
+    latest, applies = runs[-1], [r for r in runs if r["kind"] == "apply"]
+    # The newest apply run says where the migration stands, unless a rollback of it failed.
+    current = latest if latest["kind"] == "rollback" and latest["status"] == "failed" or not applies else applies[-1]
+    shown = [r for r in runs if r["id"] in (current["id"], latest["id"])]
+    click.echo(reports.runs_table(shown, step_counts(inventory, shown)))
+    click.echo("\nNext: " + NEXT_STEP.get((current["kind"], current["status"]), "vgmigrate history"))
 
 
 NEXT_STEP = {
@@ -405,6 +408,7 @@ NEXT_STEP = {
     ("apply", "interrupted"): "vgmigrate apply <the same plan> to finish it (or vgmigrate rollback)",
     ("apply", "running"): "if no apply is running, vgmigrate apply <the same plan> resumes it",
     ("apply", "rolled_back"): "vgmigrate scan, then plan again",
+    ("apply", "partly_rolled_back"): "vgmigrate rollback --force to undo the rest, or vgmigrate apply <the same plan> to redo it",
     ("rollback", "done"): "vgmigrate scan, then plan again",
     ("rollback", "failed"): "vgmigrate rollback again to finish undoing the run",
 }

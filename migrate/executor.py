@@ -67,8 +67,10 @@ def stale_reasons(plan, live_groups, live_rgs, journal):
         live = by_id.get(gid)
         if live is None:
             reasons.append(f"User Group {before['name']!r} ({gid}) is gone")
-        elif live.get("modified_on") != before["modified_on"] and before["name"] not in ours:
-            reasons.append(f"User Group {before['name']!r} was modified at {live.get('modified_on')}")
+        elif before["name"] not in ours and not same_policies(live.get("policies"), before["policies"]):
+            # Policies, not modified_on: its members are snapshotted at apply time anyway, and a
+            # rollback of an earlier attempt restores the same policies.
+            reasons.append(f"the policies of User Group {before['name']!r} changed since the plan was made")
     rg = plan["expected"]["resource_group"]
     if "id" in rg and not any(r["id"] == rg["id"] for r in live_rgs):
         reasons.append(f"resource group {rg['id']} is gone")
@@ -142,13 +144,10 @@ class Apply:
             status, message = "done", "all steps done"
             try:
                 self._execute()
-            except KeyboardInterrupt:
-                status, message = "interrupted", "interrupted; run `vgmigrate apply` with the same plan to finish"
-                raise
             except StepFailed as err:
                 status, message = "failed", str(err)
-            except BaseException as err:
-                status, message = "interrupted", f"stopped by {type(err).__name__}; run apply again to finish"
+            except BaseException as err:  # Ctrl-C, or anything unexpected: the journal says how far it got
+                status, message = "interrupted", f"stopped by {type(err).__name__}; run apply with the same plan to finish"
                 raise
             finally:
                 self.inv.update_run(run_id, status=status, message=message, finished_at=utcnow())

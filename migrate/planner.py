@@ -139,7 +139,7 @@ def build_plan(data, options, own_groups=None):
         elif current and options.on_existing == "adopt":
             group.update(action="adopt", existing_id=current["id"])
             prior = write_policies(current["policies"])
-            expected["adopted"][current["id"]] = {"name": current["name"], "modified_on": current["raw"].get("modified_on"), "policies": prior}
+            expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior}
             after = [] if rg else ["rg"]
             if not _grants(current["policies"], target["permission_group"]["id"], rg["id"] if rg else None):
                 steps.append(

@@ -62,8 +62,8 @@ class Rollback:
                 if run_id:
                     self.inv.update_run(run_id, status=status, finished_at=utcnow(), message="; ".join(self.left_alone) or None)
                     remaining = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
-                    if not remaining:
-                        self.inv.update_run(self.target["id"], status="rolled_back")
+                    # A partly undone run can be applied again: its undone steps are redone.
+                    self.inv.update_run(self.target["id"], status="partly_rolled_back" if remaining else "rolled_back")
         finally:
             if run_id:
                 self.inv.release_lock(LOCK)

@@ -181,3 +181,18 @@ def test_the_token_is_written_nowhere(sb, planned, tmp_path):
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert sb.token.encode() not in path.read_bytes(), path
+
+
+def test_a_partly_rolled_back_run_can_be_applied_again(sb, planned):
+    db, plan = planned
+    run(sb, db, "apply", plan, "--yes")
+    applied = iam_state(sb)
+    dns = sb.state.user_groups_by_name()["DNS"]
+    outsider = next(m["id"] for m in sb.state.snapshot()["members"] if m["id"] not in dns["members"])
+    client_for(sb).add_user_group_members(dns["id"], [outsider])
+    run(sb, db, "rollback", "--yes", expect=1)  # leaves DNS alone, undoes the rest
+    assert "partly_rolled_back" in run(sb, db, "status").output
+    client_for(sb).remove_user_group_member(dns["id"], outsider)
+    run(sb, db, "apply", plan, "--yes")
+    assert iam_state(sb) == applied
+    run(sb, db, "verify")

@@ -110,7 +110,7 @@ def test_on_existing_adopt_keeps_prior_policies_and_records_them_for_rollback():
     prior = [{"id": "p1", "access": "allow", "permission_groups": [{"id": "9" * 32}], "resource_groups": [{"id": "r9"}]}]
     assert adopt["request"]["policies"][0] == prior[0] and len(adopt["request"]["policies"]) == 2
     assert adopt["inverse"] == {"kind": "restore_policies", "id": "u1", "policies": prior}
-    assert plan["expected"]["adopted"] == {"u1": {"name": "DNS", "modified_on": "2025-01-01", "policies": prior}}
+    assert plan["expected"]["adopted"] == {"u1": {"name": "DNS", "policies": prior}}
 
 
 def test_on_existing_suffix_picks_a_free_name():
@@ -153,12 +153,14 @@ def test_plan_file_round_trip_and_tamper_detection(tmp_path):
 
 def test_stale_reasons():
     plan = build_plan(TAKEN, PlanOptions(on_existing="adopt"))
-    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "modified_on": "2025-01-01"}], [], {}) == []
-    moved = stale_reasons(plan, [{"id": "u1", "name": "DNS", "modified_on": "2026-02-02"}, {"id": "x", "name": "administrator"}], [ACCOUNT_RG], {})
+    prior = TAKEN["user_groups"][0]["policies"]
+    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": prior}], [], {}) == []
+    moved = stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": []}, {"id": "x", "name": "administrator"}], [ACCOUNT_RG], {})
     assert len(moved) == 3
+    assert stale_reasons(plan, [], [], {}) == ["User Group 'DNS' (u1) is gone"]
     # Objects the run's own journal accounts for are not someone else's change.
     ours = {"g001": {"target": "Administrator", "status": "done"}, "rg": {"target": f"com.cloudflare.api.account.{ACCT}", "status": "pending"}}
-    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "modified_on": "2025-01-01"}, {"id": "x", "name": "Administrator"}], [ACCOUNT_RG], ours) == []
+    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": prior}, {"id": "x", "name": "Administrator"}], [ACCOUNT_RG], ours) == []
 
 
 def test_refs_and_policy_comparison():

@@ -46,7 +46,7 @@ def test_ensure_creates_every_view_and_is_idempotent(tmp_path):
 
 def test_ensure_replaces_an_outdated_view(tmp_path):
     inventory = Inventory(tmp_path / "old.db")
-    inventory.db.create_view("journal", "select 1 as old_column")
+    inventory.db.create_view("journal", "select 1 as old_column", replace=True)  # as an older vgmigrate left it
     views.ensure(inventory.db)
     columns = [c["name"] for c in inventory.db.query("select name from pragma_table_info('journal')")]
     assert "old_column" not in columns and "cf_ray" in columns
