@@ -206,14 +206,16 @@ class Apply:
                 self._count("reconciled")
                 self.progress(step, "reconciled")
                 return
-        # A pending row keeps the inverse recorded before its first attempt: the membership may
-        # already be half changed now.
-        inverse = prior["inverse"] if prior and prior["status"] == "pending" else self._inverse(step, request)
+        if step["kind"] == "add_members":
+            request, inverse = self._members_request(request, prior)
+        else:  # a pending row keeps the inverse recorded before its first attempt
+            inverse = prior["inverse"] if prior and prior["status"] == "pending" else dict(step["inverse"])
         method, path = self._endpoint(step, request)
         self.inv.journal_pending(self.run_id, self.seq[sid], sid, step["kind"], step["target"], method, path, request, inverse)
         self.hook("before_call", sid)
         try:
-            result = self._call(step, request)
+            nothing_to_send = step["kind"] == "add_members" and not request["members"]
+            result = [] if nothing_to_send else self._call(step, request)
         except OutcomeUnknown:
             result = self._after_lost_response(step, request)
         except CloudflareError as err:
@@ -286,16 +288,20 @@ class Apply:
             return request["id"]
         return result["id"]
 
-    def _inverse(self, step, request):
-        """The inverse, completed with what only apply time knows (ids, the prior membership)."""
-        kind = step["kind"]
-        if kind == "add_members":
-            group = request["group"]
-            if group in self.created_here:
-                return {"kind": "covered_by_delete", "group": group}
-            prior = sorted(m["id"] for m in self.client.user_group_members(group))
-            return {"kind": "restore_members", "group": group, "members": prior}
-        return dict(step["inverse"])
+    def _members_request(self, request, prior):
+        """Send only the members not in the group yet, and record the membership found before the
+        first attempt so rollback restores it exactly. A group this run created starts empty and is
+        deleted whole on rollback, so it needs no read."""
+        group = request["group"]
+        if prior and prior["status"] == "pending":  # the first attempt may have added some already
+            inverse = prior["inverse"]
+            present = {m["id"] for m in self.client.user_group_members(group)}
+        elif group in self.created_here:
+            inverse, present = {"kind": "covered_by_delete", "group": group}, set()
+        else:
+            present = {m["id"] for m in self.client.user_group_members(group)}
+            inverse = {"kind": "restore_members", "group": group, "members": sorted(present)}
+        return {**request, "members": [m for m in request["members"] if m not in present]}, inverse
 
     def _reconcile(self, step, request, fresh=False):
         """Did an earlier attempt of this step take effect? Returns the object id if so."""

@@ -196,3 +196,19 @@ def test_a_partly_rolled_back_run_can_be_applied_again(sb, planned):
     run(sb, db, "apply", plan, "--yes")
     assert iam_state(sb) == applied
     run(sb, db, "verify")
+
+
+def test_adopting_sends_only_missing_members_and_rollback_restores_the_rest(sb, planned):
+    db, plan = planned
+    body = json.loads(plan.read_text())
+    adopted = next(g for g in body["groups"] if g["action"] == "adopt")
+    already = adopted["members"][0]["id"]
+    client_for(sb).add_user_group_members(adopted["existing_id"], [already])  # members may change after planning
+    before = iam_state(sb)
+    run(sb, db, "apply", plan, "--yes")
+    sent = next(a for a in open_inventory(db).actions(open_inventory(db).runs("apply")[0]["id"]) if a["kind"] == "add_members" and a["object_id"] == adopted["existing_id"])
+    assert already not in sent["request"]["members"] and len(sent["request"]["members"]) == len(adopted["members"]) - 1
+    assert already in sent["inverse"]["members"]
+    assert "nothing to do" in run(sb, db, "plan", "--on-existing", "adopt").output.lower()
+    run(sb, db, "rollback", "--yes")
+    assert iam_state(sb) == before
