@@ -88,11 +88,13 @@ def connect(settings):
 
 
 class Progress:
-    """Scan progress on stderr: one line rewritten in place on a terminal, one line per phase otherwise."""
+    """Scan progress on stderr: a bar per list, redrawn in place on a terminal; on anything else
+    one line per phase, so logs stay readable."""
 
-    def __init__(self):
+    def __init__(self, total=lambda: None):
+        self.total = total  # how many items the list being read said it has, if it said
         self.tty = sys.stderr.isatty()
-        self.phase, self.count = None, 0
+        self.phase, self.count, self.phase_total = None, 0, None
 
     def __call__(self, phase, n=1):
         if phase != self.phase:
@@ -101,12 +103,20 @@ class Progress:
             if not self.tty:
                 click.echo(f"reading {phase}...", err=True)
         self.count += n
-        if self.tty and (self.count % 50 == 1 or n > 1):
-            click.echo(f"\rreading {phase}: {self.count:,}", err=True, nl=False)
+        self.phase_total = self.total()  # read now: the page this item came from has just arrived
+        if self.tty and (self.count % 100 == 1 or n > 1):
+            click.echo("\r" + self.line(), err=True, nl=False)
+
+    def line(self):
+        total = self.phase_total
+        if not total or total < self.count:
+            return f"reading {self.phase}: {self.count:,}"
+        done = int(30 * self.count / total)
+        return f"reading {self.phase} [{'#' * done}{'.' * (30 - done)}] {self.count:,}/{total:,}"
 
     def finish(self):
         if self.tty and self.phase:
-            click.echo(f"\rreading {self.phase}: {self.count:,}", err=True)
+            click.echo("\r" + self.line(), err=True)
         self.phase = None
 
 
@@ -129,7 +139,7 @@ def scan(settings, source, file_path, mapping):
     role_mapping = load_mapping(mapping) if mapping else None
     inventory = open_inventory(settings)
     client = connect(settings)
-    progress = Progress()
+    progress = Progress(total=lambda: client.list_total)
     scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress)
     progress.finish()
     click.echo(f"scan {scan_id} of account {settings.account_id}: {client.http.calls} API calls\n")

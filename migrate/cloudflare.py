@@ -95,12 +95,18 @@ class CloudflareClient:
     def last_status(self):
         return getattr(self._local, "status", None)
 
+    @property
+    def list_total(self):
+        """How many items the listing in progress on this thread said it has (for progress bars)."""
+        return getattr(self._local, "list_total", None)
+
     # -- transport -------------------------------------------------------------------------------
 
     def _send(self, method, path, params=None, json=None):
         response = self.http.request(method, path, params=params, json=json)
         self._local.ray = response.headers.get("cf-ray")
         self._local.status = response.status_code
+        self._local.list_total = None  # a list page sets it again after this
         return response
 
     def _fail(self, method, path, response):
@@ -135,10 +141,12 @@ class CloudflareClient:
         page, seen = 1, 0
         while True:
             body = self._v4("GET", path, {**(params or {}), "page": page, "per_page": per_page})
+            self._local.list_total = (body.get("result_info") or {}).get("total_count")
             items = body.get("result") or []
             seen += len(items)
             yield from items
             if not items or v4_is_last_page(body.get("result_info"), page, seen, len(items), per_page):
+                self._local.list_total = None
                 return
             page += 1
 
@@ -158,10 +166,12 @@ class CloudflareClient:
         start = 1
         while True:
             body = self._scim("GET", path, {"startIndex": start, "count": count, "filter": filter})
+            self._local.list_total = body.get("totalResults")
             resources = body.get("Resources") or []
             start += len(resources)
             yield from resources
             if not resources or scim_is_last_page(body, start, len(resources), count):
+                self._local.list_total = None
                 return
 
     # -- token and account -----------------------------------------------------------------------

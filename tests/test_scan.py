@@ -152,3 +152,18 @@ def test_a_failed_scan_leaves_the_previous_one_intact(sb, tmp_path):
     with pytest.raises(VgmigrateError):
         run_scan(client, Inventory(db))
     assert Inventory(db).last_scan() == first
+
+
+def test_scan_progress_bar_knows_each_lists_total(sb, tmp_path):
+    from migrate.cli import Progress
+
+    client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id)
+    lines = []
+    progress = Progress(total=lambda: client.list_total)
+    progress.tty = True
+    original = progress.line
+    progress.line = lambda: lines.append(original()) or lines[-1]
+    run_scan(client, Inventory(tmp_path / "inv.db"), progress=progress)
+    progress.finish()
+    assert "reading members [" + "#" * 30 + "] 40/40" in lines
+    assert "reading resource groups: 1" in lines  # a single unpaged call has no total
