@@ -3,7 +3,7 @@
 import hashlib
 
 from . import sources
-from .findings import analyse
+from .findings import analyse, member_fields
 from .inventory import dumps, utcnow
 from .roles import is_account_scoped, is_deprecated
 
@@ -11,85 +11,108 @@ PHASES = ("token", "account", "permission groups", "members", "resource groups",
 
 
 def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None):
-    """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure."""
+    """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure.
+
+    Account members, the largest listing, go into the inventory as they arrive (inside the scan's
+    one transaction) and only the fields the analysis needs stay in memory.
+    """
     started = utcnow()
     progress("token")
     token = client.verify_token()
     progress("account")
     account = client.account()
     pgs = _collect(client.permission_groups(), "permission groups", progress)
-    members = _collect(client.members(), "members", progress)
-    progress("resource groups")
-    rgs = client.resource_groups()
-    ugs = _collect(client.user_groups(), "user groups", progress)
-    if source == "file":
-        vgs = sources.from_file(file)
-    else:
-        scim_groups = _collect(client.scim_groups(), "virtual groups", progress)
-        vgs = sources.from_scim(scim_groups, client.scim_users(), progress=lambda: progress("users"))
-
-    vg_rows, vgm_rows, findings = analyse(
-        client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=inventory.own_user_group_ids()
-    )
-    tables = {
-        "accounts": [{"id": account["id"], "name": account.get("name"), "type": account.get("type"), "raw": dumps(account)}],
-        "permission_groups": [
-            {
-                "id": pg["id"],
-                "name": pg.get("name"),
-                "scopes": dumps((pg.get("meta") or {}).get("scopes")),
-                "deprecated": int(is_deprecated(pg)),
-                "raw": dumps(pg),
-            }
-            for pg in pgs
-        ],
-        "resource_groups": [
-            {
-                "id": rg["id"],
-                "name": rg.get("name"),
-                "scope_key": (rg.get("scope") or {}).get("key"),
-                "objects": dumps([o.get("key") for o in (rg.get("scope") or {}).get("objects") or []]),
-                "raw": dumps(rg),
-            }
-            for rg in rgs
-        ],
-        "members": [
-            {
-                "id": m["id"],
-                "email": (m.get("email") or (m.get("user") or {}).get("email") or "").lower(),
-                "status": m.get("status"),
-                "user_id": (m.get("user") or {}).get("id"),
-                "roles": dumps(sorted(r.get("name", "") for r in m.get("roles") or [])),
-                "raw": dumps(m),
-            }
-            for m in members
-        ],
-        "user_groups": [{"id": g["id"], "name": g["name"], "policies": dumps(g.get("policies") or []), "raw": dumps(g)} for g in ugs],
-        "virtual_groups": [{**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows],
-        "virtual_group_members": vgm_rows,
-    }
-    counts = {
-        "virtual_groups": len(vg_rows),
-        "resolved": sum(r.get("resolution") == "resolved" for r in vg_rows),
-        "memberships": len(vgm_rows),
-        "members": len(members),
-        "permission_groups": len(pgs),
-        "account_scoped_permission_groups": sum(is_account_scoped(pg) for pg in pgs),
-        "user_groups": len(ugs),
-        "resource_groups": len(rgs),
-    }
     scan = {
         "account_id": client.account_id,
         "account_name": account.get("name"),
         "source": source if source != "file" else f"file:{file}",
         "token_kind": token.get("kind"),
         "started_at": started,
-        "finished_at": utcnow(),
-        "counts": dumps(counts),
-        "fingerprint": fingerprint(tables),
     }
-    scan_id = inventory.save_scan(scan, tables, findings)
-    return scan_id, counts, findings
+    with inventory.scan_writer(scan) as writer:
+        fingerprint = Fingerprint()
+
+        def save(table, rows):
+            writer.insert(table, fingerprint.rows(table, rows))
+
+        # Tables are saved in name order, the order the fingerprint reads them.
+        save("accounts", [_account_row(account)])
+        members = []
+        save("members", _member_rows(client.members(), members, progress))
+        progress("resource groups")
+        rgs = client.resource_groups()
+        ugs = _collect(client.user_groups(), "user groups", progress)
+        if source == "file":
+            vgs = sources.from_file(file)
+        else:
+            scim_groups = _collect(client.scim_groups(), "virtual groups", progress)
+            vgs = sources.from_scim(scim_groups, client.scim_users(), progress=lambda: progress("users"))
+
+        vg_rows, vgm_rows, findings = analyse(
+            client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=inventory.own_user_group_ids()
+        )
+        save("permission_groups", map(_permission_group_row, pgs))
+        save("resource_groups", map(_resource_group_row, rgs))
+        save("user_groups", map(_user_group_row, ugs))
+        save("virtual_group_members", vgm_rows)
+        save("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
+        counts = {
+            "virtual_groups": len(vg_rows),
+            "resolved": sum(r.get("resolution") == "resolved" for r in vg_rows),
+            "memberships": len(vgm_rows),
+            "members": len(members),
+            "permission_groups": len(pgs),
+            "account_scoped_permission_groups": sum(is_account_scoped(pg) for pg in pgs),
+            "user_groups": len(ugs),
+            "resource_groups": len(rgs),
+        }
+        writer.finish({"finished_at": utcnow(), "counts": dumps(counts), "fingerprint": fingerprint.hexdigest()}, findings)
+    return writer.scan_id, counts, findings
+
+
+def _member_rows(listing, kept, progress):
+    """Inventory rows of the listed members; appends each member's `member_fields` to `kept`."""
+    for m in listing:
+        kept.append(member_fields(m))
+        progress("members")
+        user = m.get("user") or {}
+        yield {
+            "id": m["id"],
+            "email": (m.get("email") or user.get("email") or "").lower(),
+            "status": m.get("status"),
+            "user_id": user.get("id"),
+            "roles": dumps(sorted(r.get("name", "") for r in m.get("roles") or [])),
+            "raw": dumps(m),
+        }
+
+
+def _account_row(account):
+    return {"id": account["id"], "name": account.get("name"), "type": account.get("type"), "raw": dumps(account)}
+
+
+def _permission_group_row(pg):
+    return {
+        "id": pg["id"],
+        "name": pg.get("name"),
+        "scopes": dumps((pg.get("meta") or {}).get("scopes")),
+        "deprecated": int(is_deprecated(pg)),
+        "raw": dumps(pg),
+    }
+
+
+def _resource_group_row(rg):
+    scope = rg.get("scope") or {}
+    return {
+        "id": rg["id"],
+        "name": rg.get("name"),
+        "scope_key": scope.get("key"),
+        "objects": dumps([o.get("key") for o in scope.get("objects") or []]),
+        "raw": dumps(rg),
+    }
+
+
+def _user_group_row(g):
+    return {"id": g["id"], "name": g["name"], "policies": dumps(g.get("policies") or []), "raw": dumps(g)}
 
 
 def _collect(items, phase, progress):
@@ -100,11 +123,33 @@ def _collect(items, phase, progress):
     return out
 
 
+class Fingerprint:
+    """sha256 over the canonical rows of a scan, table by table in name order: equal inventories
+    have equal fingerprints."""
+
+    def __init__(self):
+        self._digest = hashlib.sha256()
+        self._table = ""
+
+    def rows(self, table, rows):
+        """Yields `rows` unchanged while adding them to the digest."""
+        if table < self._table:
+            raise ValueError(f"fingerprint: table {table!r} after {self._table!r}; tables must come in name order")
+        self._table = table
+        prefix = table.encode()
+        for row in rows:
+            self._digest.update(prefix)
+            self._digest.update(dumps(row).encode())
+            yield row
+
+    def hexdigest(self):
+        return self._digest.hexdigest()
+
+
 def fingerprint(tables):
-    """sha256 over the canonical rows of a scan: equal inventories have equal fingerprints."""
-    digest = hashlib.sha256()
+    """The Fingerprint of complete tables: {name: rows}."""
+    digest = Fingerprint()
     for name in sorted(tables):
-        for row in tables[name]:
-            digest.update(name.encode())
-            digest.update(dumps(row).encode())
+        for _ in digest.rows(name, tables[name]):
+            pass
     return digest.hexdigest()

@@ -1,0 +1,107 @@
+"""Shared by the benchmarks: a sandbox in its own process, seed sizes, minimal page counts, tables.
+
+The sandbox runs in a child process so that its CPU time, threads and memory never count as the
+tool's: the benchmark process holds only vgmigrate.
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+from tabulate import tabulate
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Largest per_page of each list endpoint (openapi-subset.json), written out here on purpose: the
+# minimum must not be derived from the client it judges.
+PAGE_SIZES = {
+    "permission_groups": 50,
+    "members": 50,
+    "user_groups": 500,
+    "scim": 100,
+}
+
+
+def pages(count, per_page):
+    """Calls to list `count` objects: one per full or partial page, and one for an empty list."""
+    return max(1, math.ceil(count / per_page))
+
+
+@contextmanager
+def sandbox_process(groups, members, latency_ms=0, random_seed=0):
+    """`vgmigrate sandbox serve --generate` in a child process; yields (base_url, account_id, token)."""
+    command = [
+        sys.executable, "-m", "migrate", "sandbox", "serve",
+        "--generate", f"{groups},{members}", "--random-seed", str(random_seed),
+        "--port", "0", "--latency-ms", str(latency_ms), "--no-rate-limit",
+    ]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(lines)
+        base_url = re.search(r"listening on (\S+)", text)
+        account = re.search(r"account: ([0-9a-f]{32})", text)
+        token = re.search(r"token:\s+(\S+)", text)
+        if not (base_url and account and token):
+            proc.kill()
+            raise SystemExit(f"the sandbox did not start:\n{proc.stderr.read()}")
+        yield base_url.group(1), account.group(1), token.group(1)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # SIGTERM: `serve` stops cleanly
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+_SIZES_SCRIPT = """
+import json, sys
+from migrate.sandbox.seeds import generate_seed
+seed = generate_seed(int(sys.argv[1]), int(sys.argv[2]), random_seed=int(sys.argv[3]))
+member_emails = {m["email"].lower() for m in seed["members"]}
+filled = {g for u in seed["scim_users"] if u["userName"].lower() in member_emails for g in u["groups"]}
+print(json.dumps({
+    **{key: len(value) for key, value in seed.items() if isinstance(value, list)},
+    "virtual_groups_with_members": len(filled),
+    "account_wide_resource_groups": sum(
+        rg["scope"]["key"] == "com.cloudflare.api.account." + seed["account"]["id"] for rg in seed["resource_groups"]
+    ),
+}))
+"""
+
+
+def seed_sizes(groups, members, random_seed=0):
+    """Object counts of the generated seed, computed in a child process (the seed stays out of ours)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _SIZES_SCRIPT, str(groups), str(members), str(random_seed)],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)
+
+
+def temp_db(folder=None):
+    folder = folder or tempfile.mkdtemp(prefix="vgmigrate-bench-")
+    return os.path.join(folder, "inventory.db")
+
+
+def print_table(rows, title):
+    """rows: (figure, value, target or "", ok or None). Returns whether every target was met."""
+    print(f"\n{title}")
+    print(tabulate(
+        [(name, value, target, "" if ok is None else ("ok" if ok else "MISSED")) for name, value, target, ok in rows],
+        headers=("figure", "value", "target", ""),
+        tablefmt="github",
+    ))
+    return all(ok is not False for *_, ok in rows)

@@ -1,0 +1,106 @@
+"""Benchmark: scan a generated account on the sandbox (in its own process).
+
+    python bench/scan.py [--groups 2000] [--members 50000] [--tracemalloc] [--profile]
+
+Prints calls made versus the minimum, wall time split into HTTP wait and time in the tool, and the
+tool's peak memory. Exits 1 if a target is missed: calls equal to the minimum, peak RSS under
+200 MB, time in the tool under half the wall time (sandbox at zero latency).
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import resource
+import sys
+import time
+import tracemalloc
+
+from common import PAGE_SIZES, pages, print_table, sandbox_process, seed_sizes, temp_db
+
+from migrate.cloudflare import CloudflareClient
+from migrate.http import RateLimiter
+from migrate.inventory import Inventory
+from migrate.scan import run_scan
+
+MAX_RSS_MB = 200
+
+
+def minimum_calls(sizes):
+    """Token check, account read, every list at its largest page, resource groups in one call."""
+    return (
+        1  # token verify (an account-owned token: the account endpoint answers first)
+        + 1  # account
+        + pages(sizes["permission_groups"], PAGE_SIZES["permission_groups"])
+        + pages(sizes["members"], PAGE_SIZES["members"])
+        + 1  # resource groups: one unpaginated call
+        + pages(sizes["user_groups"], PAGE_SIZES["user_groups"])
+        # Cloudflare's SCIM Groups lists the virtual groups and every user group (a custom SCIM group).
+        + pages(sizes["scim_groups"] + sizes["user_groups"], PAGE_SIZES["scim"])
+        + pages(sizes["scim_users"], PAGE_SIZES["scim"])
+    )
+
+
+def rss_mb():
+    """Current resident set size of this process."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser.add_argument("--groups", type=int, default=2000)
+    parser.add_argument("--members", type=int, default=50000)
+    parser.add_argument("--tracemalloc", action="store_true", help="also report Python's traced peak (slows the scan)")
+    parser.add_argument("--profile", action="store_true", help="print the top of a cProfile of the scan")
+    parser.add_argument("--sort", default="cumulative", help="cProfile sort key for --profile (cumulative, tottime)")
+    args = parser.parse_args()
+
+    sizes = seed_sizes(args.groups, args.members)
+    minimum = minimum_calls(sizes)
+    with sandbox_process(args.groups, args.members) as (base_url, account_id, token):
+        client = CloudflareClient.connect(base_url, token, account_id, limiter=RateLimiter(limit=None))
+        inventory = Inventory(temp_db())
+        rss_before = rss_mb()
+        profiler = cProfile.Profile() if args.profile else None
+        if args.tracemalloc:
+            tracemalloc.start()
+        started = time.perf_counter()
+        if profiler:
+            profiler.enable()
+        _, counts, findings = run_scan(client, inventory)
+        if profiler:
+            profiler.disable()
+        wall = time.perf_counter() - started
+        traced_peak = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
+        peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        inventory.close()
+        os.remove(inventory.path)
+
+    calls, http = client.http.calls, client.http.http_seconds
+    tool = wall - http
+    rows = [
+        ("account", f"{args.groups:,} groups, {args.members:,} members", "", None),
+        ("recorded", f"{counts['virtual_groups']:,} virtual groups, {counts['members']:,} members, "
+                     f"{counts['memberships']:,} memberships, {len(findings):,} findings", "", None),
+        ("API calls", f"{calls:,}", f"= {minimum:,} (minimum)", calls == minimum),
+        ("wall time", f"{wall:.2f} s", "", None),
+        ("waiting on HTTP", f"{http:.2f} s ({http / wall:.0%})", "", None),
+        ("in the tool", f"{tool:.2f} s ({tool / wall:.0%})", "< 50% of wall", tool < wall / 2),
+        ("peak RSS", f"{peak_rss:.0f} MB (at start of scan {rss_before:.0f} MB)", f"< {MAX_RSS_MB} MB", peak_rss < MAX_RSS_MB),
+    ]
+    if traced_peak is not None:
+        rows.append(("tracemalloc peak", f"{traced_peak:.0f} MB", "", None))
+    counts_ok = counts["virtual_groups"] == sizes["scim_groups"] and counts["members"] == sizes["members"]
+    rows.append(("scan complete", "yes" if counts_ok else "NO: counts differ from the seed", "", counts_ok))
+    ok = print_table(rows, "vgmigrate scan benchmark (sandbox in its own process, zero latency)")
+    if profiler:
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(35)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
