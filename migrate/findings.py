@@ -36,22 +36,23 @@ def sort_findings(findings):
 
 
 def member_fields(member):
-    """The part of an account member that `analyse` reads. A scan keeps only this in memory: a
-    listed member carries every role expanded with its permissions, ten times the size."""
+    """What `analyse` needs of an account member as listed: id, email, status, and the normalised
+    names of the roles it holds directly. A scan keeps only this for each of its (maybe 50,000)
+    members: the listing carries every role expanded with its permissions, ten times the size. Plain
+    strings and a tuple, so the garbage collector need not walk them."""
     return {
         "id": member["id"],
         "email": member.get("email"),
         "status": member.get("status"),
-        "roles": [{"name": r.get("name", "")} for r in member.get("roles") or [] if isinstance(r, dict)],
-        "policies": member.get("policies"),
+        "held_roles": tuple(sorted(_held_roles(member))),
     }
 
 
 def analyse(account_id, virtual_groups, permission_groups, members, user_groups, mapping=None, own_group_ids=frozenset()):
     """Returns (virtual_group_rows, membership_rows, findings) for the inventory. No I/O.
 
-    `members` are account members as listed, or their `member_fields`. `own_group_ids` are User
-    Groups that vgmigrate itself created: they are not name collisions.
+    `members` are the `member_fields` of the account members. `own_group_ids` are User Groups that
+    vgmigrate itself created: they are not name collisions.
     """
     members_by_email = {m["email"].lower(): m for m in members if m.get("email")}
     resolve = _role_resolver(permission_groups, mapping)
@@ -167,7 +168,7 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
         member = members_by_email.get(link["email"])
         if not vg or not member:
             continue
-        if not _held_roles(member) & {normalise(vg["role"]), normalise(vg["permission_group_name"])}:
+        if not {normalise(vg["role"]), normalise(vg["permission_group_name"])}.intersection(member["held_roles"]):
             findings.append(
                 Finding("critical", "role_not_held", link["email"], f"is in {vg['name']!r} but does not hold {vg['permission_group_name']!r} in Cloudflare; they may already have lost this access",
                         "migrate this group first and verify; confirm with the member that access is restored")
@@ -190,7 +191,7 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
     }
     direct_supers = [
         email for email, m in members_by_email.items()
-        if normalise(SUPER_ADMIN) in _held_roles(m) and email not in in_super_vg and m.get("status") == "accepted"
+        if normalise(SUPER_ADMIN) in m["held_roles"] and email not in in_super_vg and m.get("status") == "accepted"
     ]
     if not direct_supers:
         findings.append(Finding("critical", "no_super_admin_outside_scim", account_id, "no accepted Super Administrator holds the role outside the virtual groups; a SCIM mistake could lock everyone out",
