@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from . import views
 from .errors import VgmigrateError
 
 migrations = Migrations("vgmigrate")
@@ -186,6 +187,7 @@ class Inventory:
             self.db.execute("PRAGMA foreign_keys=ON")
             self._check_version()
             migrations.apply(self.db)
+            views.ensure(self.db)
         except sqlite3.DatabaseError as err:
             raise VgmigrateError(
                 f"{self.path} is not a usable vgmigrate inventory ({err}); "
@@ -300,14 +302,15 @@ class Inventory:
         not rolled back: {group id: {"name", "members": set of member ids the tool added}}."""
         groups = {}
         rows = self.db.query(
-            "select a.kind, a.object_id, a.target, a.request from actions a join runs r on r.id = a.run_id "
+            "select a.kind, a.object_id, a.target, a.request, a.inverse from actions a join runs r on r.id = a.run_id "
             "where r.kind = 'apply' and a.status = 'done' and a.object_id is not null "
             "and a.kind in ('create_user_group', 'adopt_user_group', 'add_members') order by r.started_at, a.seq"
         )
         for row in rows:
             group = groups.setdefault(row["object_id"], {"name": row["target"], "members": set()})
-            if row["kind"] == "add_members":
+            if row["kind"] == "add_members":  # what it added, and what an adopted group already had
                 group["members"].update(json.loads(row["request"])["members"])
+                group["members"].update(json.loads(row["inverse"] or "{}").get("members", []))
         return groups
 
     def own_user_group_ids(self):
