@@ -6,7 +6,6 @@ tool's: the benchmark process holds only vgmigrate.
 
 import json
 import math
-import os
 import re
 import subprocess
 import sys
@@ -41,7 +40,10 @@ def sandbox_process(groups, members, latency_ms=0, random_seed=0):
         "--generate", f"{groups},{members}", "--random-seed", str(random_seed),
         "--port", "0", "--latency-ms", str(latency_ms), "--no-rate-limit",
     ]
-    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr to a file, not a pipe: nobody reads it while the benchmark runs, and a full pipe would
+    # stall the sandbox.
+    errors = tempfile.TemporaryFile("w+")
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
         lines = []
         for line in proc.stdout:
@@ -54,7 +56,9 @@ def sandbox_process(groups, members, latency_ms=0, random_seed=0):
         token = re.search(r"token:\s+(\S+)", text)
         if not (base_url and account and token):
             proc.kill()
-            raise SystemExit(f"the sandbox did not start:\n{proc.stderr.read()}")
+            proc.wait()
+            errors.seek(0)
+            raise SystemExit(f"the sandbox did not start:\n{errors.read()}")
         yield base_url.group(1), account.group(1), token.group(1)
     finally:
         if proc.poll() is None:
@@ -64,6 +68,7 @@ def sandbox_process(groups, members, latency_ms=0, random_seed=0):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        errors.close()
 
 
 _SIZES_SCRIPT = """
@@ -89,11 +94,6 @@ def seed_sizes(groups, members, random_seed=0):
         cwd=REPO, check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)
-
-
-def temp_db(folder=None):
-    folder = folder or tempfile.mkdtemp(prefix="vgmigrate-bench-")
-    return os.path.join(folder, "inventory.db")
 
 
 def print_table(rows, title):

@@ -13,10 +13,11 @@ import os
 import pstats
 import resource
 import sys
+import tempfile
 import time
 import tracemalloc
 
-from common import PAGE_SIZES, pages, print_table, sandbox_process, seed_sizes, temp_db
+from common import PAGE_SIZES, pages, print_table, sandbox_process, seed_sizes
 
 from migrate.cloudflare import CloudflareClient
 from migrate.http import RateLimiter
@@ -61,9 +62,10 @@ def main():
 
     sizes = seed_sizes(args.groups, args.members)
     minimum = minimum_calls(sizes)
-    with sandbox_process(args.groups, args.members) as (base_url, account_id, token):
+    with tempfile.TemporaryDirectory(prefix="vgmigrate-bench-") as folder, \
+            sandbox_process(args.groups, args.members) as (base_url, account_id, token):
         client = CloudflareClient.connect(base_url, token, account_id, limiter=RateLimiter(limit=None))
-        inventory = Inventory(temp_db())
+        inventory = Inventory(os.path.join(folder, "inventory.db"))
         rss_before = rss_mb()
         profiler = cProfile.Profile() if args.profile else None
         if args.tracemalloc:
@@ -78,7 +80,6 @@ def main():
         traced_peak = tracemalloc.get_traced_memory()[1] / 2**20 if args.tracemalloc else None
         peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         inventory.close()
-        os.remove(inventory.path)
 
     calls, http = client.http.calls, client.http.http_seconds
     tool = wall - http
