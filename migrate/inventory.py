@@ -219,14 +219,13 @@ class Inventory:
     # --- scans -------------------------------------------------------------------------------
 
     @contextmanager
-    def scan_writer(self, scan):
-        """One scan written as it is read, in one transaction: yields a ScanWriter.
-
-        `scan` is the scans row as known at the start. Nothing is visible to readers unless the
-        block completes; an exception leaves the previous scans exactly as they were.
-        """
-        with self.transaction() as db:
-            yield ScanWriter(db, db["scans"].insert(scan).last_pk)
+    def scan_writer(self):
+        """A ScanWriter for one scan: it stages rows as they are read, and its save() records them."""
+        writer = ScanWriter(self)
+        try:
+            yield writer
+        finally:
+            writer.close()
 
     def save_scan(self, scan, tables, findings):
         """Write one complete scan atomically and return its id.
@@ -234,11 +233,10 @@ class Inventory:
         `tables` maps table name -> iterable of row dicts (without scan_id); `findings` is a list of
         Finding.
         """
-        with self.scan_writer(scan) as writer:
+        with self.scan_writer() as writer:
             for name, rows in tables.items():
                 writer.insert(name, rows)
-            writer.finish({}, findings)
-        return writer.scan_id
+            return writer.save(scan, findings)
 
     def last_scan(self, account_id=None):
         where, params = ("where account_id = ?", [account_id]) if account_id else ("", [])
@@ -396,36 +394,51 @@ class Inventory:
 
 
 class ScanWriter:
-    """Writes the rows of one scan inside the transaction Inventory.scan_writer opened."""
+    """Stages the rows of one scan in a private temporary database as they are read, so that a scan
+    of a large account neither holds them in memory nor keeps the inventory locked while it reads
+    the API. save() then records the whole scan in one short transaction: until it completes,
+    readers see only the previous scans."""
 
-    def __init__(self, db, scan_id):
-        self.db, self.scan_id = db, scan_id
+    def __init__(self, inventory):
+        self.inventory = inventory
+        self.staging = sqlite3.connect("")  # a private temporary file, deleted when closed
+        self.staging.execute("PRAGMA journal_mode=OFF")
+        for table, columns in SCAN_TABLES.items():
+            self.staging.execute(f"create table [{table}] ({', '.join(f'[{c}]' for c in columns)})")
 
     def insert(self, table, rows):
-        """`rows`: row dicts without scan_id, any iterable (a generator is written as it yields).
-
-        A plain executemany over the table's known columns: sqlite-utils' insert_all spends more
-        time shaping each row than SQLite spends storing it, and a scan writes ~130,000 rows.
-        """
-        columns = ["scan_id", *SCAN_TABLES[table]]
+        """Stage row dicts (without scan_id) of a scan table; a generator is staged as it yields."""
+        columns = list(SCAN_TABLES[table])
         known = set(columns)
-        sql = f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) values ({', '.join('?' * len(columns))})"
 
         def values():
             for row in rows:
                 if not row.keys() <= known:
                     raise ValueError(f"{table} has no column(s) {sorted(row.keys() - known)}")
-                yield [self.scan_id, *(row.get(c) for c in columns[1:])]
+                yield [row.get(c) for c in columns]
 
-        self.db.conn.executemany(sql, values())
+        self.staging.executemany(_insert_sql(table, columns), values())
 
-    def finish(self, scan, findings):
-        """Complete the scans row with what is known only at the end, and record the findings."""
-        if scan:
-            self.db["scans"].update(self.scan_id, scan)
-        self.db["findings"].insert_all(
-            {"scan_id": self.scan_id, "seq": seq, **finding.as_row()} for seq, finding in enumerate(findings, 1)
-        )
+    def save(self, scan, findings):
+        """Record the scans row, every staged row and the findings in one transaction; returns the
+        new scan id. Plain executemany: sqlite-utils' insert_all spends more time shaping each row
+        than SQLite spends storing it, and a large scan has ~130,000 rows."""
+        with self.inventory.transaction() as db:
+            scan_id = db["scans"].insert(scan).last_pk
+            for table, columns in SCAN_TABLES.items():
+                staged = self.staging.execute(f"select * from [{table}] order by rowid")
+                db.conn.executemany(_insert_sql(table, ["scan_id", *columns]), ((scan_id, *row) for row in staged))
+            db["findings"].insert_all(
+                {"scan_id": scan_id, "seq": seq, **finding.as_row()} for seq, finding in enumerate(findings, 1)
+            )
+        return scan_id
+
+    def close(self):
+        self.staging.close()
+
+
+def _insert_sql(table, columns):
+    return f"insert into [{table}] ({', '.join(f'[{c}]' for c in columns)}) values ({', '.join('?' * len(columns))})"
 
 
 def _pid_alive(pid):

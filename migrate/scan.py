@@ -13,8 +13,8 @@ PHASES = ("token", "account", "permission groups", "members", "resource groups",
 def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None):
     """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure.
 
-    Account members, the largest listing, go into the inventory as they arrive (inside the scan's
-    one transaction) and only the fields the analysis needs stay in memory.
+    Rows are staged as they are read (account members, the largest listing, as they arrive) and
+    only the fields the analysis needs stay in memory.
     """
     started = utcnow()
     progress("token")
@@ -22,23 +22,16 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     progress("account")
     account = client.account()
     pgs = _collect(client.permission_groups(), "permission groups", progress)
-    scan = {
-        "account_id": client.account_id,
-        "account_name": account.get("name"),
-        "source": source if source != "file" else f"file:{file}",
-        "token_kind": token.get("kind"),
-        "started_at": started,
-    }
-    with inventory.scan_writer(scan) as writer:
+    with inventory.scan_writer() as writer:
         fingerprint = Fingerprint()
 
-        def save(table, rows):
+        def stage(table, rows):
             writer.insert(table, fingerprint.rows(table, rows))
 
-        # Tables are saved in name order, the order the fingerprint reads them.
-        save("accounts", [_account_row(account)])
+        # Tables are staged in name order, the order the fingerprint reads them.
+        stage("accounts", [_account_row(account)])
         members = []
-        save("members", _member_rows(client.members(), members, progress))
+        stage("members", _member_rows(client.members(), members, progress))
         progress("resource groups")
         rgs = client.resource_groups()
         ugs = _collect(client.user_groups(), "user groups", progress)
@@ -51,11 +44,11 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         vg_rows, vgm_rows, findings = analyse(
             client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=inventory.own_user_group_ids()
         )
-        save("permission_groups", map(_permission_group_row, pgs))
-        save("resource_groups", map(_resource_group_row, rgs))
-        save("user_groups", map(_user_group_row, ugs))
-        save("virtual_group_members", vgm_rows)
-        save("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
+        stage("permission_groups", map(_permission_group_row, pgs))
+        stage("resource_groups", map(_resource_group_row, rgs))
+        stage("user_groups", map(_user_group_row, ugs))
+        stage("virtual_group_members", vgm_rows)
+        stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
         counts = {
             "virtual_groups": len(vg_rows),
             "resolved": sum(r.get("resolution") == "resolved" for r in vg_rows),
@@ -66,8 +59,18 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
             "user_groups": len(ugs),
             "resource_groups": len(rgs),
         }
-        writer.finish({"finished_at": utcnow(), "counts": dumps(counts), "fingerprint": fingerprint.hexdigest()}, findings)
-    return writer.scan_id, counts, findings
+        scan = {
+            "account_id": client.account_id,
+            "account_name": account.get("name"),
+            "source": source if source != "file" else f"file:{file}",
+            "token_kind": token.get("kind"),
+            "started_at": started,
+            "finished_at": utcnow(),
+            "counts": dumps(counts),
+            "fingerprint": fingerprint.hexdigest(),
+        }
+        scan_id = writer.save(scan, findings)
+    return scan_id, counts, findings
 
 
 def _member_rows(listing, kept, progress):
