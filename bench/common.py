@@ -6,6 +6,7 @@ tool's: the benchmark process holds only vgmigrate.
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -98,6 +99,8 @@ def seed_sizes(groups, members, random_seed=0):
 
 def print_table(rows, title):
     """rows: (figure, value, target or "", ok or None). Returns whether every target was met."""
+    # Timings are only as good as the machine is quiet: show how busy it was.
+    rows = [*rows, ("load average (1 min)", f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs", "", None)]
     print(f"\n{title}")
     print(tabulate(
         [(name, value, target, "" if ok is None else ("ok" if ok else "MISSED")) for name, value, target, ok in rows],
