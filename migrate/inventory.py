@@ -188,6 +188,7 @@ class Inventory:
             self._check_version()
             migrations.apply(self.db)
             views.ensure(self.db)
+            self._action_columns = set(self.db["actions"].columns_dict)
         except sqlite3.DatabaseError as err:
             raise VgmigrateError(
                 f"{self.path} is not a usable vgmigrate inventory ({err}); "
@@ -329,15 +330,27 @@ class Inventory:
             "status": "pending",
             "started_at": utcnow(),
         }
+        # Plain SQL: the journal is written twice per call, and table introspection per write
+        # costs more than the write itself.
         with self.transaction() as db:
-            db["actions"].insert(row, replace=True)
+            db.execute(
+                f"insert or replace into actions ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
 
     def journal_update(self, run_id, seq, status, **values):
         for key in ("response", "inverse", "request"):
             if key in values and not isinstance(values[key], str) and values[key] is not None:
                 values[key] = dumps(values[key])
+        values = {"status": status, "finished_at": utcnow(), **values}
+        unknown = values.keys() - self._action_columns
+        if unknown:
+            raise ValueError(f"actions has no column(s) {sorted(unknown)}")
         with self.transaction() as db:
-            db["actions"].update((run_id, seq), {"status": status, "finished_at": utcnow(), **values})
+            db.execute(
+                f"update actions set {', '.join(f'{k} = ?' for k in values)} where run_id = ? and seq = ?",
+                [*values.values(), run_id, seq],
+            )
 
     def mark_undone(self, run_id, seq, note):
         """A rollback undid this action (or found nothing to undo): keep its own timestamps."""
