@@ -1,22 +1,12 @@
 """Pure analysis of one scan: virtual groups -> parsed names, resolved roles, members and findings."""
 
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 from .names import VARIANTS, parse_virtual_group_name
-from . import roles
-from .roles import resolve_role
+from .roles import normalise, role_resolver
 
 SEVERITIES = ("critical", "error", "warning", "info")
 SUPER_ADMIN = "Super Administrator - All Privileges"
-
-
-def normalise(text):
-    """roles.normalise, remembered: the same few role names recur on every member and membership."""
-    return _normalised(text) if isinstance(text, str) else roles.normalise(text)
-
-
-_normalised = lru_cache(maxsize=16384)(roles.normalise)
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,7 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
     vgmigrate itself created: they are not name collisions.
     """
     members_by_email = {m["email"].lower(): m for m in members if m.get("email")}
-    resolve = _role_resolver(permission_groups, mapping)
+    resolve = role_resolver(permission_groups, mapping)
     vg_rows, vgm_rows, findings = [], [], []
     for vg in virtual_groups:
         parsed = parse_virtual_group_name(vg.name)
@@ -119,33 +109,6 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
     others = [g for g in user_groups if g["id"] not in own_group_ids]
     findings += _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, others)
     return vg_rows, vgm_rows, sort_findings(findings)
-
-
-def _role_resolver(permission_groups, mapping):
-    """resolve_role(role, permission_groups, mapping), with the same answers, for many roles.
-
-    resolve_role dedups the groups, then compares the role by name with every one of them (exact,
-    then ignoring case and whitespace; then the same for the role's known rename) unless the
-    mapping names the role. Handing it only the groups whose normalised name is the role's or its
-    rename's, in listed order, changes no answer and saves a pass over all groups per role.
-    """
-    groups = roles._unique(permission_groups)
-    positions_by_name = {}
-    for position, pg in enumerate(groups):
-        positions_by_name.setdefault(normalise(pg.get("name")), []).append(position)
-    renamed = {}
-    for old, new in roles.RENAMES.items():
-        renamed.setdefault(normalise(old), normalise(new))
-    mapped = {normalise(name) for name in mapping or ()}
-
-    def resolve(role):
-        key = normalise(role)
-        if key in mapped:
-            return resolve_role(role, groups, mapping)
-        positions = sorted({*positions_by_name.get(key, ()), *positions_by_name.get(renamed.get(key), ())})
-        return resolve_role(role, [groups[p] for p in positions], mapping)
-
-    return resolve
 
 
 def _held_roles(member):

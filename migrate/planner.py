@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from .errors import VgmigrateError
 from .findings import sort_findings, Finding
-from .roles import normalise, resolve_role
+from .roles import normalise, role_resolver
 
 ACCOUNT_SCOPE_PREFIX = "com.cloudflare.api.account."
 TEMPLATE_FIELDS = {"role", "vg_role", "account"}
@@ -64,7 +64,7 @@ def build_plan(data, options, own_groups=None):
     check_template(options.name_template)
     own_groups = own_groups or {}
     account_id = data["scan"]["account_id"]
-    pgs = [pg["raw"] for pg in data["permission_groups"]]
+    resolve = role_resolver([pg["raw"] for pg in data["permission_groups"]], options.mapping)
     memberships = {}
     for link in data["virtual_group_members"]:
         memberships.setdefault(link["virtual_group_id"], []).append(link)
@@ -78,7 +78,7 @@ def build_plan(data, options, own_groups=None):
             skipped.append({"virtual_group": vg["name"], "reason": "names another account"})
             continue
         granted[vg["id"]] = vg["role"]
-        res = resolve_role(vg["role"], pgs, options.mapping)
+        res = resolve(vg["role"])
         if res.status != "resolved":
             skipped.append({"virtual_group": vg["name"], "reason": res.message})
             continue

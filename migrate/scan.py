@@ -7,9 +7,6 @@ from .findings import analyse, member_fields
 from .inventory import dumps, utcnow
 from .roles import is_account_scoped, is_deprecated
 
-PHASES = ("token", "account", "permission groups", "members", "resource groups", "user groups", "virtual groups")
-
-
 def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None):
     """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure.
 
@@ -148,11 +145,3 @@ class Fingerprint:
     def hexdigest(self):
         return self._digest.hexdigest()
 
-
-def fingerprint(tables):
-    """The Fingerprint of complete tables: {name: rows}."""
-    digest = Fingerprint()
-    for name in sorted(tables):
-        for _ in digest.rows(name, tables[name]):
-            pass
-    return digest.hexdigest()

@@ -7,6 +7,7 @@ from migrate.roles import (
     ACCOUNT_SCOPE,
     RENAMES,
     Resolution,
+    role_resolver,
     is_account_scoped,
     is_deprecated,
     load_mapping,
@@ -113,6 +114,7 @@ def gid(n):
 )
 def test_resolve_role(role, status, method, chosen, in_message):
     res = resolve_role(role, GROUPS)
+    assert role_resolver(GROUPS)(role) == res  # the indexed resolver used for many roles agrees
     assert (res.status, res.method) == (status, method)
     assert res.permission_group == (None if chosen is None else GROUPS[chosen - 1])
     assert in_message in res.message
@@ -189,6 +191,7 @@ MAPPING_CASES = [
 @pytest.mark.parametrize("mapping, role, status, method, chosen, in_message", MAPPING_CASES)
 def test_resolve_role_with_mapping(mapping, role, status, method, chosen, in_message):
     res = resolve_role(role, GROUPS, mapping)
+    assert role_resolver(GROUPS, mapping)(role) == res
     assert (res.status, res.method) == (status, method)
     assert res.permission_group == (None if chosen is None else GROUPS[chosen - 1])
     assert in_message in res.message
