@@ -167,3 +167,20 @@ def test_scan_progress_bar_knows_each_lists_total(sb, tmp_path):
     progress.finish()
     assert "reading members [" + "#" * 30 + "] 40/40" in lines
     assert "reading resource groups: 1" in lines  # a single unpaged call has no total
+
+
+def test_the_inventory_stays_writable_while_a_scan_reads(sb, tmp_path):
+    db = tmp_path / "inv.db"
+    Inventory(db).close()
+    wrote = []
+
+    def progress(phase, n=1):
+        if phase == "users" and not wrote:  # mid-scan, after the largest listing
+            other = sqlite3.connect(db, timeout=0.5)
+            other.execute("insert into locks (name, holder, pid, host, run_id, acquired_at) values ('probe', 'test', 1, 'h', 'r', 't')")
+            other.commit()
+            wrote.append(True)
+
+    client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id)
+    scan_id, _, _ = run_scan(client, Inventory(db), progress=progress)
+    assert wrote and Inventory(db).scan(scan_id) is not None
