@@ -7,6 +7,7 @@ state before anything is retried, so an interrupted run is finished, never repea
 
 import threading
 import time
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -163,15 +164,18 @@ class Apply:
         """Run steps as their dependencies finish, at most `parallel` in flight. Nothing is queued
         beyond that, so after an interrupt or a failure only the calls already sent complete
         (and are journaled) before the run stops."""
-        waiting = dict(self.steps)
-        done, running, failure = set(), {}, None
+        blockers = {sid: len(step["after"]) for sid, step in self.steps.items()}
+        dependents = {}
+        for sid, step in self.steps.items():
+            for before in step["after"]:
+                dependents.setdefault(before, []).append(sid)
+        ready = deque(sid for sid, n in blockers.items() if n == 0)
+        running, failure = {}, None
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            while waiting or running:
-                if failure is None:
-                    for sid in [sid for sid, s in waiting.items() if all(a in done for a in s["after"])]:
-                        if len(running) >= self.parallel:
-                            break
-                        running[pool.submit(self._step, waiting.pop(sid))] = sid
+            while ready or running:
+                while failure is None and ready and len(running) < self.parallel:
+                    sid = ready.popleft()
+                    running[pool.submit(self._step, self.steps[sid])] = sid
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -179,9 +183,13 @@ class Apply:
                     sid = running.pop(future)
                     try:
                         future.result()
-                        done.add(sid)
                     except StepFailed as err:
                         failure = failure or err
+                        continue
+                    for after in dependents.get(sid, []):
+                        blockers[after] -= 1
+                        if blockers[after] == 0:
+                            ready.appendleft(after)  # finish a group before starting more
         if failure:
             raise failure
 
