@@ -324,6 +324,12 @@ class HttpClient:
         self.session.mount("http://", adapter)
         self.session.auth = _BearerAuth(self._token)
         self.session.headers["User-Agent"] = user_agent
+        # Every call goes to one host: read the proxy and CA-bundle environment once, instead of
+        # on every request as requests does (a measurable cost over a 1,500-call scan).
+        env = self.session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self.session.proxies.update(env["proxies"])
+        self.session.verify = env["verify"]
+        self.session.trust_env = False
 
     def __repr__(self):
         return f"HttpClient({self.base_url!r})"

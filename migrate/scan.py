@@ -138,8 +138,13 @@ class Fingerprint:
         self._table = table
         prefix = table.encode()
         for row in rows:
+            # The raw API JSON is already text: hash it as it is (length-prefixed) rather than
+            # JSON-escaping it again inside the row.
+            raw = row.get("raw") or ""
             self._digest.update(prefix)
-            self._digest.update(dumps(row).encode())
+            self._digest.update(dumps({k: v for k, v in row.items() if k != "raw"}).encode())
+            self._digest.update(f"{len(raw)}:".encode())
+            self._digest.update(raw.encode())
             yield row
 
     def hexdigest(self):
