@@ -212,3 +212,10 @@ def test_adopting_sends_only_missing_members_and_rollback_restores_the_rest(sb, 
     assert "nothing to do" in run(sb, db, "plan", "--on-existing", "adopt").output.lower()
     run(sb, db, "rollback", "--yes")
     assert iam_state(sb) == before
+
+
+def test_detailed_exitcode_says_whether_there_is_work(sb, planned):
+    db, plan = planned
+    run(sb, db, "plan", "--on-existing", "adopt", "--detailed-exitcode", expect=3)
+    run(sb, db, "apply", plan, "--yes")
+    run(sb, db, "plan", "--on-existing", "adopt", "--detailed-exitcode", expect=0)
