@@ -2,9 +2,9 @@
 
 import json
 import sys
-from pathlib import Path
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
@@ -30,7 +30,7 @@ class VgmigrateGroup(click.Group):
         try:
             return super().invoke(ctx)
         except VgmigrateError as err:
-            if "--debug" in sys.argv or (ctx.obj and getattr(ctx.obj, "debug", False)):
+            if ctx.obj and ctx.obj.debug:
                 raise
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
@@ -150,6 +150,13 @@ def scan(settings, source, file_path, mapping):
     click.echo("\nNext: `vgmigrate inventory` for every finding, then `vgmigrate plan --out plan.json`.")
 
 
+def last_scan(settings, inventory):
+    last = inventory.last_scan(settings.account_id)
+    if last is None:
+        raise VgmigrateError("no scan recorded in this inventory yet; run `vgmigrate scan` first")
+    return last
+
+
 @cli.command("inventory")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
@@ -159,9 +166,7 @@ def inventory_cmd(settings, as_json):
     from .findings import Finding
 
     inventory = open_inventory(settings)
-    last = inventory.last_scan(settings.account_id)
-    if last is None:
-        raise VgmigrateError("no scan recorded in this inventory yet; run `vgmigrate scan` first")
+    last = last_scan(settings, inventory)
     data = inventory.load_scan(last["id"])
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
@@ -169,15 +174,8 @@ def inventory_cmd(settings, as_json):
     click.echo(f"scan {last['id']} of account {last['account_id']} ({last['account_name']}) from {last['source']} at {last['finished_at']}\n")
     member_counts = Counter(m["virtual_group_id"] for m in data["virtual_group_members"])
     click.echo(reports.virtual_groups_table(data["virtual_groups"], member_counts))
-    findings = [Finding(**{k: f[k] for k in ("severity", "code", "subject", "message", "action")}) for f in data["findings"]]
+    findings = [Finding.from_row(f) for f in data["findings"]]
     click.echo("\n" + (reports.findings_table(findings) if findings else "no findings"))
-
-
-def scan_for_plan(settings, inventory):
-    last = inventory.last_scan(settings.account_id)
-    if last is None:
-        raise VgmigrateError("no scan recorded in this inventory yet; run `vgmigrate scan` first")
-    return last
 
 
 def render_plan(plan, fmt, inventory=None, plan_path=None):
@@ -220,7 +218,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     check_template(name_template)
     options = PlanOptions(name_template, on_existing, tuple(only), mode, load_mapping(mapping) if mapping else {})
     inventory = open_inventory(settings)
-    last = scan_for_plan(settings, inventory)
+    last = last_scan(settings, inventory)
     sealed = planfile.seal(build_plan(inventory.load_scan(last["id"]), options, inventory.own_groups()))
     inventory.save_plan({"id": sealed["plan_id"], "created_at": sealed["created_at"], "account_id": sealed["account"]["id"],
                          "scan_id": last["id"], "mode": mode, "steps": len(sealed["steps"]), "body": planfile.canonical(sealed)})

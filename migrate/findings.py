@@ -20,6 +20,10 @@ class Finding:
     def as_row(self):
         return asdict(self)
 
+    @classmethod
+    def from_row(cls, row):
+        return cls(**{k: row[k] for k in ("severity", "code", "subject", "message", "action")})
+
 
 def sort_findings(findings):
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.code, f.subject))

@@ -192,7 +192,7 @@ def build_plan(data, options, own_groups=None):
         findings.append(Finding("error", "name_conflict", c["name"], f"an existing User Group (id {c['existing_id']}) already has this name",
                                 "plan with --on-existing adopt (take it over) or suffix (create a new name), or --name-template"))
 
-    scan_findings = [Finding(**{k: f[k] for k in ("severity", "code", "subject", "message", "action")}) for f in data["findings"]]
+    scan_findings = [Finding.from_row(f) for f in data["findings"]]
     return {
         "format": 1,
         "account": {"id": account_id, "name": data["scan"].get("account_name")},
