@@ -395,16 +395,16 @@ def status(settings):
         click.echo("No scan yet. Next: vgmigrate scan")
         return
     click.echo(f"last scan: {last['id']} of account {last['account_id']} at {last['finished_at']}")
-    lock = list(inventory.db.query("select * from locks"))
-    if lock:
-        click.echo(f"locked by {lock[0]['holder']} for run {lock[0]['run_id']} since {lock[0]['acquired_at']}")
+    for lock in inventory.locks():
+        click.echo(f"locked by {lock['holder']} for run {lock['run_id']} since {lock['acquired_at']}")
     runs = inventory.runs()
     if not runs:
         click.echo("No runs yet. Next: vgmigrate plan --out plan.json, then vgmigrate apply plan.json")
         return
     latest, applies = runs[-1], [r for r in runs if r["kind"] == "apply"]
     # The newest apply run says where the migration stands, unless a rollback of it failed.
-    current = latest if latest["kind"] == "rollback" and latest["status"] == "failed" or not applies else applies[-1]
+    failed_rollback = latest["kind"] == "rollback" and latest["status"] == "failed"
+    current = latest if failed_rollback or not applies else applies[-1]
     shown = [r for r in runs if r["id"] in (current["id"], latest["id"])]
     click.echo(reports.runs_table(shown, step_counts(inventory, shown)))
     click.echo("\nNext: " + NEXT_STEP.get((current["kind"], current["status"]), "vgmigrate history"))

@@ -397,6 +397,9 @@ class Inventory:
                 replace=True,
             )
 
+    def locks(self):
+        return list(self.db.query("select * from locks order by acquired_at"))
+
     def release_lock(self, name):
         with self.transaction() as db:
             db.execute("delete from locks where name = ? and pid = ?", [name, os.getpid()])
