@@ -1,4 +1,6 @@
-"""Shared fixtures: an in-process Cloudflare sandbox per test."""
+"""Shared fixtures: an in-process Cloudflare sandbox per test, and a clock that never really waits."""
+
+import threading
 
 import pytest
 
@@ -15,3 +17,25 @@ def sandbox():
         yield sb
     finally:
         sb.stop()
+
+
+class FakeClock:
+    """monotonic() and sleep() that only move when slept on, so waits are instant and exact."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()

@@ -111,26 +111,6 @@ def vcr_config():
     }
 
 
-class NoWait:
-    """Replays and recordings never really sleep: a recorded 429 must not cost a second."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    return NoWait()
-
-
 @pytest.fixture
 def sandbox_options():
     return {}

@@ -380,24 +380,6 @@ def test_connect_builds_a_real_http_client():
 
 # -- against the sandbox: faults and real pagination cost ----------------------------------------
 
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
-
-
 def sandbox_client(sb, clock, **kwargs):
     kwargs.setdefault("timeout", (2.0, 5.0))
     return CloudflareClient.connect(

@@ -26,21 +26,7 @@ TOKEN = "Tk9vZ21pZ3JhdGUtdGVzdC10b2tlbi0xMjM0NTY3"  # 40 chars, like a real Clou
 OK_BODY = {"success": True, "errors": [], "messages": [], "result": {"ok": True}}
 
 
-class FakeClock:
-    """monotonic() and sleep() that only move when slept on, so waits are instant and exact."""
 
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-        self._lock = threading.Lock()
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
 
 
 class MaxJitter:
@@ -115,11 +101,6 @@ def server():
     srv = ScriptedServer()
     yield srv
     srv.close()
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 def make_client(url, clock, **kwargs):

@@ -108,7 +108,7 @@ def gid(n):
         ("Page Shield", "unresolved", None, None, "is not account-scoped"),
         ("Page Shield", "unresolved", None, None, f"({gid(25)}) is deprecated"),
         # ambiguity: same step, more than one candidate
-        ("Log Share", "ambiguous", None, None, f"2 account-scoped permission groups match \"Log Share\""),
+        ("Log Share", "ambiguous", None, None, "2 account-scoped permission groups match \"Log Share\""),
         ("CACHE PURGE", "ambiguous", None, None, "pick one by id in a mapping file"),
     ],
 )

@@ -421,7 +421,7 @@ def test_writes_are_recorded_in_the_audit_log(api, sandbox):
     asc = api.ok("GET", "/audit_logs?direction=asc&action.type=create")["result"]
     assert [e["resource"]["type"] for e in asc] == ["user_group", "user_group_member"]
     assert api.ok("GET", "/audit_logs?since=2999-01-01")["result"] == []
-    assert len(api.ok("GET", f"/audit_logs?before=2999-01-01T00:00:00Z&per_page=2")["result"]) == 2
+    assert len(api.ok("GET", "/audit_logs?before=2999-01-01T00:00:00Z&per_page=2")["result"]) == 2
 
 
 # ---- SCIM ---------------------------------------------------------------------------------------

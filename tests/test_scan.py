@@ -17,41 +17,35 @@ from migrate.scan import run_scan
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-@pytest.fixture
-def sb():
-    with Sandbox(seed=demo_seed(), rate_limit=None) as sandbox:
-        yield sandbox
-
-
 def last_scan(db):
     inventory = Inventory(db)
     return inventory.load_scan(inventory.last_scan()["id"])
 
 
-def test_scan_records_every_virtual_group_with_minimal_calls(sb, tmp_path):
+def test_scan_records_every_virtual_group_with_minimal_calls(sandbox, tmp_path):
     db = tmp_path / "inv.db"
-    result = run(sb, db, "scan")
+    result = run(sandbox, db, "scan")
     # token, account, and one page each: permission groups, members, resource groups,
     # user groups, SCIM groups, SCIM users. No per-object GETs.
-    assert len(sb.calls) == 8
+    assert len(sandbox.calls) == 8
     assert "8 API calls" in result.output
     data = last_scan(db)
     assert len(data["virtual_groups"]) == 8
-    groups = {g["role"]: g for g in data["virtual_groups"] if g["account_id"] == sb.account_id}
+    groups = {g["role"]: g for g in data["virtual_groups"] if g["account_id"] == sandbox.account_id}
     assert groups["Cloudflare Workers Admin"]["permission_group_name"] == "Workers Platform Admin"
     assert groups["Cloudflare Workers Admin"]["method"] == "rename"
     assert groups["HTTP Applications"]["resolution"] == "unresolved"
     assert groups["Audit Logs Viewer"]["variants"] == ["odd_whitespace"]
     assert groups["DNS"]["variants"] == ["no_spaces"]
     assert sorted(groups["Administrator Read Only"]["variants"]) == ["prefix_case", "uppercase_hex"]
-    assert [g["resolution"] for g in data["virtual_groups"] if g["account_id"] != sb.account_id] == ["foreign_account"]
+    assert [g["resolution"] for g in data["virtual_groups"] if g["account_id"] != sandbox.account_id] == ["foreign_account"]
     # Raw API JSON is kept beside the typed columns.
     assert data["members"][0]["raw"]["user"]["email"] == data["members"][0]["email"]
 
 
-def test_scan_findings_cover_every_case_and_urgent_ones_come_first(sb, tmp_path):
+def test_scan_findings_cover_every_case_and_urgent_ones_come_first(sandbox, tmp_path):
     db = tmp_path / "inv.db"
-    run(sb, db, "scan")
+    run(sandbox, db, "scan")
     findings = last_scan(db)["findings"]
     codes = {f["code"] for f in findings}
     assert {
@@ -68,24 +62,24 @@ def test_scan_findings_cover_every_case_and_urgent_ones_come_first(sb, tmp_path)
 def test_missing_break_glass_super_admin_is_critical(tmp_path):
     seed = demo_seed()
     seed["members"][0]["roles"] = []  # the only direct Super Administrator loses the role
-    with Sandbox(seed=seed, rate_limit=None) as sb:
-        run(sb, tmp_path / "inv.db", "scan")
+    with Sandbox(seed=seed, rate_limit=None) as sandbox:
+        run(sandbox, tmp_path / "inv.db", "scan")
     codes = [(f["severity"], f["code"]) for f in last_scan(tmp_path / "inv.db")["findings"]]
     assert ("critical", "no_super_admin_outside_scim") in codes
 
 
-def test_inventory_shows_the_last_scan(sb, tmp_path):
+def test_inventory_shows_the_last_scan(sandbox, tmp_path):
     db = tmp_path / "inv.db"
-    run(sb, db, "scan")
-    text = run(sb, db, "inventory").output
+    run(sandbox, db, "scan")
+    text = run(sandbox, db, "inventory").output
     assert "Workers Platform Admin" in text and "HTTP Applications" in text and "role_not_held" in text
-    data = json.loads(run(sb, db, "inventory", "--json").output)
+    data = json.loads(run(sandbox, db, "inventory", "--json").output)
     assert len(data["virtual_groups"]) == 8 and len(data["findings"]) > 5
 
 
-def test_file_source_yields_the_same_records_as_scim(sb, tmp_path):
-    run(sb, tmp_path / "scim.db", "scan")
-    run(sb, tmp_path / "file.db", "scan", "--source", "file", "--file", FIXTURES / "virtual-groups.example.csv")
+def test_file_source_yields_the_same_records_as_scim(sandbox, tmp_path):
+    run(sandbox, tmp_path / "scim.db", "scan")
+    run(sandbox, tmp_path / "file.db", "scan", "--source", "file", "--file", FIXTURES / "virtual-groups.example.csv")
 
     def comparable(db):
         data = last_scan(db)
@@ -97,11 +91,11 @@ def test_file_source_yields_the_same_records_as_scim(sb, tmp_path):
     assert comparable(tmp_path / "scim.db") == comparable(tmp_path / "file.db")
 
 
-def test_json_file_source(sb, tmp_path):
+def test_json_file_source(sandbox, tmp_path):
     member = demo_seed()["members"][7]
     export = tmp_path / "groups.json"
-    export.write_text(json.dumps({"groups": [{"name": f"CF-{sb.account_id} - DNS", "members": [member["email"].upper(), "nobody@example.com"]}]}))
-    run(sb, tmp_path / "inv.db", "scan", "--source", "file", "--file", export)
+    export.write_text(json.dumps({"groups": [{"name": f"CF-{sandbox.account_id} - DNS", "members": [member["email"].upper(), "nobody@example.com"]}]}))
+    run(sandbox, tmp_path / "inv.db", "scan", "--source", "file", "--file", export)
     data = last_scan(tmp_path / "inv.db")
     links = sorted((m["email"], m["member_id"]) for m in data["virtual_group_members"])
     assert links == [(member["email"], member["id"]), ("nobody@example.com", None)]
@@ -118,46 +112,46 @@ def test_json_file_source(sb, tmp_path):
         (["scan", "--mapping", "{bad_toml}"], "mapping"),
     ],
 )
-def test_bad_input_is_one_line_and_records_nothing(sb, tmp_path, args, message):
+def test_bad_input_is_one_line_and_records_nothing(sandbox, tmp_path, args, message):
     (tmp_path / "bad.csv").write_text("name,mail\nx,y\n")
     (tmp_path / "bad.json").write_text("[{")
     (tmp_path / "bad.toml").write_text("[roles\n")
     files = {"bad_csv": tmp_path / "bad.csv", "bad_json": tmp_path / "bad.json", "bad_toml": tmp_path / "bad.toml"}
     db = tmp_path / "inv.db"
-    result = run(sb, db, *[a.format(**files) for a in args], expect=1)
+    result = run(sandbox, db, *[a.format(**files) for a in args], expect=1)
     lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1 and message in lines[0], result.output
-    assert "Traceback" not in result.output and sb.token not in result.output
+    assert "Traceback" not in result.output and sandbox.token not in result.output
     assert not db.exists() or Inventory(db).last_scan() is None
 
 
-def test_unwritable_or_corrupt_or_newer_db_is_refused(sb, tmp_path):
-    assert "cannot open" in run(sb, tmp_path / "missing-dir" / "inv.db", "scan", expect=1).output
+def test_unwritable_or_corrupt_or_newer_db_is_refused(sandbox, tmp_path):
+    assert "cannot open" in run(sandbox, tmp_path / "missing-dir" / "inv.db", "scan", expect=1).output
     corrupt = tmp_path / "corrupt.db"
     corrupt.write_bytes(b"this is not sqlite" * 100)
-    assert "not a usable vgmigrate inventory" in run(sb, corrupt, "scan", expect=1).output
+    assert "not a usable vgmigrate inventory" in run(sandbox, corrupt, "scan", expect=1).output
     newer = tmp_path / "newer.db"
     Inventory(newer).close()
     with sqlite3.connect(newer) as conn:
         conn.execute("insert into _sqlite_migrations (migration_set, name, applied_at) values ('vgmigrate', 'm999_future', 'x')")
-    assert "newer vgmigrate" in run(sb, newer, "scan", expect=1).output
+    assert "newer vgmigrate" in run(sandbox, newer, "scan", expect=1).output
 
 
-def test_a_failed_scan_leaves_the_previous_one_intact(sb, tmp_path):
+def test_a_failed_scan_leaves_the_previous_one_intact(sandbox, tmp_path):
     db = tmp_path / "inv.db"
-    run(sb, db, "scan")
+    run(sandbox, db, "scan")
     first = Inventory(db).last_scan()
-    sb.inject("GET", r"/scim/v2/Users", "5xx")
-    client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id, max_retries=0)
+    sandbox.inject("GET", r"/scim/v2/Users", "5xx")
+    client = CloudflareClient.connect(sandbox.base_url, sandbox.token, sandbox.account_id, max_retries=0)
     with pytest.raises(VgmigrateError):
         run_scan(client, Inventory(db))
     assert Inventory(db).last_scan() == first
 
 
-def test_scan_progress_bar_knows_each_lists_total(sb, tmp_path):
+def test_scan_progress_bar_knows_each_lists_total(sandbox, tmp_path):
     from migrate.cli import Progress
 
-    client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id)
+    client = CloudflareClient.connect(sandbox.base_url, sandbox.token, sandbox.account_id)
     lines = []
     progress = Progress(total=lambda: client.list_total)
     progress.tty = True
@@ -169,7 +163,7 @@ def test_scan_progress_bar_knows_each_lists_total(sb, tmp_path):
     assert "reading resource groups: 1" in lines  # a single unpaged call has no total
 
 
-def test_the_inventory_stays_writable_while_a_scan_reads(sb, tmp_path):
+def test_the_inventory_stays_writable_while_a_scan_reads(sandbox, tmp_path):
     db = tmp_path / "inv.db"
     Inventory(db).close()
     wrote = []
@@ -181,6 +175,6 @@ def test_the_inventory_stays_writable_while_a_scan_reads(sb, tmp_path):
             other.commit()
             wrote.append(True)
 
-    client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id)
+    client = CloudflareClient.connect(sandbox.base_url, sandbox.token, sandbox.account_id)
     scan_id, _, _ = run_scan(client, Inventory(db), progress=progress)
     assert wrote and Inventory(db).scan(scan_id) is not None
