@@ -51,12 +51,12 @@ class Rollback:
             self.live_by_name = {g["name"]: g for g in self.live_groups.values()}
             self.live_rgs = {r["id"]: r for r in self.client.resource_groups()}
             self.deleted_groups = set()
-            status = "done"
+            status = "failed"  # unless every action below was handled
             try:
                 for action in sorted(actions, key=lambda a: a["seq"], reverse=True):
                     self._undo(action)
+                status = "done"
             except CloudflareError as err:
-                status = "failed"
                 raise VgmigrateError(f"rollback stopped: {err}. Run `vgmigrate rollback` again to continue") from None
             finally:
                 if run_id:

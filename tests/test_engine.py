@@ -6,7 +6,11 @@ import pytest
 
 from engine_support import client_for, iam_state, open_inventory, run, writes
 from migrate import planfile
+from migrate.cloudflare import CloudflareClient
+from migrate.errors import VgmigrateError
 from migrate.executor import apply_plan
+from migrate.http import HttpClient, RateLimiter
+from migrate.rollback import rollback_run
 
 
 @pytest.fixture
@@ -211,3 +215,23 @@ def test_detailed_exitcode_says_whether_there_is_work(sandbox, planned):
     run(sandbox, db, "plan", "--on-existing", "adopt", "--detailed-exitcode", expect=3)
     run(sandbox, db, "apply", plan, "--yes")
     run(sandbox, db, "plan", "--on-existing", "adopt", "--detailed-exitcode", expect=0)
+
+
+def test_a_rollback_cut_off_midway_is_recorded_as_failed_and_finishes_when_run_again(sandbox, planned):
+    db, plan = planned
+    before = iam_state(sandbox)
+    run(sandbox, db, "apply", plan, "--yes")
+    client = CloudflareClient(HttpClient(sandbox.base_url, sandbox.token, max_retries=1, backoff_base=0, limiter=RateLimiter(limit=None)), sandbox.account_id)
+    undone = []
+
+    def network_goes_away(action, outcome):
+        undone.append(outcome)
+        if len(undone) == 1:
+            sandbox.stop()
+
+    with pytest.raises(VgmigrateError, match="could not reach"):
+        rollback_run(client, open_inventory(db), progress=network_goes_away)
+    assert [r["status"] for r in open_inventory(db).runs("rollback")] == ["failed"]
+    sandbox.start()  # the network is back (on a new port)
+    run(sandbox, db, "rollback", "--yes")
+    assert iam_state(sandbox) == before
