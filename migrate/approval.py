@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 
 from .findings import SEVERITIES
+from .steps import KINDS
 
 RESOLUTION_LABELS = {
     "exact": "exact name",
@@ -25,12 +26,6 @@ ACTION_LABELS = {
     "update": "add missing members",
     "none": "no change",
     "conflict": "BLOCKED: name taken",
-}
-STEP_LABELS = {
-    "create_resource_group": "create resource group",
-    "create_user_group": "create User Group with its policy",
-    "adopt_user_group": "add policy to existing User Group",
-    "add_members": "add members",
 }
 # A members x roles matrix stays readable up to about this many role columns; beyond it the
 # access picture is a list (before, after, change) instead.
@@ -241,6 +236,7 @@ def plan_counts(plan):
         "virtual_groups": sum(len(g["virtual_groups"]) for g in plan["groups"]),
         "skipped": len(plan["skipped"]),
         "lost": sum(1 for a in plan["access"] if a["lost"]),
+        "gained": sum(1 for a in plan["access"] if a.get("gained")),
     }
 
 
@@ -276,7 +272,8 @@ def change_text(row):
         reason = " (not an account member)" if not row.get("member_id") else ""
         parts.append(f"LOSES {', '.join(row['lost'])}{reason}")
     if row["gained"]:
-        parts.append(f"gains {', '.join(row['gained'])}")
+        why = row.get("why") or {}
+        parts.append("GAINS " + ", ".join(f"{role} ({why[role]})" if role in why else role for role in row["gained"]))
     return "; ".join(parts) or "no change"
 
 
@@ -290,12 +287,17 @@ def attention(plan, counts):
     if counts["lost"]:
         notes.append(("bad", f"{counts['lost']} member(s) would not keep all the access they have today through virtual "
                              "groups; see the access picture. They lose it when the CF- groups are removed."))
+    if counts["gained"]:
+        notes.append(("bad", f"{counts['gained']} member(s) would gain access they do not have today through virtual groups "
+                             "(members of an adopted User Group gain its role); they are listed first in the access picture."))
     severe = dict(severity_counts(plan["findings"]))
     if severe["critical"]:
         notes.append(("bad", f"{severe['critical']} critical finding(s): read them before approving."))
     if counts["actions"].get("adopt"):
         notes.append(("warn", f"{counts['actions']['adopt']} existing User Group(s) will be adopted: vgmigrate adds a policy and "
-                              "members to a group it did not create (rollback restores them exactly)."))
+                              "members to a group it did not create (rollback restores them exactly). Cloudflare's update "
+                              "schema requires an id on every policy and a new policy has none, so vgmigrate proposes a fresh "
+                              "one; if Cloudflare refuses it, that step fails and changes nothing."))
     if not plan["steps"]:
         notes.append(("ok", "Nothing to do: every planned group is already migrated."))
     return notes
@@ -419,7 +421,7 @@ def _md_renamed(g):
 
 
 def _step_does(step):
-    label = STEP_LABELS.get(step["kind"], step["kind"])
+    label = KINDS[step["kind"]].label
     if step["kind"] == "add_members":
         label = f"add {len(step['request']['members'])} member(s)"
     return label

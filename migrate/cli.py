@@ -224,9 +224,8 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
                          "scan_id": last["id"], "mode": mode, "steps": len(sealed["steps"]), "body": planfile.canonical(sealed)})
     click.echo(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
-        names = ", ".join(c["name"] for c in sealed["conflicts"])
-        raise VgmigrateError(f"{len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create ({names}); "
-                             "plan again with --on-existing adopt or suffix, or another --name-template")
+        how = "; ".join(f"{f['subject']!r}: {f['action']}" for f in sealed["findings"] if f["code"] == "name_conflict")
+        raise VgmigrateError(f"name_conflict: {len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create. {how}")
     if out:
         planfile.write(sealed, out)
         click.echo(f"\nWrote {out}. After approval: vgmigrate apply {out}", err=True)
@@ -396,7 +395,7 @@ def status(settings):
         return
     click.echo(f"last scan: {last['id']} of account {last['account_id']} at {last['finished_at']}")
     for lock in inventory.locks():
-        click.echo(f"locked by {lock['holder']} for run {lock['run_id']} since {lock['acquired_at']}")
+        click.echo(f"locked by {lock['holder']} since {lock['acquired_at']} (lock id {lock['run_id']})")
     runs = inventory.runs()
     if not runs:
         click.echo("No runs yet. Next: vgmigrate plan --out plan.json, then vgmigrate apply plan.json")
@@ -423,12 +422,30 @@ NEXT_STEP = {
 
 
 @cli.command()
-@click.argument("name", default="migration")
+@click.argument("lock_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def unlock(settings, name):
-    """Break a lock left by an apply that is gone (check that it really is)."""
-    removed = open_inventory(settings).break_lock(name)
-    click.echo(f"lock {name!r} removed" if removed else f"no lock named {name!r}")
+def unlock(settings, lock_id, yes):
+    """Remove the lock LOCK_ID left by an apply or rollback that is gone.
+
+    LOCK_ID is the run id that `status` and the "locked by" error show. Refused while that process
+    still runs on this host; a lock taken on another host cannot be checked from here, so look there
+    first.
+    """
+    from .inventory import holder_alive
+
+    inventory = open_inventory(settings)
+    lock = inventory.lock(lock_id)
+    if lock is None:
+        raise VgmigrateError(f"no lock with id {lock_id!r} in {settings.db_path}; `vgmigrate status` shows the lock, if any")
+    if holder_alive(lock) is None:
+        click.echo(f"lock {lock_id} was taken by {lock['holder']}, another host: check there that it is not running", err=True)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise VgmigrateError("unlock needs confirmation: run it in a terminal, or pass --yes")
+        click.confirm(f"Remove lock {lock_id} held by {lock['holder']} since {lock['acquired_at']}?", abort=True, err=True)
+    inventory.break_lock(lock_id)
+    click.echo(f"lock {lock_id} removed; `vgmigrate status` says what to run next")
 
 
 @cli.command()

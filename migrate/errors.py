@@ -7,6 +7,35 @@ class VgmigrateError(Exception):
     exit_code = 1
 
 
+def error_details(response):
+    """(errors, messages) from a failed response: v4 envelope, SCIM error, `{"detail"}` or plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        if isinstance(body.get("errors"), list) and body["errors"]:
+            return body["errors"], body.get("messages") or []
+        if body.get("detail") is not None:
+            code = body.get("scimType") or _int_or(body.get("status"), response.status_code)
+            return [{"code": code, "message": str(body["detail"])}], []
+    text = (response.text or "").strip()
+    return ([" ".join(text.split())[:200]] if text else []), []
+
+
+def _int_or(value, default):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _redacted(error, redact):
+    if isinstance(error, dict):
+        return {k: redact(v) if isinstance(v, str) else v for k, v in error.items()}
+    return redact(error)
+
+
 class CloudflareError(VgmigrateError):
     """The API answered with a failure envelope (or a non-2xx status)."""
 
@@ -18,6 +47,15 @@ class CloudflareError(VgmigrateError):
         self.method = method
         self.path = path
         super().__init__(self._describe())
+
+    @classmethod
+    def from_response(cls, response, method, path, *, redact=str, errors=None, messages=None, **extra):
+        """The one way to build an API error from a response. `errors` defaults to what the body
+        says; `redact` scrubs the token from every message, whatever shape the body had."""
+        if errors is None:
+            errors, messages = error_details(response)
+        errors = [_redacted(e, redact) for e in errors or []]
+        return cls(response.status_code, errors, messages or [], response.headers.get("cf-ray"), method, path, **extra)
 
     @property
     def codes(self):

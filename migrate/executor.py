@@ -11,9 +11,10 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from . import iam
 from .errors import CloudflareError, OutcomeUnknown, VgmigrateError
 from .inventory import utcnow
-from .roles import normalise
+from .steps import kind_of
 
 LOCK = "migration"
 
@@ -55,28 +56,38 @@ def check_plan_matches(plan, account_id, scan):
         raise VgmigrateError(f"the plan has unresolved name conflicts ({names}); plan again with --on-existing adopt or suffix")
 
 
-def stale_reasons(plan, live_groups, live_rgs, journal):
-    """What moved since the plan was made. Objects this plan's own journal accounts for are ours."""
-    ours = {a["target"] for a in journal.values() if a["status"] in ("done", "pending")}
+def stale_reasons(plan, live_groups, live_rgs, adopted_members, journal, account_id):
+    """What moved since the plan was made. Objects this plan's own journal accounts for are ours.
+
+    adopted_members: live member ids of each group the plan adopts. A member who joined one since
+    the plan would gain its role without the approver having seen it, so that is stale too.
+    """
+    ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in ("done", "pending")}
     reasons = []
-    by_name = {normalise(g["name"]): g for g in live_groups}
+    by_name = {iam.name_key(g["name"]) for g in live_groups}
     by_id = {g["id"]: g for g in live_groups}
     for name in plan["expected"]["absent_names"]:
-        if normalise(name) in by_name and name not in ours:
+        if iam.name_key(name) in by_name and iam.name_key(name) not in ours:
             reasons.append(f"a User Group named {name!r} now exists")
     for gid, before in plan["expected"]["adopted"].items():
         live = by_id.get(gid)
         if live is None:
             reasons.append(f"User Group {before['name']!r} ({gid}) is gone")
-        elif before["name"] not in ours and not same_policies(live.get("policies"), before["policies"]):
-            # Policies, not modified_on: its members are snapshotted at apply time anyway, and a
-            # rollback of an earlier attempt restores the same policies.
+            continue
+        if iam.name_key(before["name"]) in ours:
+            continue
+        if not iam.same_policies(live.get("policies"), before["policies"]):
+            # Policies, not modified_on: a rollback of an earlier attempt restores the same policies.
             reasons.append(f"the policies of User Group {before['name']!r} changed since the plan was made")
+        planned = {m["id"] for g in plan["groups"] if g.get("existing_id") == gid for m in g["members"]}
+        joined = set(adopted_members.get(gid, ())) - set(before.get("members", ())) - planned
+        if joined:
+            reasons.append(f"{len(joined)} member(s) joined User Group {before['name']!r} since the plan was made and would gain its role")
     rg = plan["expected"]["resource_group"]
     if "id" in rg and not any(r["id"] == rg["id"] for r in live_rgs):
         reasons.append(f"resource group {rg['id']} is gone")
-    if "absent_scope_key" in rg and rg["absent_scope_key"] not in ours:
-        if any((r.get("scope") or {}).get("key") == rg["absent_scope_key"] for r in live_rgs):
+    if "absent_scope_key" in rg and iam.name_key(rg["absent_scope_key"]) not in ours:
+        if iam.account_wide_ids(live_rgs, account_id):
             reasons.append("an account-wide resource group now exists")
     return reasons
 
@@ -90,19 +101,6 @@ def resolve_refs(value, ids):
     if isinstance(value, dict):
         return {k: resolve_refs(v, ids) for k, v in value.items()}
     return value
-
-
-def same_policies(live, written):
-    """Compare policies as read with policies as written, ignoring ids and expansion."""
-
-    def key(p):
-        return (
-            p.get("access", "allow"),
-            tuple(sorted(pg["id"] for pg in p.get("permission_groups") or [])),
-            tuple(sorted(rg["id"] for rg in p.get("resource_groups") or [])),
-        )
-
-    return sorted(map(key, live or [])) == sorted(map(key, written or []))
 
 
 # --- apply ----------------------------------------------------------------------------------
@@ -133,7 +131,12 @@ class Apply:
             journal = {a["step"]: a for a in self.inv.actions(run_id)} if run else {}
             live_groups = list(self.client.user_groups())
             live_rgs = self.client.resource_groups()
-            reasons = stale_reasons(self.plan, live_groups, live_rgs, journal)
+            live_ids = {g["id"] for g in live_groups}
+            adopted_members = {
+                gid: [m["id"] for m in self.client.user_group_members(gid)]
+                for gid in self.plan["expected"]["adopted"] if gid in live_ids
+            }
+            reasons = stale_reasons(self.plan, live_groups, live_rgs, adopted_members, journal, self.client.account_id)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
             if not run:
@@ -193,46 +196,38 @@ class Apply:
         if failure:
             raise failure
 
-    def _count(self, outcome):
-        with self._lock:
-            self.counts[outcome] = self.counts.get(outcome, 0) + 1
-
     def _step(self, step):
-        sid = step["id"]
+        sid, kind = step["id"], kind_of(step)
         prior = self.journal.get(sid)
         if prior and prior["status"] == "done":
-            self._remember(step, prior["object_id"])
-            self._count("already done")
-            self.progress(step, "already done")
+            self._finish(step, prior["object_id"], "already done")
             return
         request = resolve_refs(step["request"], self.ids)
         if prior and prior["status"] == "pending":
-            found = self._reconcile(step, request)
+            found = kind.reconcile(self.client, request, self.live, fresh=False)
             if found:
                 self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error="reconciled with live state after an interrupted run")
-                self._remember(step, found)
-                self._count("reconciled")
-                self.progress(step, "reconciled")
+                self._finish(step, found, "reconciled")
                 return
-        if step["kind"] == "add_members":
+        if kind.kind == "add_members":
             request, inverse = self._members_request(request, prior)
         else:  # a pending row keeps the inverse recorded before its first attempt
             inverse = prior["inverse"] if prior and prior["status"] == "pending" else dict(step["inverse"])
-        method, path = self._endpoint(step, request)
-        self.inv.journal_pending(self.run_id, self.seq[sid], sid, step["kind"], step["target"], method, path, request, inverse)
+        method, path = kind.endpoint(self.client, request)
+        self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, request, inverse)
         self.hook("before_call", sid)
         try:
-            nothing_to_send = step["kind"] == "add_members" and not request["members"]
-            result = [] if nothing_to_send else self._call(step, request)
+            nothing_to_send = kind.kind == "add_members" and not request["members"]
+            result = [] if nothing_to_send else kind.send(self.client, request)
         except OutcomeUnknown:
-            result = self._after_lost_response(step, request)
+            result = self._after_lost_response(step, kind, request)
         except CloudflareError as err:
             self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
             raise StepFailed(
-                f"step {sid} ({step['kind']} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"
+                f"step {sid} ({kind.label} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"
             ) from None
         self.hook("after_call", sid)
-        object_id = self._object_id(step, request, result)
+        object_id = kind.object_id(request, result)
         self.inv.journal_update(
             self.run_id,
             self.seq[sid],
@@ -242,59 +237,25 @@ class Apply:
             http_status=self.client.last_status,
             cf_ray=self.client.last_ray,
         )
-        self._remember(step, object_id)
-        self._count("done")
-        self.progress(step, "done")
+        self._finish(step, object_id, "done")
 
-    def _after_lost_response(self, step, request):
-        found = self._reconcile(step, request, fresh=True)
-        if found:
-            return {"id": found}
-        if step["kind"] == "add_members":  # adding members is idempotent: send again
-            try:
-                return self._call(step, request)
-            except VgmigrateError:
-                pass
-        # Stays pending: the next run looks for the object again before sending anything.
-        self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
-        raise StepFailed(f"step {step['id']} ({step['kind']} {step['target']!r}): the outcome is unknown; run apply again to check and finish")
-
-    def _remember(self, step, object_id):
+    def _finish(self, step, object_id, outcome):
         with self._lock:
             self.ids[step["id"]] = object_id
             if step["kind"] == "create_user_group":
                 self.created_here.add(object_id)
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+        self.progress(step, outcome)
 
-    def _endpoint(self, step, request):
-        base = f"/accounts/{self.client.account_id}/iam"
-        kind = step["kind"]
-        if kind == "create_resource_group":
-            return "POST", f"{base}/resource_groups"
-        if kind == "create_user_group":
-            return "POST", f"{base}/user_groups"
-        if kind == "adopt_user_group":
-            return "PUT", f"{base}/user_groups/{request['id']}"
-        return "POST", f"{base}/user_groups/{request['group']}/members"
-
-    def _call(self, step, request):
-        c, kind = self.client, step["kind"]
-        if kind == "create_resource_group":
-            return c.create_resource_group(request["name"], request["scope"]["key"], [o["key"] for o in request["scope"]["objects"]])
-        if kind == "create_user_group":
-            return c.create_user_group(request["name"], request["policies"])
-        if kind == "adopt_user_group":
-            return c.update_user_group(request["id"], policies=request["policies"])
-        if kind == "add_members":
-            return c.add_user_group_members(request["group"], request["members"])
-        raise VgmigrateError(f"unknown step kind {kind!r} in plan")
-
-    @staticmethod
-    def _object_id(step, request, result):
-        if step["kind"] == "add_members":
-            return request["group"]
-        if step["kind"] == "adopt_user_group":
-            return request["id"]
-        return result["id"]
+    def _after_lost_response(self, step, kind, request):
+        """A write whose outcome is unknown is never sent again in this run (the HTTP layer's rule
+        too): if live state shows it took effect it is done, else it stays pending and the next
+        run reconciles it before anything is sent."""
+        found = kind.reconcile(self.client, request, self.live, fresh=True)
+        if found:
+            return {"id": found}
+        self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
+        raise StepFailed(f"step {step['id']} ({kind.label} {step['target']!r}): the outcome is unknown; run apply again to check and finish")
 
     def _members_request(self, request, prior):
         """Send only the members not in the group yet, and record the membership found before the
@@ -310,25 +271,6 @@ class Apply:
             present = {m["id"] for m in self.client.user_group_members(group)}
             inverse = {"kind": "restore_members", "group": group, "members": sorted(present)}
         return {**request, "members": [m for m in request["members"] if m not in present]}, inverse
-
-    def _reconcile(self, step, request, fresh=False):
-        """Did an earlier attempt of this step take effect? Returns the object id if so."""
-        kind, c = step["kind"], self.client
-        if kind == "create_user_group":
-            groups = list(c.user_groups(name=request["name"])) if fresh else self.live["groups"]
-            match = [g for g in groups if g["name"] == request["name"] and same_policies(g.get("policies"), request["policies"])]
-            return match[0]["id"] if match else None
-        if kind == "create_resource_group":
-            rgs = c.resource_groups(name=request["name"]) if fresh else self.live["rgs"]
-            match = [r for r in rgs if (r.get("scope") or {}).get("key") == request["scope"]["key"]]
-            return match[0]["id"] if match else None
-        if kind == "add_members":
-            present = {m["id"] for m in c.user_group_members(request["group"])}
-            return request["group"] if set(request["members"]) <= present else None
-        if kind == "adopt_user_group":
-            live = c.user_group(request["id"])
-            return request["id"] if same_policies(live.get("policies"), request["policies"]) else None
-        return None
 
 
 def apply_plan(client, inventory, plan, **kwargs):

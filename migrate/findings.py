@@ -3,7 +3,8 @@
 from dataclasses import asdict, dataclass
 
 from .names import VARIANTS, parse_virtual_group_name
-from .roles import normalise, role_resolver
+from .iam import email_key, held_permission_group_names, name_key
+from .roles import role_resolver
 
 SEVERITIES = ("critical", "error", "warning", "info")
 SUPER_ADMIN = "Super Administrator - All Privileges"
@@ -29,16 +30,16 @@ def sort_findings(findings):
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.code, f.subject))
 
 
-def member_fields(member):
-    """What `analyse` needs of an account member as listed: id, email, status, and the normalised
-    names of the roles it holds directly. A scan keeps only this for each of its (maybe 50,000)
+def member_fields(member, account_id):
+    """What `analyse` needs of an account member as listed: id, email, status, and the name keys
+    of the roles it holds directly on the whole account. A scan keeps only this for each of its (maybe 50,000)
     members: the listing carries every role expanded with its permissions, ten times the size. Plain
     strings and a tuple, so the garbage collector need not walk them."""
     return {
         "id": member["id"],
-        "email": member.get("email"),
+        "email": email_key(member.get("email") or (member.get("user") or {}).get("email")),
         "status": member.get("status"),
-        "held_roles": tuple(sorted(_held_roles(member))),
+        "held_roles": tuple(sorted(held_permission_group_names(member, account_id))),
     }
 
 
@@ -48,7 +49,7 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
     `members` are the `member_fields` of the account members. `own_group_ids` are User Groups that
     vgmigrate itself created: they are not name collisions.
     """
-    members_by_email = {m["email"].lower(): m for m in members if m.get("email")}
+    members_by_email = {m["email"]: m for m in members if m.get("email")}
     resolve = role_resolver(permission_groups, mapping)
     vg_rows, vgm_rows, findings = [], [], []
     for vg in virtual_groups:
@@ -115,15 +116,6 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
     return vg_rows, vgm_rows, sort_findings(findings)
 
 
-def _held_roles(member):
-    """Normalised names of the roles a member holds directly (legacy roles and policy permission groups)."""
-    names = {normalise(r.get("name", "")) for r in member.get("roles") or [] if isinstance(r, dict)}
-    for policy in member.get("policies") or []:
-        if policy.get("access", "allow") == "allow":
-            names |= {normalise(pg.get("name", "")) for pg in policy.get("permission_groups") or []}
-    return names
-
-
 def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
     findings = []
     resolved = {r["id"]: r for r in vg_rows if r.get("resolution") == "resolved"}
@@ -135,7 +127,7 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
         member = members_by_email.get(link["email"])
         if not vg or not member:
             continue
-        if not {normalise(vg["role"]), normalise(vg["permission_group_name"])}.intersection(member["held_roles"]):
+        if not {name_key(vg["role"]), name_key(vg["permission_group_name"])}.intersection(member["held_roles"]):
             findings.append(
                 Finding("critical", "role_not_held", link["email"], f"is in {vg['name']!r} but does not hold {vg['permission_group_name']!r} in Cloudflare; they may already have lost this access",
                         "migrate this group first and verify; confirm with the member that access is restored")
@@ -154,20 +146,20 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
     in_super_vg = {
         link["email"]
         for link in vgm_rows
-        if normalise((vg_by_id.get(link["virtual_group_id"]) or {}).get("permission_group_name") or "") == normalise(SUPER_ADMIN)
+        if name_key((vg_by_id.get(link["virtual_group_id"]) or {}).get("permission_group_name") or "") == name_key(SUPER_ADMIN)
     }
     direct_supers = [
         email for email, m in members_by_email.items()
-        if normalise(SUPER_ADMIN) in m["held_roles"] and email not in in_super_vg and m.get("status") == "accepted"
+        if name_key(SUPER_ADMIN) in m["held_roles"] and email not in in_super_vg and m.get("status") == "accepted"
     ]
     if not direct_supers:
         findings.append(Finding("critical", "no_super_admin_outside_scim", account_id, "no accepted Super Administrator holds the role outside the virtual groups; a SCIM mistake could lock everyone out",
                                 "grant Super Administrator directly to a break-glass member before migrating"))
 
     # A target name already taken by an existing User Group (default template: the permission group name).
-    existing = {normalise(g["name"]): g for g in user_groups}
+    existing = {name_key(g["name"]): g for g in user_groups}
     for vg in resolved.values():
-        taken = existing.get(normalise(vg["permission_group_name"]))
+        taken = existing.get(name_key(vg["permission_group_name"]))
         if taken:
             findings.append(Finding("warning", "name_taken", vg["name"], f"an existing User Group is already named {taken['name']!r} (id {taken['id']})",
                                     "plan with --on-existing adopt|suffix, or a different --name-template"))

@@ -237,29 +237,6 @@ class RateLimiter:
             self._hold_until = max(self._hold_until, self._clock() + max(0.0, seconds))
 
 
-def error_details(response):
-    """(errors, messages) from a failed response: v4 envelope, SCIM error, `{"detail"}` or plain text."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        if isinstance(body.get("errors"), list) and body["errors"]:
-            return body["errors"], body.get("messages") or []
-        if body.get("detail") is not None:
-            code = body.get("scimType") or _int_or(body.get("status"), response.status_code)
-            return [{"code": code, "message": str(body["detail"])}], []
-    text = (response.text or "").strip()
-    return ([" ".join(text.split())[:200]] if text else []), []
-
-
-def _int_or(value, default):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
 def _timeouts(timeout):
     if isinstance(timeout, (tuple, list)):
         connect, read = timeout
@@ -402,9 +379,7 @@ class HttpClient:
         if status >= 500 and status not in _PERMANENT_5XX:
             if method not in IDEMPOTENT_METHODS:
                 # The server may have applied it before failing: never resend a write that is not idempotent.
-                errors, messages = self._details(response)
-                cause = CloudflareError(status, errors, messages, response.headers.get("cf-ray"), method, path)
-                raise OutcomeUnknown(method, path, cause)
+                raise OutcomeUnknown(method, path, CloudflareError.from_response(response, method, path, redact=self.redact))
             self._give_up_if_exhausted(method, path, response, attempt)
             delay = self.backoff(attempt)
             return delay, delay, f"HTTP {status}"
@@ -415,14 +390,7 @@ class HttpClient:
             raise self._error(method, path, response, attempt + 1)
 
     def _error(self, method, path, response, attempts):
-        errors, messages = self._details(response)
-        return RetriesExhausted(
-            response.status_code, errors, messages, response.headers.get("cf-ray"), method, path, attempts
-        )
-
-    def _details(self, response):
-        errors, messages = error_details(response)
-        return [self.redact(e) if isinstance(e, str) else e for e in errors], messages
+        return RetriesExhausted.from_response(response, method, path, redact=self.redact, attempts=attempts)
 
     def _after_failure(self, method, path, exc, attempt):
         safe_to_resend = _nothing_was_sent(exc) or method in IDEMPOTENT_METHODS

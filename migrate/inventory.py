@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from . import views
+from . import iam, views
 from .errors import VgmigrateError
 
 migrations = Migrations("vgmigrate")
@@ -39,9 +39,13 @@ _STABLE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_as
 SCAN_TABLES = {
     "accounts": {"id": str, "name": str, "type": str, "raw": str},
     "permission_groups": {"id": str, "name": str, "scopes": str, "deprecated": int, "raw": str},
-    "resource_groups": {"id": str, "name": str, "scope_key": str, "objects": str, "raw": str},
+    "resource_groups": {"id": str, "name": str, "scope_key": str, "objects": str, "account_wide": int, "raw": str},
     "members": {"id": str, "email": str, "status": str, "user_id": str, "roles": str, "raw": str},
-    "user_groups": {"id": str, "name": str, "policies": str, "raw": str},
+    # scim_managed: the group's id is a SCIM group's id, so the IdP owns its name and members.
+    "user_groups": {"id": str, "name": str, "policies": str, "scim_managed": int, "raw": str},
+    # Members of the User Groups a plan may adopt (every group vgmigrate did not make): adopting
+    # a group grants its role to each of them, so the plan must name them.
+    "user_group_members": {"user_group_id": str, "member_id": str, "email": str, "status": str},
     "virtual_groups": {
         "id": str,
         "name": str,
@@ -63,7 +67,13 @@ SCAN_TABLES = {
     },
 }
 JSON_COLUMNS = {"raw", "roles", "policies", "variants", "scopes", "objects"}
-SCAN_TABLE_PKS = {"virtual_group_members": ("scan_id", "virtual_group_id", "email")}
+SCAN_TABLE_PKS = {
+    "virtual_group_members": ("scan_id", "virtual_group_id", "email"),
+    "user_group_members": ("scan_id", "user_group_id", "member_id"),
+}
+# What migration m002 added; m001 creates the tables as they first were.
+M002_COLUMNS = {("resource_groups", "account_wide"), ("user_groups", "scim_managed")}
+M002_TABLES = {"user_group_members"}
 
 
 @migrations()
@@ -83,8 +93,8 @@ def m001_initial(db):
         pk="id",
     )
     for name, columns in SCAN_TABLES.items():
-        pk = SCAN_TABLE_PKS.get(name, ("scan_id", "id"))
-        db[name].create({"scan_id": int, **columns}, pk=pk, foreign_keys=[("scan_id", "scans", "id")])
+        if name not in M002_TABLES:
+            _create_scan_table(db, name, {c: t for c, t in columns.items() if (name, c) not in M002_COLUMNS})
     db["findings"].create(
         {
             "scan_id": int,
@@ -167,6 +177,25 @@ def m001_initial(db):
         {"name": str, "holder": str, "pid": int, "host": str, "run_id": str, "acquired_at": str},
         pk="name",
     )
+
+
+@migrations()
+def m002_scope_and_adoption(db):
+    """Record which resource groups are account-wide (decided once, by iam.is_account_wide), which
+    User Groups the IdP owns, and the members of groups a plan may adopt."""
+    for table, column in sorted(M002_COLUMNS):
+        db[table].add_column(column, SCAN_TABLES[table][column])
+    for name in M002_TABLES:
+        _create_scan_table(db, name, SCAN_TABLES[name])
+    accounts = {row["id"]: row["account_id"] for row in db.query("select id, account_id from scans")}
+    for row in list(db.query("select scan_id, id, raw from resource_groups")):
+        wide = iam.is_account_wide(json.loads(row["raw"] or "{}"), accounts.get(row["scan_id"], ""))
+        db.execute("update resource_groups set account_wide = ? where scan_id = ? and id = ?", [int(wide), row["scan_id"], row["id"]])
+
+
+def _create_scan_table(db, name, columns):
+    pk = SCAN_TABLE_PKS.get(name, ("scan_id", "id"))
+    db[name].create({"scan_id": int, **columns}, pk=pk, foreign_keys=[("scan_id", "scans", "id")])
 
 
 class Inventory:
@@ -298,7 +327,9 @@ class Inventory:
 
     def own_groups(self):
         """User Groups that runs of this tool created, adopted or added members to, and that were
-        not rolled back: {group id: {"name", "members": set of member ids the tool added}}."""
+        not rolled back: {group id: {"name", "members": set of member ids in it because of the tool
+        (added, or already there when adopted), "permission_groups": ids its policies got from the
+        tool}}."""
         groups = {}
         rows = self.db.query(
             "select a.kind, a.object_id, a.target, a.request, a.inverse from actions a join runs r on r.id = a.run_id "
@@ -306,10 +337,13 @@ class Inventory:
             "and a.kind in ('create_user_group', 'adopt_user_group', 'add_members') order by r.started_at, a.seq"
         )
         for row in rows:
-            group = groups.setdefault(row["object_id"], {"name": row["target"], "members": set()})
+            group = groups.setdefault(row["object_id"], {"name": row["target"], "members": set(), "permission_groups": set()})
+            request = json.loads(row["request"])
             if row["kind"] == "add_members":  # what it added, and what an adopted group already had
-                group["members"].update(json.loads(row["request"])["members"])
+                group["members"].update(request["members"])
                 group["members"].update(json.loads(row["inverse"] or "{}").get("members", []))
+            else:
+                group["permission_groups"].update(pg["id"] for p in request["policies"] for pg in p["permission_groups"])
         return groups
 
     def own_user_group_ids(self):
@@ -379,11 +413,11 @@ class Inventory:
             held = list(db.query("select * from locks where name = ?", [name]))
             if held:
                 lock = held[0]
-                if not (lock["host"] == host and not _pid_alive(lock["pid"])):
+                if holder_alive(lock) is not False:
                     raise VgmigrateError(
-                        f"the inventory is locked by {lock['holder']} (run {lock['run_id']}, since "
-                        f"{lock['acquired_at']}); wait for it to finish, or if it is gone run "
-                        f"`vgmigrate unlock {name}`"
+                        f"the inventory is locked by {lock['holder']} (lock id {lock['run_id']}, since "
+                        f"{lock['acquired_at']}); wait for it to finish, or if that process is gone run "
+                        f"`vgmigrate unlock {lock['run_id']}`"
                     )
             db["locks"].insert(
                 {
@@ -404,9 +438,32 @@ class Inventory:
         with self.transaction() as db:
             db.execute("delete from locks where name = ? and pid = ?", [name, os.getpid()])
 
-    def break_lock(self, name):
+    def lock(self, lock_id):
+        """The lock whose id (the run that holds it) is lock_id, or None."""
+        rows = list(self.db.query("select * from locks where run_id = ?", [lock_id]))
+        return rows[0] if rows else None
+
+    def break_lock(self, lock_id):
+        """Remove the lock with this id; refuses while its holder runs on this host."""
         with self.transaction() as db:
-            return db.execute("delete from locks where name = ?", [name]).rowcount
+            lock = self.lock(lock_id)
+            if lock is None:
+                raise VgmigrateError(f"no lock with id {lock_id!r} in {self.path}; `vgmigrate status` shows the lock, if any")
+            if holder_alive(lock):
+                raise VgmigrateError(
+                    f"lock {lock_id} is held by {lock['holder']}, which is still running: wait for it to finish "
+                    f"(or stop it with Ctrl-C; the journal lets the next run finish the work)"
+                )
+            db.execute("delete from locks where run_id = ?", [lock_id])
+            return lock
+
+
+def holder_alive(lock):
+    """True or False when the holder's process runs on this host; None when it is on another host
+    and cannot be checked from here."""
+    if lock["host"] != os.uname().nodename:
+        return None
+    return _pid_alive(lock["pid"])
 
 
 class ScanWriter:

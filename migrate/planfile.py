@@ -7,11 +7,8 @@ from pathlib import Path
 
 from . import __version__
 from .errors import VgmigrateError
+from .inventory import dumps as canonical
 from .inventory import utcnow
-
-
-def canonical(value):
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_hash(plan):

@@ -5,14 +5,16 @@ A plan names every object it will touch, what it expects to find there, and the 
 by earlier steps as "$<step id>"; the executor fills the real ids in from its journal.
 """
 
+import hashlib
+import re
 import string
 from dataclasses import dataclass, field
 
+from . import iam
 from .errors import VgmigrateError
 from .findings import sort_findings, Finding
-from .roles import normalise, role_resolver
+from .roles import role_resolver
 
-ACCOUNT_SCOPE_PREFIX = "com.cloudflare.api.account."
 TEMPLATE_FIELDS = {"role", "vg_role", "account"}
 
 
@@ -38,28 +40,20 @@ def check_template(template):
         )
 
 
-def account_scope_key(account_id):
-    return ACCOUNT_SCOPE_PREFIX + account_id
-
-
-def find_account_resource_group(resource_groups, account_id):
-    """The resource group covering the whole account (scope key of the account, objects ["*"])."""
-    key = account_scope_key(account_id)
-    for rg in resource_groups:
-        scope = rg.get("scope") or (rg.get("raw") or {}).get("scope") or {}
-        objects = [o.get("key") for o in scope.get("objects") or []]
-        if scope.get("key") == key and objects == ["*"]:
-            return rg
-    return None
+def reused_resource_group(resource_groups):
+    """The scanned account-wide resource group the plan binds policies to (the scan decided which
+    are account-wide): the lowest id, so every plan of the same scan picks the same one."""
+    wide = [rg for rg in resource_groups if rg.get("account_wide")]
+    return min(wide, key=lambda rg: rg["id"]) if wide else None
 
 
 def build_plan(data, options, own_groups=None):
     """Plan the migration of one scan.
 
-    data: inventory.load_scan() output. own_groups: {user group id: {"name", "members"}} for User
-    Groups earlier runs of this tool created, adopted or filled (from the journal), so that
-    re-planning after an apply shows nothing to do, even before the next scan. Returns a plan
-    dict without plan_id (planfile adds it).
+    data: inventory.load_scan() output. own_groups: inventory.own_groups(), the User Groups that
+    earlier runs of this tool created, adopted or filled (from the journal), so that re-planning
+    after an apply shows nothing to do, even before the next scan. Returns a plan dict without
+    plan_id (planfile adds it).
     """
     check_template(options.name_template)
     own_groups = own_groups or {}
@@ -69,15 +63,19 @@ def build_plan(data, options, own_groups=None):
     for link in data["virtual_group_members"]:
         memberships.setdefault(link["virtual_group_id"], []).append(link)
 
+    only = {iam.name_key(o) for o in options.only}
     targets, skipped, findings = {}, [], []
     granted = {}  # virtual group id -> what it granted, as a permission group name when resolved
     for vg in data["virtual_groups"]:
-        if options.only and vg["name"] not in options.only and vg["role"] not in options.only:
+        if only and not only & {iam.name_key(vg["name"]), iam.name_key(vg["role"]), iam.name_key(vg.get("permission_group_name"))}:
             continue
         if vg["account_id"] != account_id:
             skipped.append({"virtual_group": vg["name"], "reason": "names another account"})
             continue
         granted[vg["id"]] = vg["role"]
+        if not memberships.get(vg["id"]):
+            skipped.append({"virtual_group": vg["name"], "reason": "has no members: it grants nothing today"})
+            continue
         res = resolve(vg["role"])
         if res.status != "resolved":
             skipped.append({"virtual_group": vg["name"], "reason": res.message})
@@ -85,12 +83,12 @@ def build_plan(data, options, own_groups=None):
         pg = res.permission_group
         granted[vg["id"]] = pg["name"]
         name = options.name_template.format(role=pg["name"], vg_role=vg["role"], account=account_id).strip()
-        if name.upper().startswith("CF"):
+        if iam.is_reserved_name(name):
             raise VgmigrateError(
                 f"target name {name!r} starts with CF, which Cloudflare reserves; choose another --name-template"
             )
         target = targets.setdefault(
-            name,
+            iam.name_key(name),
             {"name": name, "permission_group": {"id": pg["id"], "name": pg["name"]}, "virtual_groups": [], "members": {}},
         )
         if target["permission_group"]["id"] != pg["id"]:
@@ -102,24 +100,31 @@ def build_plan(data, options, own_groups=None):
         for link in memberships.get(vg["id"], []):
             if link["member_id"]:
                 target["members"][link["member_id"]] = {"id": link["member_id"], "email": link["email"], "status": link["member_status"]}
+    if only and not granted and not skipped:
+        raise VgmigrateError(f"no virtual group in scan {data['scan']['id']} matches --only {', '.join(options.only)}; "
+                             "`vgmigrate inventory` lists their names and roles")
 
-    existing = {normalise(g["name"]): g for g in data["user_groups"]}
+    existing = {iam.name_key(g["name"]): g for g in data["user_groups"]}
     for gid, own in own_groups.items():
-        existing.setdefault(normalise(own["name"]), {"id": gid, "name": own["name"], "policies": [], "raw": {}})
+        existing.setdefault(iam.name_key(own["name"]), {"id": gid, "name": own["name"], "policies": [], "raw": {}})
+    group_members = {}
+    for link in data.get("user_group_members") or []:
+        group_members.setdefault(link["user_group_id"], []).append({"id": link["member_id"], "email": link["email"]})
     taken = set(existing)
-    rg = find_account_resource_group(data["resource_groups"], account_id)
+    rg = reused_resource_group(data["resource_groups"])
     rg_ref = rg["id"] if rg else "$rg"
     steps, groups, conflicts = [], [], []
     expected = {
         "absent_names": [],
         "adopted": {},
-        "resource_group": {"id": rg["id"], "scope_key": account_scope_key(account_id)} if rg else {"absent_scope_key": account_scope_key(account_id)},
+        "resource_group": {"id": rg["id"]} if rg else {"absent_scope_key": iam.account_scope_key(account_id)},
     }
     for n, target in enumerate(sorted(targets.values(), key=lambda t: t["name"]), 1):
         sid = f"g{n:03d}"
         members = sorted(target["members"].values(), key=lambda m: m["id"])
         member_ids = [m["id"] for m in members]
-        policy = {"access": "allow", "permission_groups": [{"id": target["permission_group"]["id"]}], "resource_groups": [{"id": rg_ref}]}
+        pg_id = target["permission_group"]["id"]
+        policy = iam.allow_policy(pg_id, rg_ref)
         group = {
             "step": sid,
             "name": target["name"],
@@ -127,39 +132,52 @@ def build_plan(data, options, own_groups=None):
             "virtual_groups": target["virtual_groups"],
             "members": members,
         }
-        current = existing.get(normalise(target["name"]))
-        if current and current["id"] in own_groups:
-            missing = [m for m in member_ids if m not in own_groups[current["id"]]["members"]]
-            group.update(action="update" if missing else "none", existing_id=current["id"])
+        own_id = _own_group_for(target["name"], pg_id, own_groups)
+        current = None if own_id else existing.get(iam.name_key(target["name"]))
+        if own_id:
+            missing = [m for m in member_ids if m not in own_groups[own_id]["members"]]
+            # Who is already in it came there under earlier approved plans.
+            earlier = [{"id": m, "email": None} for m in sorted(own_groups[own_id]["members"])]
+            group.update(action="update" if missing else "none", existing_id=own_id, name=own_groups[own_id]["name"], existing_members=earlier)
             if missing:
-                steps.append(_add_members(f"{sid}.members", target["name"], current["id"], missing, after=[]))
-        elif current and options.on_existing == "fail":
-            conflicts.append({"name": target["name"], "existing_id": current["id"]})
+                steps.append(_add_members(sid, group["name"], own_id, missing, after=[]))
+        elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and current.get("scim_managed"))):
+            prior_members = group_members.get(current["id"], [])
+            conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
+                              "scim_managed": bool(current.get("scim_managed"))})
             group.update(action="conflict", existing_id=current["id"])
         elif current and options.on_existing == "adopt":
-            group.update(action="adopt", existing_id=current["id"])
-            prior = write_policies(current["policies"])
-            expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior}
+            prior = iam.write_policies(current["policies"])
+            prior_members = sorted(group_members.get(current["id"], []), key=lambda m: m["id"])
+            # The group keeps its own name ("dns" may be adopted for "DNS").
+            group.update(action="adopt", existing_id=current["id"], existing_members=prior_members, name=current["name"])
+            expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior, "members": [m["id"] for m in prior_members]}
             after = [] if rg else ["rg"]
-            if not _grants(current["policies"], target["permission_group"]["id"], rg["id"] if rg else None):
+            if not iam.grants(current["policies"], pg_id, {rg["id"]} if rg else set()):
+                # The update schema requires an id on every policy, and a new one has none yet: it
+                # gets an id no policy has, which Cloudflare may replace with its own (README).
+                new_policy = {"id": _proposed_policy_id(account_id, current["id"], pg_id), **policy}
+                # Everyone already in the group gains the role with the new policy: the plan says who.
+                group["gains"] = [m for m in prior_members if m["id"] not in target["members"]]
                 steps.append(
                     {
                         "id": sid,
                         "kind": "adopt_user_group",
-                        "target": target["name"],
+                        "target": current["name"],
+                        "group": sid,
                         "after": after,
-                        "request": {"id": current["id"], "policies": prior + [policy]},
+                        "request": {"id": current["id"], "policies": prior + [new_policy]},
                         "inverse": {"kind": "restore_policies", "id": current["id"], "policies": prior},
                     }
                 )
                 after = [sid]
-            steps.append(_add_members(f"{sid}.members", target["name"], current["id"], member_ids, after=after))
+            steps.append(_add_members(sid, current["name"], current["id"], member_ids, after=after))
         else:
             name = target["name"]
             if current:  # --on-existing suffix
                 name = _free_name(name, taken)
                 group.update(requested_name=target["name"], name=name)
-            taken.add(normalise(name))
+            taken.add(iam.name_key(name))
             group["action"] = "create"
             expected["absent_names"].append(name)
             steps.append(
@@ -167,30 +185,31 @@ def build_plan(data, options, own_groups=None):
                     "id": sid,
                     "kind": "create_user_group",
                     "target": name,
+                    "group": sid,
                     "after": [] if rg else ["rg"],
                     "request": {"name": name, "policies": [policy]},
                     "inverse": {"kind": "delete_user_group"},
                 }
             )
             if member_ids:
-                steps.append(_add_members(f"{sid}.members", name, f"${sid}", member_ids, after=[sid]))
+                steps.append(_add_members(sid, name, f"${sid}", member_ids, after=[sid]))
         groups.append(group)
 
     if not rg and any(s["kind"] in ("create_user_group", "adopt_user_group") for s in steps):
+        key = iam.account_scope_key(account_id)
         steps.insert(
             0,
             {
                 "id": "rg",
                 "kind": "create_resource_group",
-                "target": account_scope_key(account_id),
+                "target": key,
                 "after": [],
-                "request": {"name": account_scope_key(account_id), "scope": {"key": account_scope_key(account_id), "objects": [{"key": "*"}]}},
+                "request": {"name": key, "scope": iam.account_wide_scope(account_id)},
                 "inverse": {"kind": "delete_resource_group"},
             },
         )
     for c in conflicts:
-        findings.append(Finding("error", "name_conflict", c["name"], f"an existing User Group (id {c['existing_id']}) already has this name",
-                                "plan with --on-existing adopt (take it over) or suffix (create a new name), or --name-template"))
+        findings.append(_conflict_finding(c, targets[iam.name_key(c["name"])]["permission_group"]["name"]))
 
     scan_findings = [Finding.from_row(f) for f in data["findings"]]
     return {
@@ -205,7 +224,7 @@ def build_plan(data, options, own_groups=None):
             "only": list(options.only),
             "mapping": dict(options.mapping),
         },
-        "resource_group": {"id": rg["id"], "name": rg.get("name")} if rg else {"create": account_scope_key(account_id)},
+        "resource_group": {"id": rg["id"], "name": rg.get("name")} if rg else {"create": iam.account_scope_key(account_id)},
         "expected": expected,
         "groups": groups,
         "skipped": skipped,
@@ -216,11 +235,28 @@ def build_plan(data, options, own_groups=None):
     }
 
 
-def _add_members(step_id, target, group_ref, member_ids, after):
+def _proposed_policy_id(*parts):
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
+
+
+def _conflict_finding(conflict, role):
+    if conflict["scim_managed"]:
+        message = (f"an existing User Group (id {conflict['existing_id']}) already has this name and is managed by your IdP "
+                   "over SCIM: vgmigrate cannot add members to it")
+        action = "plan with --on-existing suffix (create a new group beside it), or another --name-template"
+    else:
+        message = f"an existing User Group (id {conflict['existing_id']}, {conflict['members']} member(s)) already has this name"
+        action = (f"plan with --on-existing suffix (create a new group beside it), or adopt (take it over: its "
+                  f"{conflict['members']} current member(s) would gain {role!r} on the whole account), or another --name-template")
+    return Finding("error", "name_conflict", conflict["name"], message, action)
+
+
+def _add_members(group_step, target, group_ref, member_ids, after):
     return {
-        "id": step_id,
+        "id": f"{group_step}.members",
         "kind": "add_members",
         "target": target,
+        "group": group_step,  # the plan group whose members these are
         "after": after,
         "request": {"group": group_ref, "members": member_ids},
         # Filled in at apply time with the membership found just before the add.
@@ -228,49 +264,53 @@ def _add_members(step_id, target, group_ref, member_ids, after):
     }
 
 
-def write_policies(policies):
-    """Policies as read -> the write shape PUT accepts, keeping ids so the set is restored exactly."""
-    return [
-        {
-            "id": p.get("id"),
-            "access": p.get("access", "allow"),
-            "permission_groups": [{"id": pg["id"]} for pg in p.get("permission_groups") or []],
-            "resource_groups": [{"id": rg["id"]} for rg in p.get("resource_groups") or []],
-        }
-        for p in policies or []
-    ]
-
-
-def _grants(policies, pg_id, rg_id):
-    return any(
-        p.get("access", "allow") == "allow"
-        and any(pg["id"] == pg_id for pg in p.get("permission_groups") or [])
-        and any(rg["id"] == rg_id for rg in p.get("resource_groups") or [])
-        for p in policies or []
-    )
+def _own_group_for(name, pg_id, own_groups):
+    """The User Group an earlier run made for this target, whatever suffix it was given: one with
+    the target's name, or one named `<name> (n)` that the run created for this permission group."""
+    suffixed = re.compile(re.escape(iam.name_key(name)) + r" \(\d+\)")
+    for gid, own in sorted(own_groups.items()):
+        if iam.name_key(own["name"]) == iam.name_key(name):
+            return gid
+    for gid, own in sorted(own_groups.items()):
+        if pg_id in own.get("permission_groups", ()) and suffixed.fullmatch(iam.name_key(own["name"])):
+            return gid
+    return None
 
 
 def _free_name(name, taken):
     n = 2
-    while normalise(f"{name} ({n})") in taken:
+    while iam.name_key(f"{name} ({n})") in taken:
         n += 1
     return f"{name} ({n})"
 
 
 def access_picture(memberships, groups, granted):
     """Before/after access per member: which roles virtual groups granted, and which the planned
-    User Groups will grant. Differences are what an approver must look at."""
+    User Groups will grant, including what the current members of an adopted group gain with it.
+    Differences are what an approver must look at."""
     planned = {vg["id"]: g for g in groups for vg in g["virtual_groups"]}
     rows = {}
+
+    def row_for(email, member_id):
+        return rows.setdefault(email, {"email": email, "member_id": member_id, "before": set(), "after": set(), "why": {}})
+
     for link in memberships:
         if link["virtual_group_id"] not in granted:  # left out by --only
             continue
-        row = rows.setdefault(link["email"], {"email": link["email"], "member_id": link["member_id"], "before": set(), "after": set()})
+        row = row_for(link["email"], link["member_id"])
         row["before"].add(granted[link["virtual_group_id"]])
         group = planned.get(link["virtual_group_id"])
         if group and link["member_id"] and group.get("action") != "conflict":
             row["after"].add(group["permission_group"]["name"])
+    for group in groups:
+        for member in group.get("gains", []):
+            role = group["permission_group"]["name"]
+            row = row_for(member["email"] or member["id"], member["id"])
+            if role not in row["after"]:
+                row["after"].add(role)
+                row["why"][role] = f"already in adopted User Group {group['name']!r}"
     return [
-        {**r, "before": sorted(r["before"]), "after": sorted(r["after"]), "lost": sorted(r["before"] - r["after"])}
+        {**r, "before": sorted(r["before"]), "after": sorted(r["after"]), "lost": sorted(r["before"] - r["after"]),
+         "gained": sorted(r["after"] - r["before"])}
         for r in sorted(rows.values(), key=lambda r: r["email"])
     ]

@@ -9,7 +9,7 @@ from .cloudflare import CloudflareClient
 from .executor import apply_plan
 from .http import RateLimiter
 from .inventory import Inventory, dumps, utcnow
-from .planner import write_policies
+from .iam import write_policies
 from .rollback import rollback_run
 from .verify import verify_run
 
@@ -17,7 +17,8 @@ from .verify import verify_run
 def seed_from_scan(data):
     """The sandbox seed that reproduces a scanned account (ids kept, so the plan applies as is).
 
-    Members of pre-existing User Groups are not read by a scan, so the replica starts them empty.
+    User Groups keep the members the scan read and the IdP's lock: a group the IdP manages is as
+    locked in the replica as in the account, so a plan that would write its members fails here too.
     """
     roles = {}
     members = []
@@ -27,6 +28,9 @@ def seed_from_scan(data):
             roles.setdefault(role["id"], {"id": role["id"], "name": role.get("name", role["id"]), "description": role.get("description", ""), "permissions": role.get("permissions") or {}})
         members.append({**raw, "email": m["email"], "roles": [r["id"] for r in raw.get("roles") or []], "policies": write_policies(raw.get("policies"))})
     user_tags = {m["email"]: (m["raw"].get("user") or {}).get("id") for m in data["members"]}
+    group_members = {}
+    for link in data["user_group_members"]:
+        group_members.setdefault(link["user_group_id"], []).append(link["member_id"])
     scim_groups = [{"id": vg["id"], "displayName": vg["name"], "system": True} for vg in data["virtual_groups"]]
     scim_users = {}
     for link in data["virtual_group_members"]:
@@ -39,7 +43,8 @@ def seed_from_scan(data):
         "members": members,
         "resource_groups": [rg["raw"] for rg in data["resource_groups"]],
         "user_groups": [
-            {**g["raw"], "policies": write_policies(g["raw"].get("policies")), "members": [], "scim_managed": False}
+            {**g["raw"], "policies": write_policies(g["raw"].get("policies")), "members": group_members.get(g["id"], []),
+             "scim_managed": bool(g["scim_managed"])}
             for g in data["user_groups"]
         ],
         "scim_groups": scim_groups,

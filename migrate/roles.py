@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 from migrate.errors import VgmigrateError
+from migrate.iam import ACCOUNT_PERMISSION_SCOPE as ACCOUNT_SCOPE
+from migrate.iam import name_key
 
-ACCOUNT_SCOPE = "com.cloudflare.api.account"
 
 # Old role name -> current permission group name (SEMANTICS.md 2.2). Drifts that differ only in
 # case or whitespace ("PAge Shield Read", "Trust And Safety", "Bot Management (Account-Wide)",
@@ -72,19 +71,6 @@ class Resolution:
         return self.status == "resolved"
 
 
-def normalise(text) -> str:
-    """Casefold and collapse every kind of whitespace; drops invisible format characters."""
-    if text is None:
-        return ""
-    return _normalise(str(text))
-
-
-@lru_cache(maxsize=16384)  # a scan asks for the same few role names on every member
-def _normalise(text):
-    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    return " ".join(visible.split()).casefold()
-
-
 def _scopes(pg) -> list[str]:
     scopes = ((pg or {}).get("meta") or {}).get("scopes")
     if isinstance(scopes, str):
@@ -131,8 +117,8 @@ def _by_name(name, groups):
     chosen = [pg for pg in exact if _eligible(pg)]
     if chosen:
         return "exact", chosen, []
-    key = normalise(name)
-    loose = [pg for pg in groups if normalise(pg.get("name")) == key]
+    key = name_key(name)
+    loose = [pg for pg in groups if name_key(pg.get("name")) == key]
     chosen = [pg for pg in loose if _eligible(pg)]
     if chosen:
         return "normalised", chosen, []
@@ -179,8 +165,8 @@ def _mapping_targets(role, mapping) -> set[str]:
         return set()
     if role in mapping:
         return {str(mapping[role]).strip()}
-    key = normalise(role)
-    return {str(value).strip() for name, value in mapping.items() if normalise(name) == key}
+    key = name_key(role)
+    return {str(value).strip() for name, value in mapping.items() if name_key(name) == key}
 
 
 def _resolve_mapped(role, target, groups) -> Resolution:
@@ -232,7 +218,7 @@ def resolve_role(role, permission_groups, mapping=None) -> Resolution:
     if chosen:
         return _found(role, how, chosen)
 
-    new_name = next((new for old, new in RENAMES.items() if normalise(old) == normalise(role)), None)
+    new_name = next((new for old, new in RENAMES.items() if name_key(old) == name_key(role)), None)
     if new_name is not None:
         _, chosen, refused_new = _by_name(new_name, groups)
         if chosen:
@@ -248,7 +234,7 @@ def resolve_role(role, permission_groups, mapping=None) -> Resolution:
         )
     else:
         message = f"no account-scoped permission group named {named}; {_MAPPING_HINT}"
-    trap = _TRAPS.get(normalise(role))
+    trap = _TRAPS.get(name_key(role))
     if trap:
         message += f". Note: {trap}"
     return _unresolved(role, message)
@@ -265,14 +251,14 @@ def role_resolver(permission_groups, mapping=None):
     groups = _unique(permission_groups)
     positions_by_name = {}
     for position, pg in enumerate(groups):
-        positions_by_name.setdefault(normalise(pg.get("name")), []).append(position)
+        positions_by_name.setdefault(name_key(pg.get("name")), []).append(position)
     renamed = {}
     for old, new in RENAMES.items():
-        renamed.setdefault(normalise(old), normalise(new))
-    mapped = {normalise(name) for name in mapping or ()}
+        renamed.setdefault(name_key(old), name_key(new))
+    mapped = {name_key(name) for name in mapping or ()}
 
     def resolve(role):
-        key = normalise(role)
+        key = name_key(role)
         if key in mapped:
             return resolve_role(role, groups, mapping)
         positions = sorted({*positions_by_name.get(key, ()), *positions_by_name.get(renamed.get(key), ())})
@@ -336,11 +322,11 @@ def load_mapping(path) -> dict[str, str]:
                 f"mapping file {where} must be a string (a permission group name or 32-hex id), "
                 f"not {type(value).__name__}"
             )
-        if not normalise(key):
+        if not name_key(key):
             raise VgmigrateError(f"mapping file {where}: the role name is empty; write the role as it appears after 'CF-<id> - '")
         if not value.strip():
             raise VgmigrateError(f"mapping file {where} is empty; give a permission group name or 32-hex id")
-        norm = normalise(key)
+        norm = name_key(key)
         if norm in seen and mapping[seen[norm]] != value.strip():
             raise VgmigrateError(
                 f'mapping file {where} conflicts with "{seen[norm]}" (same role ignoring case and spaces); keep one'

@@ -4,8 +4,10 @@ import hashlib
 
 from . import sources
 from .findings import analyse, member_fields
+from .iam import email_key, is_account_wide, scope_of
 from .inventory import dumps, utcnow
 from .roles import is_account_scoped, is_deprecated
+
 
 def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None):
     """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure.
@@ -28,22 +30,24 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         # Tables are staged in name order, the order the fingerprint reads them.
         stage("accounts", [_account_row(account)])
         members = []
-        stage("members", _member_rows(client.members(), members, progress))
+        stage("members", _member_rows(client.members(), members, client.account_id, progress))
         progress("resource groups")
         rgs = client.resource_groups()
         ugs = _collect(client.user_groups(), "user groups", progress)
         if source == "file":
-            vgs = sources.from_file(file)
+            vgs, scim_ids = sources.from_file(file), None
         else:
             scim_groups = _collect(client.scim_groups(), "virtual groups", progress)
+            scim_ids = {g["id"] for g in scim_groups}
             vgs = sources.from_scim(scim_groups, client.scim_users(), progress=lambda: progress("users"))
 
-        vg_rows, vgm_rows, findings = analyse(
-            client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=inventory.own_user_group_ids()
-        )
+        own_ids = inventory.own_user_group_ids()
+        vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
         stage("permission_groups", map(_permission_group_row, pgs))
-        stage("resource_groups", map(_resource_group_row, rgs))
-        stage("user_groups", map(_user_group_row, ugs))
+        stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
+        # One listing per group a plan may adopt: adopting grants the role to everyone in it.
+        stage("user_group_members", _adoptable_members(client, [g for g in ugs if g["id"] not in own_ids], progress))
+        stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
         stage("virtual_group_members", vgm_rows)
         stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
         counts = {
@@ -70,15 +74,15 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     return scan_id, counts, findings
 
 
-def _member_rows(listing, kept, progress):
+def _member_rows(listing, kept, account_id, progress):
     """Inventory rows of the listed members; appends each member's `member_fields` to `kept`."""
     for m in listing:
-        kept.append(member_fields(m))
+        kept.append(member_fields(m, account_id))
         progress("members")
         user = m.get("user") or {}
         yield {
             "id": m["id"],
-            "email": (m.get("email") or user.get("email") or "").lower(),
+            "email": email_key(m.get("email") or user.get("email")),
             "status": m.get("status"),
             "user_id": user.get("id"),
             "roles": dumps(sorted(r.get("name", "") for r in m.get("roles") or [])),
@@ -100,19 +104,29 @@ def _permission_group_row(pg):
     }
 
 
-def _resource_group_row(rg):
-    scope = rg.get("scope") or {}
+def _resource_group_row(rg, account_id):
+    scope = scope_of(rg)
     return {
         "id": rg["id"],
         "name": rg.get("name"),
         "scope_key": scope.get("key"),
         "objects": dumps([o.get("key") for o in scope.get("objects") or []]),
+        "account_wide": int(is_account_wide(rg, account_id)),
         "raw": dumps(rg),
     }
 
 
-def _user_group_row(g):
-    return {"id": g["id"], "name": g["name"], "policies": dumps(g.get("policies") or []), "raw": dumps(g)}
+def _user_group_row(g, scim_ids):
+    """scim_ids: every SCIM group id, or None when the source did not read SCIM (unknown)."""
+    managed = None if scim_ids is None else int(g["id"] in scim_ids)
+    return {"id": g["id"], "name": g["name"], "policies": dumps(g.get("policies") or []), "scim_managed": managed, "raw": dumps(g)}
+
+
+def _adoptable_members(client, groups, progress):
+    for group in groups:
+        for m in client.user_group_members(group["id"]):
+            progress("user group members")
+            yield {"user_group_id": group["id"], "member_id": m["id"], "email": email_key(m.get("email")), "status": m.get("status")}
 
 
 def _collect(items, phase, progress):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import VgmigrateError
+from .iam import email_key
 from .names import looks_like_virtual_group
 
 
@@ -20,7 +21,7 @@ class VirtualGroup:
 
 
 def _emails(values):
-    return tuple(sorted({v.strip().lower() for v in values if v and v.strip()}))
+    return tuple(sorted({email_key(v) for v in values if v and v.strip()}))
 
 
 def from_scim(scim_groups, scim_users, progress=None):

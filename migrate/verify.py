@@ -1,33 +1,18 @@
 """Live state vs the applied plan, and access parity member by member."""
 
+from . import iam
 from .errors import VgmigrateError
-from .planner import account_scope_key
 from .rollback import latest_apply_run
-
-
-def account_wide_rg_ids(live_rgs, account_id):
-    key = account_scope_key(account_id)
-    return {
-        r["id"] for r in live_rgs
-        if (r.get("scope") or {}).get("key") == key and [o.get("key") for o in (r.get("scope") or {}).get("objects") or []] == ["*"]
-    }
-
-
-def grants(group, pg_id, rg_ids):
-    return any(
-        p.get("access", "allow") == "allow"
-        and any(pg["id"] == pg_id for pg in p.get("permission_groups") or [])
-        and any(rg["id"] in rg_ids for rg in p.get("resource_groups") or [])
-        for p in group.get("policies") or []
-    )
 
 
 def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
     """Pure: every difference between what the plan promised and what is live.
 
     group_ids: plan group step -> live id the run created or adopted (None if never created).
-    live_members: group id -> set of member ids. memberships: (member id, email, pg id, pg name)
-    granted by the migrated virtual groups.
+    live_members: group id -> set of member ids. rg_ids: the live account-wide resource groups.
+    memberships: (member id, email, pg id, pg name) granted by the migrated virtual groups.
+    A member in a group who is neither planned for it nor listed as gaining with an adopted group
+    gains a role the approver never saw: that is a difference too.
     """
     diffs = []
     by_id = {g["id"]: g for g in live_groups}
@@ -43,13 +28,17 @@ def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
             continue
         if live["name"] != group["name"]:
             diffs.append({"kind": "name_changed", "subject": group["name"], "detail": f"now named {live['name']!r}"})
-        if not grants(live, pg["id"], rg_ids):
+        if not iam.grants(live.get("policies"), pg["id"], rg_ids):
             diffs.append({"kind": "policy_missing", "subject": group["name"], "detail": f"no allow policy for {pg['name']!r} on the whole account"})
             continue
         present = live_members.get(gid, set())
         for member in group["members"]:
             if member["id"] not in present:
                 diffs.append({"kind": "member_missing", "subject": member["email"], "detail": f"not in User Group {group['name']!r}"})
+        listed = {m["id"] for m in group["members"]} | {m["id"] for m in group.get("existing_members", [])}
+        for member_id in sorted(present - listed):
+            diffs.append({"kind": "unplanned_member", "subject": member_id,
+                          "detail": f"is in User Group {group['name']!r} and gains {pg['name']!r}, which the plan does not list"})
         for member_id in present:
             grantors.setdefault(member_id, set()).add(pg["id"])
     for member_id, email, pg_id, pg_name in sorted(memberships, key=lambda m: (m[1], m[3])):
@@ -71,7 +60,7 @@ def verify_run(client, inventory, run_id=None):
         if action["kind"] == "create_user_group" and action["status"] == "done":
             group_ids[action["step"]] = action["object_id"]
     live_groups = list(client.user_groups())
-    rg_ids = account_wide_rg_ids(client.resource_groups(), client.account_id)
+    rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)
     live_ids = {g["id"] for g in live_groups}
     live_members = {gid: {m["id"] for m in client.user_group_members(gid)} for gid in set(group_ids.values()) if gid in live_ids}
     # What the virtual groups granted, read from the scan itself rather than from the plan.

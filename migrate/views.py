@@ -7,6 +7,8 @@ Columns are a contract: exports and auditors' saved queries rely on their names.
 
 from sqlite_utils.db import quote_identifier
 
+GRANT_OUTCOME = """case a.status when 'done' then 'granted' when 'rolled_back' then 'rolled back' when 'failed' then 'failed'
+    else 'outcome unknown' end as outcome"""
 SEVERITY_RANK = "case {col} when 'critical' then 0 when 'error' then 1 when 'warning' then 2 when 'info' then 3 else 4 end"
 
 VIEWS = {
@@ -114,7 +116,8 @@ select
   a.started_at, a.finished_at, a.undone_at, a.undo_note, a.request, a.inverse, a.response
 from actions a left join runs r on r.id = a.run_id
 order by a.started_at, a.run_id, a.seq""",
-    # Who got which access, when, and why: one row per member added to a User Group by an apply.
+    # Who got which access, when, and why: one row per member added to a User Group by an apply,
+    # and one per member who was already in a User Group that an apply adopted (they gain its role).
     "access_grants": """
 select
   a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
@@ -126,16 +129,32 @@ select
   m.value as member_id, a.target as user_group, a.object_id as user_group_id,
   json_extract(g.value, '$.permission_group.name') as permission_group,
   (select group_concat(json_extract(v.value, '$.name'), char(10)) from json_each(g.value, '$.virtual_groups') v) as because_of,
-  case a.status when 'done' then 'granted' when 'rolled_back' then 'rolled back' when 'failed' then 'failed'
-    else 'outcome unknown' end as outcome,
+  {outcome},
   a.undone_at as rolled_back_at
 from actions a
 join runs r on r.id = a.run_id and r.kind = 'apply'
 join json_each(a.request, '$.members') m
 left join plans p on p.id = r.plan_id
-left join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') || '.members' = a.step
+left join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
+left join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 where a.kind = 'add_members'
-order by granted_at, a.run_id, a.seq, email""",
+union all
+select
+  a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
+  json_extract(x.value, '$.email') as email, json_extract(x.value, '$.id') as member_id,
+  a.target as user_group, a.object_id as user_group_id,
+  json_extract(g.value, '$.permission_group.name') as permission_group,
+  'already in the adopted User Group' as because_of,
+  {outcome},
+  a.undone_at as rolled_back_at
+from actions a
+join runs r on r.id = a.run_id and r.kind = 'apply'
+join plans p on p.id = r.plan_id
+join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
+join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
+join json_each(g.value, '$.gains') x
+where a.kind = 'adopt_user_group'
+order by granted_at, run_id, seq, email""".format(outcome=GRANT_OUTCOME),
 }
 
 

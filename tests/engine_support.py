@@ -37,12 +37,12 @@ def writes(sb):
 def iam_state(sb):
     """What a migration changes: user groups (name, policies, members) and resource groups."""
     snap = sb.state.snapshot()
-    scope_of = {r["id"]: r["scope"]["key"] for r in snap["resource_groups"]}
+    scope_of = {r["id"]: json.dumps(r["scope"], sort_keys=True) for r in snap["resource_groups"]}
     groups = sorted(
         (g["name"], json.dumps(_policy_keys(g["policies"], scope_of)), tuple(sorted(g["members"])))
         for g in snap["user_groups"]
     )
-    rgs = sorted((r["name"], r["scope"]["key"]) for r in snap["resource_groups"])
+    rgs = sorted((r["name"] or "", scope_of[r["id"]]) for r in snap["resource_groups"])
     return {"user_groups": groups, "resource_groups": rgs}
 
 

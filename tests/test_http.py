@@ -10,14 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from migrate.errors import CloudflareError, OutcomeUnknown, TokenError, VgmigrateError
+from migrate.errors import CloudflareError, OutcomeUnknown, TokenError, VgmigrateError, error_details
 from migrate.http import (
     HttpClient,
     NetworkError,
     RateLimiter,
     RetriesExhausted,
     check_token,
-    error_details,
     parse_budget,
     parse_retry_after,
 )

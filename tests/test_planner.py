@@ -6,7 +6,8 @@ import pytest
 
 from migrate import planfile
 from migrate.errors import VgmigrateError
-from migrate.executor import resolve_refs, same_policies, stale_reasons
+from migrate.executor import resolve_refs, stale_reasons
+from migrate.iam import is_account_wide, same_policies
 from migrate.planner import PlanOptions, build_plan
 from migrate.verify import compare
 
@@ -34,7 +35,7 @@ def scan_data(virtual_groups, links, user_groups=(), resource_groups=()):
         "virtual_groups": virtual_groups,
         "virtual_group_members": links,
         "user_groups": [{"id": g["id"], "name": g["name"], "policies": g.get("policies", []), "raw": g} for g in user_groups],
-        "resource_groups": [{**rg, "raw": rg} for rg in resource_groups],
+        "resource_groups": [{**rg, "account_wide": int(is_account_wide(rg, ACCT)), "raw": rg} for rg in resource_groups],
         "findings": [],
     }
 
@@ -63,7 +64,7 @@ def test_creates_one_group_per_permission_group_with_policy_then_members():
 
 
 def test_existing_account_wide_resource_group_is_reused():
-    data = {**BASIC, "resource_groups": [{**ACCOUNT_RG, "raw": ACCOUNT_RG}]}
+    data = {**BASIC, "resource_groups": [{**ACCOUNT_RG, "account_wide": 1, "raw": ACCOUNT_RG}]}
     plan = build_plan(data, PlanOptions())
     assert "rg" not in dict(kinds(plan))
     assert plan["steps"][0]["request"]["policies"][0]["resource_groups"] == [{"id": ACCOUNT_RG["id"]}]
@@ -78,7 +79,8 @@ def test_two_virtual_groups_for_one_permission_group_are_merged():
 
 
 def test_mapping_resolves_what_the_scan_could_not():
-    plan = build_plan(BASIC, PlanOptions(mapping={"HTTP Applications": "DNS"}))
+    data = {**BASIC, "virtual_group_members": BASIC["virtual_group_members"] + [link("v3", "cy@x.example", "m3")]}
+    plan = build_plan(data, PlanOptions(mapping={"HTTP Applications": "DNS"}))
     dns = next(g for g in plan["groups"] if g["name"] == "DNS")
     assert {v["resolution"] for v in dns["virtual_groups"]} == {"exact", "mapping"}
 
@@ -99,7 +101,7 @@ TAKEN = {**BASIC, "user_groups": [{"id": "u1", "name": "DNS", "policies": [{"id"
 
 def test_on_existing_fail_reports_a_conflict_and_no_steps_for_it():
     plan = build_plan(TAKEN, PlanOptions())
-    assert plan["conflicts"] == [{"name": "DNS", "existing_id": "u1"}]
+    assert plan["conflicts"] == [{"name": "DNS", "existing_id": "u1", "members": 0, "scim_managed": False}]
     assert all(s["target"] != "DNS" for s in plan["steps"])
     assert any(f["code"] == "name_conflict" for f in plan["findings"])
 
@@ -110,7 +112,7 @@ def test_on_existing_adopt_keeps_prior_policies_and_records_them_for_rollback():
     prior = [{"id": "p1", "access": "allow", "permission_groups": [{"id": "9" * 32}], "resource_groups": [{"id": "r9"}]}]
     assert adopt["request"]["policies"][0] == prior[0] and len(adopt["request"]["policies"]) == 2
     assert adopt["inverse"] == {"kind": "restore_policies", "id": "u1", "policies": prior}
-    assert plan["expected"]["adopted"] == {"u1": {"name": "DNS", "policies": prior}}
+    assert plan["expected"]["adopted"] == {"u1": {"name": "DNS", "policies": prior, "members": []}}
 
 
 def test_on_existing_suffix_picks_a_free_name():
@@ -154,13 +156,13 @@ def test_plan_file_round_trip_and_tamper_detection(tmp_path):
 def test_stale_reasons():
     plan = build_plan(TAKEN, PlanOptions(on_existing="adopt"))
     prior = TAKEN["user_groups"][0]["policies"]
-    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": prior}], [], {}) == []
-    moved = stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": []}, {"id": "x", "name": "administrator"}], [ACCOUNT_RG], {})
-    assert len(moved) == 3
-    assert stale_reasons(plan, [], [], {}) == ["User Group 'DNS' (u1) is gone"]
+    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": prior}], [], {}, {}, ACCT) == []
+    moved = stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": []}, {"id": "x", "name": "administrator"}], [ACCOUNT_RG], {"u1": ["m7"]}, {}, ACCT)
+    assert len(moved) == 4
+    assert stale_reasons(plan, [], [], {}, {}, ACCT) == ["User Group 'DNS' (u1) is gone"]
     # Objects the run's own journal accounts for are not someone else's change.
     ours = {"g001": {"target": "Administrator", "status": "done"}, "rg": {"target": f"com.cloudflare.api.account.{ACCT}", "status": "pending"}}
-    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": prior}, {"id": "x", "name": "Administrator"}], [ACCOUNT_RG], ours) == []
+    assert stale_reasons(plan, [{"id": "u1", "name": "DNS", "policies": prior}, {"id": "x", "name": "Administrator"}], [ACCOUNT_RG], {}, ours, ACCT) == []
 
 
 def test_refs_and_policy_comparison():

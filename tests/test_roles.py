@@ -11,7 +11,6 @@ from migrate.roles import (
     is_account_scoped,
     is_deprecated,
     load_mapping,
-    normalise,
     resolve_role,
 )
 

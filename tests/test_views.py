@@ -98,12 +98,18 @@ def test_findings_report_is_worst_first(migrated):
 def test_access_grants_say_who_got_what_when_and_why(migrated):
     inventory, plan = migrated
     grants = rows(inventory, "access_grants")
-    expected = {(m["email"], g["name"]) for g in plan["groups"] for m in g["members"]}
-    assert {(r["email"], r["user_group"]) for r in grants} == expected
+    added = {(m["email"], g["name"]) for g in plan["groups"] for m in g["members"]}
+    # Members already in an adopted group gain its role too, and the audit trail says so.
+    gains = {(m["email"], g["name"]) for g in plan["groups"] for m in g.get("gains", [])}
+    assert gains and not gains & added
+    assert {(r["email"], r["user_group"]) for r in grants} == added | gains
     for r in grants:
         assert r["outcome"] == "granted" and r["granted_at"] and r["plan_id"] == plan["plan_id"]
         group = next(g for g in plan["groups"] if g["name"] == r["user_group"])
-        assert r["because_of"].split("\n") == [vg["name"] for vg in group["virtual_groups"]]
+        if (r["email"], r["user_group"]) in gains:
+            assert r["because_of"] == "already in the adopted User Group"
+        else:
+            assert r["because_of"].split("\n") == [vg["name"] for vg in group["virtual_groups"]]
         assert r["permission_group"] == group["permission_group"]["name"]
 
 

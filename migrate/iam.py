@@ -1,0 +1,159 @@
+"""The one home of Cloudflare IAM rules vgmigrate relies on. Pure: no I/O.
+
+Every other module asks here: which resource group covers the whole account, whether a set of
+policies grants a permission group, when two policy sets are the same, the form a policy is
+written back in, and when two User Group names or two emails are the same person or group.
+(The sandbox keeps its own copies on purpose: it is the independent oracle the tool is tested
+against.)
+"""
+
+import unicodedata
+from functools import lru_cache
+
+# A permission group whose meta.scopes has this can be bound to the whole account.
+ACCOUNT_PERMISSION_SCOPE = "com.cloudflare.api.account"
+# A resource group's scope key for an account is this plus the account id; its objects say what
+# of the account it covers: "*" for everything, zone keys for single domains.
+ACCOUNT_SCOPE_PREFIX = ACCOUNT_PERMISSION_SCOPE + "."
+WHOLE_ACCOUNT = "*"
+# Cloudflare reserves User Group (and SCIM group) names that start with these letters.
+RESERVED_PREFIX = "CF"
+
+
+# --- resource groups ---------------------------------------------------------------------------
+
+
+def account_scope_key(account_id):
+    return ACCOUNT_SCOPE_PREFIX + account_id
+
+
+def account_wide_scope(account_id):
+    """The scope of a resource group that covers the whole account."""
+    return {"key": account_scope_key(account_id), "objects": [{"key": WHOLE_ACCOUNT}]}
+
+
+def scope_of(resource_group):
+    """A resource group's scope as the API returns it (`scope` is one object, or a list of one)."""
+    scope = (resource_group or {}).get("scope") or {}
+    if isinstance(scope, list):
+        scope = scope[0] if len(scope) == 1 else {}
+    return scope if isinstance(scope, dict) else {}
+
+
+def is_account_wide(resource_group, account_id):
+    """True only for the whole account: the account's scope key with the single object "*".
+
+    A domain-scoped resource group has the same scope key with zone objects; it is not account-wide.
+    """
+    scope = scope_of(resource_group)
+    objects = [o.get("key") if isinstance(o, dict) else None for o in scope.get("objects") or []]
+    return scope.get("key") == account_scope_key(account_id) and objects == [WHOLE_ACCOUNT]
+
+
+def account_wide_ids(resource_groups, account_id):
+    return {rg["id"] for rg in resource_groups if is_account_wide(rg, account_id)}
+
+
+def pick_account_wide(resource_groups, account_id):
+    """The account-wide resource group to reuse: the lowest id among them, so every run and every
+    copy of the same scan picks the same one. None when the account has none."""
+    wide = [rg for rg in resource_groups if is_account_wide(rg, account_id)]
+    return min(wide, key=lambda rg: rg["id"]) if wide else None
+
+
+# --- policies ----------------------------------------------------------------------------------
+
+
+def _ids(items):
+    return {item["id"] for item in items or [] if isinstance(item, dict) and "id" in item}
+
+
+def grants(policies, permission_group_id, resource_group_ids):
+    """Do these policies grant the permission group on one of these resource groups?
+
+    A `deny` never grants; and a deny of the same permission group, on any scope, means the grant
+    does not cover the whole account, so it does not count.
+    """
+    allowed = denied = False
+    for policy in policies or []:
+        if permission_group_id not in _ids(policy.get("permission_groups")):
+            continue
+        if policy.get("access", "allow") == "deny":
+            denied = True
+        elif policy.get("access", "allow") == "allow" and _ids(policy.get("resource_groups")) & set(resource_group_ids):
+            allowed = True
+    return allowed and not denied
+
+
+def policy_key(policy):
+    """What a policy means, without its id or the expansion the API adds on read."""
+    return (
+        policy.get("access", "allow"),
+        tuple(sorted(_ids(policy.get("permission_groups")))),
+        tuple(sorted(_ids(policy.get("resource_groups")))),
+    )
+
+
+def same_policies(a, b):
+    """Equal policy sets, as read or as written: ids, order and expansion ignored."""
+    return sorted(map(policy_key, a or [])) == sorted(map(policy_key, b or []))
+
+
+def write_policy(policy):
+    """A policy as read -> the form a PUT takes back, keeping its id so it is kept, not re-made."""
+    return {
+        "id": policy.get("id"),
+        "access": policy.get("access", "allow"),
+        "permission_groups": [{"id": i} for i in sorted(_ids(policy.get("permission_groups")))],
+        "resource_groups": [{"id": i} for i in sorted(_ids(policy.get("resource_groups")))],
+    }
+
+
+def write_policies(policies):
+    return [write_policy(p) for p in policies or []]
+
+
+def allow_policy(permission_group_id, resource_group_id):
+    """The policy a migrated User Group carries: the role on the whole account."""
+    return {"access": "allow", "permission_groups": [{"id": permission_group_id}], "resource_groups": [{"id": resource_group_id}]}
+
+
+def held_permission_group_names(member, account_id):
+    """Name keys of what an account member holds directly on the whole account: legacy roles, and
+    permission groups of allow policies on an account-wide resource group that no deny takes back."""
+    held = {name_key(r.get("name")) for r in member.get("roles") or [] if isinstance(r, dict)}
+    allowed, denied = set(), set()
+    for policy in member.get("policies") or []:
+        names = {name_key(pg.get("name")) for pg in policy.get("permission_groups") or [] if isinstance(pg, dict)}
+        if policy.get("access", "allow") == "deny":
+            denied |= names
+        elif any(is_account_wide(rg, account_id) for rg in policy.get("resource_groups") or []):
+            allowed |= names
+    return (held | allowed) - denied - {""}
+
+
+# --- identity of names and people --------------------------------------------------------------
+
+
+def name_key(text):
+    """When two names are the same name: case, every kind of whitespace and invisible format
+    characters ignored. Used for User Group names, role names and permission group names alike,
+    so a conflict is never missed because of case."""
+    if text is None:
+        return ""
+    return _name_key(str(text))
+
+
+@lru_cache(maxsize=16384)  # a scan asks for the same few names on every member
+def _name_key(text):
+    visible = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+    return " ".join(visible.split()).casefold()
+
+
+def email_key(email):
+    """When two emails are the same person: Cloudflare and IdPs may store either case."""
+    return (email or "").strip().lower()
+
+
+def is_reserved_name(name):
+    return (name or "").strip().upper().startswith(RESERVED_PREFIX)
