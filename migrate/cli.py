@@ -363,19 +363,12 @@ def rollback(settings, run_id, dry_run, yes, force):
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
 
 
-def step_counts(inventory, runs):
-    counts = {}
-    for run in runs:
-        for action in inventory.actions(run["id"]):
-            counts.setdefault(run["id"], Counter())[action["status"]] += 1
-    return counts
-
-
 @cli.command()
 @click.pass_obj
 def history(settings):
     """Every apply and rollback run, oldest first."""
     from . import reports
+    from .runs import step_counts
 
     inventory = open_inventory(settings)
     runs = inventory.runs()
@@ -387,6 +380,7 @@ def history(settings):
 def status(settings):
     """Where the migration stands, and what to do next."""
     from . import reports
+    from .runs import next_step, step_counts, where_it_stands
 
     inventory = open_inventory(settings)
     last = inventory.last_scan(settings.account_id)
@@ -400,25 +394,10 @@ def status(settings):
     if not runs:
         click.echo("No runs yet. Next: vgmigrate plan --out plan.json, then vgmigrate apply plan.json")
         return
-    latest, applies = runs[-1], [r for r in runs if r["kind"] == "apply"]
-    # The newest apply run says where the migration stands, unless a rollback of it failed.
-    failed_rollback = latest["kind"] == "rollback" and latest["status"] == "failed"
-    current = latest if failed_rollback or not applies else applies[-1]
-    shown = [r for r in runs if r["id"] in (current["id"], latest["id"])]
+    current = where_it_stands(runs)
+    shown = [r for r in runs if r["id"] in (current["id"], runs[-1]["id"])]
     click.echo(reports.runs_table(shown, step_counts(inventory, shown)))
-    click.echo("\nNext: " + NEXT_STEP.get((current["kind"], current["status"]), "vgmigrate history"))
-
-
-NEXT_STEP = {
-    ("apply", "done"): "vgmigrate verify; once it is clean, remove the CF- group mappings in the IdP",
-    ("apply", "failed"): "fix the cause shown above, then vgmigrate apply <the same plan> (or vgmigrate rollback)",
-    ("apply", "interrupted"): "vgmigrate apply <the same plan> to finish it (or vgmigrate rollback)",
-    ("apply", "running"): "if no apply is running, vgmigrate apply <the same plan> resumes it",
-    ("apply", "rolled_back"): "vgmigrate scan, then plan again",
-    ("apply", "partly_rolled_back"): "vgmigrate rollback --force to undo the rest, or vgmigrate apply <the same plan> to redo it",
-    ("rollback", "done"): "vgmigrate scan, then plan again",
-    ("rollback", "failed"): "vgmigrate rollback again to finish undoing the run",
-}
+    click.echo("\nNext: " + next_step(current))
 
 
 @cli.command()
@@ -468,13 +447,13 @@ def demo(workdir):
 @click.pass_obj
 def export_cmd(settings, fmt, out_dir, run_id, with_audit_log):
     """Audit export: inventory, findings, plans, runs and the full journal. Never contains the token."""
-    from .export import export_audit
+    from .export import export_audit, fetch_audit_entries
 
     inventory = open_inventory(settings)
     fetch = None
     if with_audit_log:
         client = connect(settings)
-        fetch = lambda since, before: client.audit_logs(since=since, before=before)  # noqa: E731
+        fetch = lambda since, before: fetch_audit_entries(client, since, before)  # noqa: E731
     result = export_audit(inventory, fmt, out_dir, run_id=run_id, account_id=settings.account_id, fetch_audit_log=fetch,
                           secrets=[settings.token] if settings.token else [])
     click.echo(result.summary_line(out_dir))

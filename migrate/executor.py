@@ -9,33 +9,15 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 
 from . import iam
 from .errors import CloudflareError, OutcomeUnknown, VgmigrateError
 from .inventory import utcnow
+from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
 from .steps import kind_of
-
-LOCK = "migration"
-
-
-@dataclass
-class RunResult:
-    run_id: str | None
-    status: str  # done | nothing_to_do | failed | interrupted | rolled_back | partial
-    counts: dict = field(default_factory=dict)  # step outcome -> number
-    calls: int = 0
-    seconds: float = 0.0
-    message: str = ""
-    left_alone: list = field(default_factory=list)  # rollback: objects changed by someone else
-
 
 class StepFailed(VgmigrateError):
     pass
-
-
-def new_run_id(kind):
-    return f"{kind}-{utcnow().replace(':', '').replace('-', '').replace('.', '')}"
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -122,7 +104,7 @@ class Apply:
     def run(self):
         started, calls0 = time.monotonic(), self.client.http.calls
         check_plan_matches(self.plan, self.client.account_id, self.inv.scan(self.plan["scan"]["id"]))
-        run = self._current_run()
+        run = current_apply_of_plan(self.inv, self.plan["plan_id"])
         if run and run["status"] == "done":
             return RunResult(run["id"], "nothing_to_do", message=f"plan already applied by run {run['id']}")
         run_id = run["id"] if run else new_run_id("apply")
@@ -158,10 +140,6 @@ class Apply:
         finally:
             self.inv.release_lock(LOCK)
         return RunResult(run_id, status, self.counts, self.client.http.calls - calls0, time.monotonic() - started, message)
-
-    def _current_run(self):
-        runs = [r for r in self.inv.runs_for_plan(self.plan["plan_id"]) if r["status"] != "rolled_back"]
-        return runs[-1] if runs else None
 
     def _execute(self):
         """Run steps as their dependencies finish, at most `parallel` in flight. Nothing is queued

@@ -8,26 +8,15 @@ Rolling back twice is the same as once.
 import time
 
 from .errors import CloudflareError, VgmigrateError
-from .executor import LOCK, RunResult, new_run_id
 from .inventory import utcnow
+from .runs import LOCK, UNDONE, RunResult, apply_run, new_run_id
 from .steps import kind_of
-
-
-def latest_apply_run(inventory):
-    """The newest apply run not yet rolled back; else the newest one (so rolling back twice is a no-op)."""
-    runs = inventory.runs("apply")
-    if not runs:
-        raise VgmigrateError("no apply run in this inventory; `vgmigrate history` lists the runs")
-    live = [r for r in runs if r["status"] != "rolled_back"]
-    return (live or runs)[-1]
 
 
 class Rollback:
     def __init__(self, client, inventory, run_id=None, *, force=False, dry_run=False, progress=None):
         self.client, self.inv = client, inventory
-        self.target = inventory.run(run_id) if run_id else latest_apply_run(inventory)
-        if not self.target or self.target["kind"] != "apply":
-            raise VgmigrateError(f"no apply run {run_id!r}; `vgmigrate history` lists the runs")
+        self.target = apply_run(inventory, run_id)
         if self.target["account_id"] != client.account_id:
             raise VgmigrateError(f"run {self.target['id']} was made in account {self.target['account_id']}, not {client.account_id}")
         self.force, self.dry_run = force, dry_run
@@ -63,7 +52,7 @@ class Rollback:
                     self.inv.update_run(run_id, status=status, finished_at=utcnow(), message="; ".join(self.left_alone) or None)
                     remaining = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
                     # A partly undone run can be applied again: its undone steps are redone.
-                    self.inv.update_run(self.target["id"], status="partly_rolled_back" if remaining else "rolled_back")
+                    self.inv.update_run(self.target["id"], status="partly_rolled_back" if remaining else UNDONE)
         finally:
             if run_id:
                 self.inv.release_lock(LOCK)

@@ -2,7 +2,7 @@
 
 from . import iam
 from .errors import VgmigrateError
-from .rollback import latest_apply_run
+from .runs import apply_run
 
 
 def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
@@ -49,9 +49,7 @@ def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
 
 def verify_run(client, inventory, run_id=None):
     """Returns (run, differences, counts)."""
-    run = inventory.run(run_id) if run_id else latest_apply_run(inventory)
-    if run is None or run["kind"] != "apply":
-        raise VgmigrateError(f"no apply run {run_id!r} to verify; `vgmigrate history` lists the runs")
+    run = apply_run(inventory, run_id)
     plan = inventory.plan_body(run["plan_id"])
     if plan is None:
         raise VgmigrateError(f"the plan of run {run['id']} is not in this inventory")
