@@ -11,7 +11,8 @@ import threading
 from urllib.parse import quote
 
 from .errors import CloudflareError, TokenError
-from .http import HttpClient, error_details
+from .iam import WHOLE_ACCOUNT
+from .http import HttpClient
 
 # Largest per_page each endpoint accepts (openapi-subset.json).
 PER_PAGE_ACCOUNTS = 50
@@ -21,6 +22,7 @@ PER_PAGE_MEMBERS = 50
 PER_PAGE_USER_GROUPS = 500
 PER_PAGE_USER_GROUP_MEMBERS = 500
 PER_PAGE_AUDIT_LOGS = 1000
+PER_PAGE_AUDIT_LOGS_V2 = 1000  # `limit`: no published maximum (API-NOTES 9); the sandbox allows 1000
 SCIM_PAGE_SIZE = 100
 
 # Statuses with which an endpoint says "not for this token / not this account".
@@ -109,12 +111,8 @@ class CloudflareClient:
         self._local.list_total = None  # a list page sets it again after this
         return response
 
-    def _fail(self, method, path, response):
-        errors, messages = error_details(response)
-        errors = [self.http.redact(e) if isinstance(e, str) else e for e in errors]
-        return CloudflareError(
-            response.status_code, errors, messages, response.headers.get("cf-ray"), method, path
-        )
+    def _fail(self, method, path, response, **details):
+        return CloudflareError.from_response(response, method, path, redact=self.http.redact, **details)
 
     def _v4(self, method, path, params=None, json=None):
         """The unwrapped envelope (`result`, `result_info`, ...) of a v4 call, or CloudflareError."""
@@ -123,15 +121,9 @@ class CloudflareClient:
         if not 200 <= response.status_code < 300:
             raise self._fail(method, path, response)
         if not isinstance(body, dict):
-            raise CloudflareError(
-                response.status_code, ["the response was not a JSON envelope"], [],
-                response.headers.get("cf-ray"), method, path,
-            )
+            raise self._fail(method, path, response, errors=["the response was not a JSON envelope"])
         if body.get("success") is False:
-            raise CloudflareError(
-                response.status_code, body.get("errors") or [], body.get("messages") or [],
-                response.headers.get("cf-ray"), method, path,
-            )
+            raise self._fail(method, path, response, errors=body.get("errors") or [], messages=body.get("messages") or [])
         return body
 
     def _result(self, method, path, params=None, json=None):
@@ -156,10 +148,7 @@ class CloudflareClient:
             raise self._fail(method, path, response)
         body = _json_or_none(response)
         if response.status_code != 204 and not isinstance(body, dict):
-            raise CloudflareError(
-                response.status_code, ["the response was not a SCIM JSON object"], [],
-                response.headers.get("cf-ray"), method, path,
-            )
+            raise self._fail(method, path, response, errors=["the response was not a SCIM JSON object"])
         return body
 
     def _scim_pages(self, path, filter=None, count=SCIM_PAGE_SIZE):
@@ -225,30 +214,45 @@ class CloudflareClient:
 
     # -- resource groups (single page: the endpoint takes no pagination parameters) ---------------
 
-    def resource_groups(self, name=None) -> list[dict]:
-        return self._result("GET", f"{self._acct}/iam/resource_groups", {"name": name}) or []
+    def resource_groups_path(self):
+        return f"{self._acct}/iam/resource_groups"
 
-    def create_resource_group(self, name, scope_key, object_keys=("*",)) -> dict:
+    def resource_group_path(self, rg_id):
+        return f"{self.resource_groups_path()}/{_segment(rg_id)}"
+
+    def resource_groups(self, name=None) -> list[dict]:
+        return self._result("GET", self.resource_groups_path(), {"name": name}) or []
+
+    def create_resource_group(self, name, scope_key, object_keys=(WHOLE_ACCOUNT,)) -> dict:
         body = {"name": name, "scope": {"key": scope_key, "objects": [{"key": k} for k in object_keys]}}
-        return self._result("POST", f"{self._acct}/iam/resource_groups", json=body)
+        return self._result("POST", self.resource_groups_path(), json=body)
 
     def delete_resource_group(self, rg_id) -> dict:
-        return self._result("DELETE", f"{self._acct}/iam/resource_groups/{_segment(rg_id)}")
+        return self._result("DELETE", self.resource_group_path(rg_id))
 
     # -- user groups -----------------------------------------------------------------------------
 
+    def user_groups_path(self):
+        return f"{self._acct}/iam/user_groups"
+
+    def user_group_path(self, gid):
+        return f"{self.user_groups_path()}/{_segment(gid)}"
+
+    def user_group_members_path(self, gid):
+        return f"{self.user_group_path(gid)}/members"
+
     def user_groups(self, name=None, fuzzy_name=None):
         params = {"name": name, "fuzzyName": fuzzy_name}
-        return self._v4_pages(f"{self._acct}/iam/user_groups", PER_PAGE_USER_GROUPS, params)
+        return self._v4_pages(self.user_groups_path(), PER_PAGE_USER_GROUPS, params)
 
     def user_group(self, gid) -> dict:
-        return self._result("GET", self._user_group_path(gid))
+        return self._result("GET", self.user_group_path(gid))
 
     def create_user_group(self, name, policies=None) -> dict:
         body = {"name": name}
         if policies is not None:
             body["policies"] = list(policies)
-        return self._result("POST", f"{self._acct}/iam/user_groups", json=body)
+        return self._result("POST", self.user_groups_path(), json=body)
 
     def update_user_group(self, gid, *, name=None, policies=None) -> dict:
         """PUT: `policies` replaces the whole set (`[]` clears it); None leaves that field alone."""
@@ -257,13 +261,13 @@ class CloudflareClient:
             body["name"] = name
         if policies is not None:
             body["policies"] = list(policies)
-        return self._result("PUT", self._user_group_path(gid), json=body)
+        return self._result("PUT", self.user_group_path(gid), json=body)
 
     def delete_user_group(self, gid) -> dict:
-        return self._result("DELETE", self._user_group_path(gid))
+        return self._result("DELETE", self.user_group_path(gid))
 
     def user_group_members(self, gid):
-        return self._v4_pages(f"{self._user_group_path(gid)}/members", PER_PAGE_USER_GROUP_MEMBERS)
+        return self._v4_pages(self.user_group_members_path(gid), PER_PAGE_USER_GROUP_MEMBERS)
 
     def add_user_group_members(self, gid, member_ids) -> list[dict]:
         """POST adds to the existing set. The body is a bare array of `{"id": <account member id>}`.
@@ -273,18 +277,15 @@ class CloudflareClient:
         body = [{"id": m} for m in member_ids]
         if not body:
             return []
-        return self._result("POST", f"{self._user_group_path(gid)}/members", json=body) or []
+        return self._result("POST", self.user_group_members_path(gid), json=body) or []
 
     def replace_user_group_members(self, gid, member_ids) -> list[dict]:
         """PUT replaces the full member set (an empty list removes everyone)."""
         body = [{"id": m} for m in member_ids]
-        return self._result("PUT", f"{self._user_group_path(gid)}/members", json=body) or []
+        return self._result("PUT", self.user_group_members_path(gid), json=body) or []
 
     def remove_user_group_member(self, gid, member_id) -> dict:
-        return self._result("DELETE", f"{self._user_group_path(gid)}/members/{_segment(member_id)}")
-
-    def _user_group_path(self, gid):
-        return f"{self._acct}/iam/user_groups/{_segment(gid)}"
+        return self._result("DELETE", f"{self.user_group_path(gid)}/members/{_segment(member_id)}")
 
     # -- SCIM ------------------------------------------------------------------------------------
 
@@ -308,3 +309,23 @@ class CloudflareClient:
         """Account audit log (v1), newest first. `since`/`before`: datetime or RFC 3339 string."""
         params = {"since": _timestamp(since), "before": _timestamp(before)}
         return self._v4_pages(f"{self._acct}/audit_logs", PER_PAGE_AUDIT_LOGS, params)
+
+    def audit_logs_v2(self, since, before):
+        """Audit Logs v2 (`/logs/audit`), newest first; `since` and `before` are required.
+
+        Cursor paging: the next cursor is `result_info.cursor` (docs) or `result_info.cursors.after`
+        (SDK); no cursor, or an empty page, ends the walk. 403/404 mean v2 is not available to this
+        token or account: callers fall back to `audit_logs` (v1).
+        """
+        path = f"{self._acct}/logs/audit"
+        params = {"since": _timestamp(since), "before": _timestamp(before), "limit": PER_PAGE_AUDIT_LOGS_V2}
+        cursor = None
+        while True:
+            body = self._v4("GET", path, {**params, "cursor": cursor} if cursor else params)
+            info = body.get("result_info") or {}
+            items = body.get("result") or []
+            yield from items
+            after = info.get("cursor") or (info.get("cursors") or {}).get("after")
+            if not items or not after or after == cursor:
+                return
+            cursor = after

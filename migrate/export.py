@@ -47,7 +47,7 @@ TABLES = {
 JOURNAL_AUDIT_COLUMNS = ("audit_log_ids", "audit_match")
 AUDIT_LOG_COLUMNS = (
     "id", "when", "action", "result", "actor_email", "actor_id", "actor_type", "actor_ip", "interface",
-    "resource_type", "resource_id", "method", "path", "run_id", "seq", "match", "old_value", "new_value",
+    "resource_type", "resource_id", "method", "path", "cf_ray", "run_id", "seq", "match", "old_value", "new_value",
 )
 # Columns holding JSON text in the inventory: decoded in JSON and JSONL exports.
 JSON_TEXT_COLUMNS = {"journal": ("request", "inverse", "response"), "virtual_groups": ("name_variants",)}
@@ -150,27 +150,68 @@ def audit_window(runs, tolerance=AUDIT_TOLERANCE, now=None):
     return min(starts) - tolerance, max(ends + starts) + tolerance
 
 
+def fetch_audit_entries(client, since, before):
+    """Cloudflare's audit entries for the window: Audit Logs v2 when the account and token have it
+    (its entries carry each call's cf-ray, and it is where SCIM operations are logged), else v1
+    (v2 answering 403 or 404)."""
+    from .errors import CloudflareError
+
+    try:
+        return list(client.audit_logs_v2(since, before))
+    except CloudflareError as err:
+        if err.status not in (403, 404):
+            raise
+    return list(client.audit_logs(since=since, before=before))
+
+
+def _is_v2(entry):
+    return isinstance(entry.get("raw"), dict)
+
+
+def _ray(value):
+    """A cf-ray without its colo suffix: '8661087...-IAD' and '8661087...' are the same request."""
+    return str(value or "").split("-", 1)[0].strip().lower()
+
+
+def _entry_facts(entry):
+    """(when, method, path, resource id, resource kind or None, cf-ray) of a v1 or v2 entry."""
+    resource = entry.get("resource") if isinstance(entry.get("resource"), dict) else {}
+    rtype = resource.get("type")
+    if _is_v2(entry):
+        raw = entry["raw"]
+        action = entry.get("action") if isinstance(entry.get("action"), dict) else {}
+        return (_instant(action.get("time")), (raw.get("method") or "").upper(), _norm_path(raw.get("uri")),
+                str(resource.get("id") or "").lower(), rtype, _ray(raw.get("cf_ray_id")))
+    meta = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
+    return (_instant(entry.get("when")), (meta.get("method") or "").upper(), _norm_path(meta.get("path")),
+            str(resource.get("id") or "").lower(), rtype, "")
+
+
 def link_audit_log(journal, entries, tolerance=AUDIT_TOLERANCE):
     """Pair Cloudflare audit entries with the journal rows (writes) that caused them. Pure.
 
-    An entry links to a write made within `tolerance` of it that names the same object: the entry's
-    resource id among the ids the write touched, or, when the object is unknown to one side (a
-    write whose response was lost), the same method and path. Among several candidates the best
-    evidence wins (both, then the member/group kind), then the closest in time.
-    Returns (audit_log_rows, links) where links maps (run_id, seq) -> [(entry id, how)].
+    An Audit Logs v2 entry names the cf-ray of the request that made it, and the journal records
+    each call's cf-ray: the same ray links them for certain. Otherwise (v1 entries, or a write
+    whose response, and so its ray, was lost) an entry links to a write made within `tolerance` of
+    it that names the same object: the entry's resource id among the ids the write touched, or,
+    when the object is unknown to one side, the same method and path. Among several candidates the
+    best evidence wins (both, then the member/group kind when the entry has one), then the closest
+    in time. Returns (audit_log_rows, links) where links maps (run_id, seq) -> [(entry id, how)].
     """
     writes = [w for w in journal if (w.get("method") or "").upper() in WRITE_METHODS]
     facts = [(w, _write_ids(w), _norm_path(w.get("path")), *_window(w)) for w in writes]
+    by_ray = {}
+    for w in writes:
+        if _ray(w.get("cf_ray")):
+            by_ray.setdefault(_ray(w.get("cf_ray")), w)
     rows, links = [], {}
     for entry in entries:
-        when = _instant(entry.get("when"))
-        meta = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
-        e_method, e_path = (meta.get("method") or "").upper(), _norm_path(meta.get("path"))
-        resource = entry.get("resource") or {}
-        e_resource = str(resource.get("id") or "").lower()
-        e_is_member = "member" in (resource.get("type") or "")
+        when, e_method, e_path, e_resource, e_type, e_ray = _entry_facts(entry)
         best = None
-        for w, ids, path, start, end in facts:
+        if e_ray and e_ray in by_ray:
+            best = (None, by_ray[e_ray], "cf-ray")
+        e_is_member = None if not e_type else "member" in e_type
+        for w, ids, path, start, end in ([] if best else facts):
             if when is None or not (start - tolerance <= when <= end + tolerance):
                 continue
             by_path = bool(e_path) and e_path == path and e_method == (w["method"] or "").upper()
@@ -179,7 +220,8 @@ def link_audit_log(journal, entries, tolerance=AUDIT_TOLERANCE):
             # only when one side does not know the object, e.g. a write whose response was lost.
             if not (by_resource or (by_path and not (e_resource and w.get("object_id")))):
                 continue
-            kind_fits = e_is_member == ("member" in (w.get("action") or w.get("kind") or ""))
+            # An entry without a resource type (v1 publishes none for these objects) says nothing of its kind.
+            kind_fits = e_is_member is None or e_is_member == ("member" in (w.get("action") or w.get("kind") or ""))
             distance = 0 if start <= when <= end else min(abs((when - start).total_seconds()), abs((when - end).total_seconds()))
             score = (by_path + by_resource, kind_fits, -distance)
             if best is None or score > best[0]:
@@ -198,12 +240,23 @@ def link_audit_log(journal, entries, tolerance=AUDIT_TOLERANCE):
 def _audit_row(entry):
     action, actor = entry.get("action") or {}, entry.get("actor") or {}
     resource = entry.get("resource") or {}
+    if _is_v2(entry):
+        raw = entry["raw"]
+        values = {
+            "id": entry.get("id"), "when": action.get("time"), "action": action.get("type"), "result": action.get("result"),
+            "actor_email": actor.get("email"), "actor_id": actor.get("id"), "actor_type": actor.get("type"),
+            "actor_ip": actor.get("ip_address"), "interface": actor.get("context"), "resource_type": resource.get("type"),
+            "resource_id": resource.get("id"), "method": raw.get("method"), "path": raw.get("uri"), "cf_ray": raw.get("cf_ray_id"),
+            "run_id": None, "seq": None, "match": None,
+            "old_value": _text(resource.get("request")), "new_value": _text(resource.get("response")),
+        }
+        return {c: values[c] for c in AUDIT_LOG_COLUMNS}
     meta = entry.get("metadata") if isinstance(entry.get("metadata"), dict) else {}
     values = {
         "id": entry.get("id"), "when": entry.get("when"), "action": action.get("type"), "result": action.get("result"),
         "actor_email": actor.get("email"), "actor_id": actor.get("id"), "actor_type": actor.get("type"), "actor_ip": actor.get("ip"),
         "interface": entry.get("interface"), "resource_type": resource.get("type"), "resource_id": resource.get("id"),
-        "method": meta.get("method"), "path": meta.get("path"), "run_id": None, "seq": None, "match": None,
+        "method": meta.get("method"), "path": meta.get("path"), "cf_ray": None, "run_id": None, "seq": None, "match": None,
         "old_value": _text(entry.get("oldValue")), "new_value": _text(entry.get("newValue")),
     }
     return {c: values[c] for c in AUDIT_LOG_COLUMNS}
@@ -266,6 +319,7 @@ def attach_audit_log(export, entries, window):
     export.columns["audit_log"] = AUDIT_LOG_COLUMNS
     writes = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != "failed"]
     export.audit = {
+        "source": ("v2" if any(_is_v2(e) for e in entries) else "v1") if entries else None,
         "since": _stamp(window[0]) if window else None,
         "before": _stamp(window[1]) if window else None,
         "entries": len(rows),
@@ -285,7 +339,8 @@ def _stamp(moment):
 def export_audit(inventory, fmt, out_dir, run_id=None, account_id=None, fetch_audit_log=None, secrets=(), now=None):
     """Write an audit export of `fmt` into `out_dir` (created if missing) and return the Export.
 
-    fetch_audit_log(since, before) -> iterable of v1 audit entries; when given, the account audit
+    fetch_audit_log(since, before) -> iterable of audit entries, v2 or v1 (`fetch_audit_entries`
+    reads v2 and falls back to v1); when given, the account audit
     log for the runs' time window is read and linked to the journal. `secrets` (the API token) are
     scrubbed from every value, and any file still holding one is an error.
     """

@@ -23,10 +23,10 @@ from test_approval import check_page
 TABLES = ["scans", "virtual_groups", "memberships", "members", "findings", "plans", "plan_groups", "rehearsals", "runs", "journal", "access_grants"]
 
 
-def run_migration(tmp, sb, rollback=True):
+def run_migration(tmp, sb, rollback=True, on_existing="adopt"):
     """scan, plan, apply (and rollback) against the sandbox; returns the global CLI options."""
     base = ["--db", str(tmp / "inventory.db"), "--account", sb.account_id, "--token", sb.token, "--base-url", sb.base_url]
-    steps = [["scan"], ["plan", "--out", str(tmp / "plan.json"), "--on-existing", "adopt"], ["apply", str(tmp / "plan.json"), "--yes"]]
+    steps = [["scan"], ["plan", "--out", str(tmp / "plan.json"), "--on-existing", on_existing], ["apply", str(tmp / "plan.json"), "--yes"]]
     if rollback:
         steps.append(["rollback", "--yes", "--force"])
     for args in steps:
@@ -73,7 +73,8 @@ def journal_rows(world):
 
 def test_csv_has_one_file_per_table_and_round_trips(world, tmp_path):
     out, line = exported(world, tmp_path, "csv")
-    assert "exported 2 runs, 21 journal" in line
+    actions, _ = journal_rows(world)
+    assert f"exported 2 runs, {len(actions)} journal" in line
     manifest = json.loads((out / "manifest.json").read_text())
     inventory = Inventory(world["db"])
     data = export.collect(inventory)
@@ -102,12 +103,14 @@ def test_csv_holds_every_group_member_finding_and_call(world, tmp_path):
     vgs = {r["virtual_group"] for r in read("virtual_groups")}
     assert {vg["name"] for g in plan["groups"] for vg in g["virtual_groups"]} | {s["virtual_group"] for s in plan["skipped"]} <= vgs
     members = {m["email"] for g in plan["groups"] for m in g["members"]}
-    assert members | {a["email"] for a in plan["access"]} <= {r["email"] for r in read("memberships")}
+    assert members | {a["email"] for a in plan["access"] if a["before"]} <= {r["email"] for r in read("memberships")}
     assert members <= {r["email"] for r in read("members")}
     assert {(r["code"], r["subject"]) for r in read("findings")} == {(f["code"], f["subject"]) for f in plan["findings"]}
     assert {r["user_group"] for r in read("plan_groups")} == {g["name"] for g in plan["groups"]}
     grants = read("access_grants")
-    assert {(r["email"], r["user_group"]) for r in grants} == {(m["email"], g["name"]) for g in plan["groups"] for m in g["members"]}
+    # Everyone added, and everyone who gained the role by being in an adopted group already.
+    assert {(r["email"], r["user_group"]) for r in grants} == \
+        {(m["email"], g["name"]) for g in plan["groups"] for m in g["members"] + g.get("gains", [])}
     assert all(r["outcome"] == "rolled back" and r["rolled_back_at"] for r in grants)
     actions, runs = journal_rows(world)
     journal = read("journal")
@@ -164,7 +167,9 @@ def test_summary_names_every_run_call_and_grant(world, tmp_path, fmt):
     for group in world["plan"]["groups"]:
         for member in group["members"]:
             assert member["email"] in text
-    assert "rolled back at" in text and "delete_user_group" in text and "restore_policies (0 policies before)" in text
+    (adopted,) = [g for g in world["plan"]["groups"] if g["action"] == "adopt"]
+    prior = world["plan"]["expected"]["adopted"][adopted["existing_id"]]["policies"]
+    assert "rolled back at" in text and "delete_user_group" in text and f"restore_policies ({len(prior)} policies before)" in text
     assert "role_not_held" in text  # critical findings at scan time
     assert world["sb"].account_id in text
 
@@ -221,7 +226,8 @@ def test_export_never_contains_the_token(world, tmp_path):
 
 def test_audit_log_links_every_journal_call(world, tmp_path):
     out, line = exported(world, tmp_path, "csv", "--with-audit-log")
-    assert "audit log: 21 of 21 entries linked" in line
+    actions, _ = journal_rows(world)
+    assert f"audit log: {len(actions)} of {len(actions)} entries linked" in line
     with open(out / "journal.csv", newline="") as f:
         journal = list(csv.DictReader(f))
     with open(out / "audit_log.csv", newline="") as f:
@@ -231,9 +237,12 @@ def test_audit_log_links_every_journal_call(world, tmp_path):
         (entry_id,) = row["audit_log_ids"].split()
         entry = audit[entry_id]
         assert (entry["run_id"], entry["seq"]) == (row["run_id"], row["seq"])
-        assert entry["method"] == row["method"] and entry["path"].endswith(row["path"])
+        if entry["cf_ray"]:  # Audit Logs v2: the request itself
+            assert entry["method"] == row["method"] and entry["path"].endswith(row["path"])
+        else:  # v1 names only the object
+            assert entry["resource_id"] in (row["object_id"], *row["path"].split("/"))
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["audit_log"]["linked"] == manifest["audit_log"]["entries"] == 21
+    assert manifest["audit_log"]["linked"] == manifest["audit_log"]["entries"] == len(actions)
     assert manifest["audit_log"]["unlinked_writes"] == []
 
 
@@ -321,3 +330,84 @@ def test_an_empty_inventory_exports_headers_only(tmp_path):
     assert (tmp_path / "csv" / "journal.csv").read_text().startswith("run_id,run_kind,seq,")
     assert "No runs recorded." in (tmp_path / "markdown" / "summary.md").read_text()
     check_page((tmp_path / "html" / "summary.html").read_text())
+
+
+# ---- Audit Logs v2: linked by cf-ray, v1 when v2 is not there ----------------------------------------------
+
+
+def v2_entry(entry_id, when, ray, method, path, rid, rtype="user_group"):
+    return {"id": entry_id, "action": {"type": "create", "result": "success", "time": at(when)},
+            "actor": {"id": "t", "type": "account", "context": "api_token"},
+            "raw": {"uri": f"/client/v4{path}", "method": method, "status_code": 200, "cf_ray_id": ray},
+            "resource": {"id": rid, "type": rtype, "product": "iam"}}
+
+
+def test_v2_entries_link_by_cf_ray_before_anything_else():
+    journal = [dict(JOURNAL[0], cf_ray="aaaa000000000001-SBX"), dict(JOURNAL[1], cf_ray="AAAA000000000002-IAD"),
+               dict(JOURNAL[2], cf_ray=None)]
+    entries = [
+        # Same object and time as write 1, but the ray says write 2 made it: the ray wins.
+        v2_entry("r2", 0.5, "aaaa000000000002", "POST", f"/accounts/{ACCT}/iam/user_groups", G1),
+        v2_entry("r1", 0.5, "aaaa000000000001", "POST", f"/accounts/{ACCT}/iam/user_groups", G1),
+        # The member add's response was lost (no ray journaled): resource id and path still link it.
+        v2_entry("m", 2.5, "ffff000000000009", "POST", f"/accounts/{ACCT}/iam/user_groups/{G1}/members", G1, "user_group_member"),
+    ]
+    rows, links = export.link_audit_log(journal, entries)
+    assert links[("apply-1", 1)] == [("r1", "cf-ray")] and links[("apply-1", 2)] == [("r2", "cf-ray")]
+    assert links[("apply-1", 3)] == [("m", "method and path and resource id")]
+    row = next(r for r in rows if r["id"] == "r1")
+    assert row["cf_ray"] == "aaaa000000000001" and row["method"] == "POST" and row["path"].endswith("/iam/user_groups")
+
+
+def test_v1_entries_without_a_type_link_to_the_closest_write():
+    entries = [{"id": "m", "when": at(2.5), "action": {"type": "create", "result": True}, "resource": {"id": G1}},
+               {"id": "c", "when": at(0.5), "action": {"type": "create", "result": True}, "resource": {"id": G1}}]
+    rows, links = export.link_audit_log(JOURNAL, entries)
+    assert links[("apply-1", 1)] == [("c", "resource id")] and links[("apply-1", 3)] == [("m", "resource id")]
+
+
+class _NoV2:
+    """A client whose account has no Audit Logs v2 (or whose token may not read it)."""
+
+    def __init__(self, client, status):
+        self.client, self.status = client, status
+
+    def audit_logs_v2(self, since, before):
+        from migrate.errors import CloudflareError
+
+        raise CloudflareError(self.status, [{"code": 10000, "message": "no"}], [], None, "GET", "/logs/audit")
+        yield  # pragma: no cover
+
+    def audit_logs(self, **kwargs):
+        return self.client.audit_logs(**kwargs)
+
+
+def test_export_links_every_write_by_cf_ray_and_falls_back_to_v1(tmp_path):
+    with Sandbox(seed=demo_seed(), rate_limit=None) as sb:
+        run_migration(tmp_path, sb, on_existing="suffix")  # no adoption: independent of how adopt writes policies
+        client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id)
+        inventory = Inventory(tmp_path / "inventory.db")
+        try:
+            v2 = export.export_audit(inventory, "csv", tmp_path / "v2",
+                                     fetch_audit_log=lambda since, before: export.fetch_audit_entries(client, since, before))
+            with open(tmp_path / "v2" / "journal.csv", newline="") as f:
+                journal = [r for r in csv.DictReader(f) if r["method"] in export.WRITE_METHODS]
+            with open(tmp_path / "v2" / "audit_log.csv", newline="") as f:
+                audit = {r["id"]: r for r in csv.DictReader(f)}
+            assert v2.audit["source"] == "v2" and journal and v2.audit["unlinked_writes"] == []
+            assert v2.audit["linked"] == v2.audit["entries"] == len(journal)
+            for row in journal:
+                (entry_id,) = row["audit_log_ids"].split()
+                entry = audit[entry_id]
+                assert row["audit_match"] == "cf-ray" and row["cf_ray"].startswith(entry["cf_ray"] + "-")
+                assert entry["method"] == row["method"] and entry["path"].endswith(row["path"])
+            for status in (403, 404):
+                v1 = export.export_audit(inventory, "json", tmp_path / f"v1-{status}",
+                                         fetch_audit_log=lambda since, before: export.fetch_audit_entries(_NoV2(client, status), since, before))
+                assert v1.audit["source"] == "v1" and v1.audit["linked"] == v1.audit["entries"] == len(journal)
+                assert v1.audit["unlinked_writes"] == []
+                assert {r["audit_match"] for r in v1.tables["journal"] if r["method"] in export.WRITE_METHODS} == {"resource id"}
+            with pytest.raises(Exception):
+                export.fetch_audit_entries(_NoV2(client, 500), None, None)
+        finally:
+            inventory.close()

@@ -102,7 +102,12 @@ def ok(result, result_info=None, messages=()):
 
 
 def failure(status, code, message):
-    return Response(status, {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None})
+    return failures(status, [{"code": code, "message": message}])
+
+
+def failures(status, errors):
+    """A v4 failure envelope with several errors (each may carry an `error_chain`)."""
+    return Response(status, {"success": False, "errors": list(errors), "messages": [], "result": None})
 
 
 def int_arg(request, name, default, minimum, maximum=None):

@@ -6,6 +6,7 @@ headers and body separately stalls keep-alive clients ~40 ms per call (Nagle vs 
 
 import json
 import os
+import re
 import secrets
 import socket
 import sys
@@ -17,13 +18,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from . import api, render, scim
-from .errors import AUTHENTICATION, INTERNAL, NO_ROUTE, RATE_LIMITED, ApiError, ScimError
+from .errors import (
+    AUTHENTICATION, INTERNAL, INVALID_AUTH_FORMAT, INVALID_HEADERS, MISSING_AUTH, NO_ROUTE, NO_ROUTE_FOR_URI, RATE_LIMITED,
+    ApiError, ScimError,
+)
 from .faults import Faults, RateLimiter
-from .routing import JSON, Request, Response, failure
+from .routing import JSON, Request, Response, failure, failures
 from .state import State
 
 PREFIX = "/client/v4"
 ROUTERS = (api.router, scim.router)
+# Path parameters that are Cloudflare object identifiers (32 hex): anything else does not route.
+# SCIM user/group ids and the SCIM discovery names are not checked (system group ids are not hex).
+HEX_ID = re.compile(r"^[0-9a-fA-F]{32}$")
+ID_PARAMS = ("account_id", "group_id", "rg_id", "pg_id", "member_id", "role_id")
+# What an API token may contain (Cloudflare tokens are URL-safe base64-like strings).
+TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
 @dataclass
@@ -37,6 +47,8 @@ class Context:
     token_kind: str
     token_id: str
     actor: dict
+    ray: str = ""  # this response's cf-ray header
+    audited: list = None  # v2 audit entries written by this request (their status is set after)
 
 
 class Sandbox:
@@ -171,9 +183,9 @@ class Sandbox:
         if self.latency:
             self._stopping.wait(self.latency)
 
-        token = _bearer(handler.headers.get("Authorization"))
+        token, header_error = _bearer(handler.headers)
         token_valid = token is not None and secrets.compare_digest(token, self.token)
-        headers = {}
+        headers = {"cf-ray": f"{os.urandom(8).hex()}-SBX"}
         if self.rate_limiter:
             allowed, remaining, reset = self.rate_limiter.hit(token if token_valid else "anonymous")
             headers["Ratelimit"] = f'"default";r={remaining};t={reset}'
@@ -194,32 +206,44 @@ class Sandbox:
             self._stopping.wait(self.timeout_seconds)
             return self._drop(handler, method, full_path)
 
+        if header_error is not None:
+            # Header validation happens at the edge, before routing or authentication.
+            return self._respond(handler, method, full_path, _with(header_error, headers))
         request = Request(method, api_path or full_path, Request.parse_query(split.query), body, handler.headers)
-        response = _with(self._route(request, api_path, token_valid), headers)
+        response = _with(self._route(request, api_path, token_valid, headers["cf-ray"]), headers)
         if fault == "lose":
             return self._drop(handler, method, full_path)
         return self._respond(handler, method, full_path, response)
 
-    def _route(self, request, api_path, token_valid):
+    def _route(self, request, api_path, token_valid, ray=""):
         found = None
         if api_path is not None:
             for router in ROUTERS:
                 found = router.match(request.method, api_path)
                 if found:
                     break
+        if found and any(not HEX_ID.match(v) for k, v in found[1].items() if k in (("account_id",) if found[0].scim else ID_PARAMS)):
+            found = None  # a malformed identifier does not route
         if not found:
-            return failure(404, NO_ROUTE, "No route for the URI")
+            path = PREFIX + api_path if api_path is not None else request.path
+            return failures(400, [
+                {"code": NO_ROUTE, "message": f"Could not route to {path}, perhaps your object identifier is invalid?"},
+                {"code": NO_ROUTE_FOR_URI, "message": "No route for that URI"},
+            ])
         route, params = found
         if not route.verify:
             # Authentication happens at the edge, before any service: always the v4 envelope.
             if not token_valid or params.get("account_id", self.account_id) != self.account_id:
                 return failure(403, AUTHENTICATION, "Authentication error")
         request.context = Context(
-            self.state, self.account_id, self.base_url, token_valid, self.token_kind, self.token_id, self._actor
+            self.state, self.account_id, self.base_url, token_valid, self.token_kind, self.token_id, self._actor, ray, []
         )
         try:
             with self.state.lock:
-                return route.handler(request, **params)
+                response = route.handler(request, **params)
+                for entry in request.context.audited:  # v2 entries carry the status actually sent
+                    entry["raw"]["status_code"] = response.status
+                return response
         except ApiError as err:
             return failure(err.status, err.code, err.message)
         except ScimError as err:
@@ -232,7 +256,7 @@ class Sandbox:
             f"HTTP/1.1 {response.status} {_phrase(response.status)}",
             f"Date: {formatdate(usegmt=True)}",
             "Server: cloudflare",
-            f"cf-ray: {os.urandom(8).hex()}-SBX",
+            f"cf-ray: {response.headers.pop('cf-ray', None) or os.urandom(8).hex() + '-SBX'}",
             f"Content-Length: {len(payload)}",
         ]
         if response.body is not None:
@@ -270,11 +294,21 @@ def _read_body(handler):
     return handler.rfile.read(length) if length else b""
 
 
-def _bearer(value):
-    if not value:
-        return None
-    scheme, _, token = value.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+def _bearer(headers):
+    """(token, None) or (None, the 400 Cloudflare's edge answers for missing or malformed credentials)."""
+    value = headers.get("Authorization")
+    if value is None:
+        if headers.get("X-Auth-Key") or headers.get("X-Auth-Email"):
+            return None, None  # the legacy key pair: never valid here, so a plain 403 later
+        return None, failure(400, MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+    scheme, _, token = value.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not TOKEN_CHARS.match(token):
+        return None, failures(400, [{
+            "code": INVALID_HEADERS, "message": "Invalid request headers",
+            "error_chain": [{"code": INVALID_AUTH_FORMAT, "message": "Invalid format for Authorization header"}],
+        }])
+    return token, None
 
 
 def _rate_limited(headers):
