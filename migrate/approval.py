@@ -12,6 +12,7 @@ import unicodedata
 from collections import Counter
 
 from .findings import SEVERITIES
+from .iam import email_key
 from .steps import KINDS
 
 RESOLUTION_LABELS = {
@@ -344,7 +345,7 @@ def group_rows(plan):
 
 
 def sorted_members(group):
-    return sorted(group["members"], key=lambda m: (m.get("email") or "").lower())
+    return sorted(group["members"], key=lambda m: email_key(m.get("email")))
 
 
 def step_target(step):

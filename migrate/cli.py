@@ -224,7 +224,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
                          "scan_id": last["id"], "mode": mode, "steps": len(sealed["steps"]), "body": planfile.canonical(sealed)})
     click.echo(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
-        how = "; ".join(f"{f['subject']!r}: {f['action']}" for f in sealed["findings"] if f["code"] == "name_conflict")
+        how = " ".join(f"{f['subject']!r}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
         raise VgmigrateError(f"name_conflict: {len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create. {how}")
     if out:
         planfile.write(sealed, out)

@@ -3,7 +3,8 @@
 import hashlib
 
 from . import sources
-from .findings import analyse, member_fields
+from .errors import CloudflareError
+from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
 from .inventory import dumps, utcnow
 from .roles import is_account_scoped, is_deprecated
@@ -35,7 +36,8 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         rgs = client.resource_groups()
         ugs = _collect(client.user_groups(), "user groups", progress)
         if source == "file":
-            vgs, scim_ids = sources.from_file(file), None
+            vgs = sources.from_file(file)
+            scim_ids = _scim_group_ids(client, progress) if ugs else set()
         else:
             scim_groups = _collect(client.scim_groups(), "virtual groups", progress)
             scim_ids = {g["id"] for g in scim_groups}
@@ -43,6 +45,11 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
 
         own_ids = inventory.own_user_group_ids()
         vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
+        if scim_ids is None:
+            findings = sort_findings(findings + [Finding(
+                "warning", "scim_unreadable", client.account_id,
+                "the token cannot read SCIM groups, so which User Groups your IdP manages is unknown",
+                "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
         stage("permission_groups", map(_permission_group_row, pgs))
         stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
         # One listing per group a plan may adopt: adopting grants the role to everyone in it.
@@ -120,6 +127,16 @@ def _user_group_row(g, scim_ids):
     """scim_ids: every SCIM group id, or None when the source did not read SCIM (unknown)."""
     managed = None if scim_ids is None else int(g["id"] in scim_ids)
     return {"id": g["id"], "name": g["name"], "policies": dumps(g.get("policies") or []), "scim_managed": managed, "raw": dumps(g)}
+
+
+def _scim_group_ids(client, progress):
+    """Every SCIM group id (a User Group with one is managed by the IdP), or None if unreadable."""
+    try:
+        return {g["id"] for g in _collect(client.scim_groups(), "SCIM groups", progress)}
+    except CloudflareError as err:
+        if err.status in (401, 403, 404):
+            return None
+        raise
 
 
 def _adoptable_members(client, groups, progress):

@@ -375,3 +375,21 @@ def test_a_failed_member_add_is_not_resent_until_the_next_run(account, tmp_path)
     assert sum(1 for c in writes(sb) if c[1].endswith("/members")) == 1
     run(sb, db, "apply", plan, "--yes")
     run(sb, db, "verify")
+
+
+# --- the rehearsal replica is as locked as the account -------------------------------------------
+
+
+def test_rehearsal_replica_keeps_the_idps_lock_and_group_members(account, tmp_path):
+    from migrate.rehearsal import seed_from_scan
+
+    sb = account(rgs=RG_SHAPES["account-wide"], existing_dns=[tag(4)])
+    sb.state.user_groups[tag(301)]["scim_managed"] = True  # pushed by the IdP
+    db = tmp_path / "inv.db"
+    run(sb, db, "scan")
+    inventory = open_inventory(db)
+    replica = seed_from_scan(inventory.load_scan(inventory.last_scan()["id"]))
+    (dns,) = replica["user_groups"]
+    assert dns["scim_managed"] is True and dns["members"] == [tag(4)]
+    # and the planner will not adopt it: its members are the IdP's
+    assert "managed by your IdP" in run(sb, db, "plan", "--on-existing", "adopt", expect=1).output
