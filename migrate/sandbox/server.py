@@ -95,6 +95,9 @@ class Sandbox:
         self._connections = set()
         self._connections_lock = threading.Lock()
         self._actor = self._token_actor()
+        # on_write(state, method, path): called under the state lock after each write that took
+        # effect, before its response is sent (see watch.AccessWatch).
+        self.on_write = None
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
@@ -243,6 +246,8 @@ class Sandbox:
                 response = route.handler(request, **params)
                 for entry in request.context.audited:  # v2 entries carry the status actually sent
                     entry["raw"]["status_code"] = response.status
+                if self.on_write and request.method != "GET" and 200 <= response.status < 300:
+                    self.on_write(self.state, request.method, request.path)
                 return response
         except ApiError as err:
             return failure(err.status, err.code, err.message)
@@ -334,6 +339,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     sandbox = None
+
+    def handle_error(self, request, client_address):
+        # A client killed mid-request (kill -9, a chaos run) resets its connection: not an error here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
