@@ -171,6 +171,12 @@ details > summary { cursor: pointer; color: #0969da; }
 ul.members { margin: 2px 0 10px; padding-left: 20px; columns: 3 16em; }
 .muted { color: var(--muted); }
 .nowrap { white-space: nowrap; }
+.sides { display: flex; gap: 16px; flex-wrap: wrap; }
+.side { flex: 1 1 380px; border: 1px solid var(--line); border-radius: 6px; padding: 4px 12px; }
+.side.lost { background: var(--lost); } .side.gain { background: var(--gain); }
+.side ul, ul.decisions { margin: 4px 0 8px; padding-left: 18px; }
+a.email { white-space: nowrap; color: inherit; }
+table.facts code.planid { white-space: nowrap; word-break: keep-all; }
 code.ident { overflow-wrap: anywhere; }
 table.journal td:nth-child(3) { min-width: 22em; }
 table.journal td:nth-child(4) { min-width: 10em; }
@@ -304,6 +310,48 @@ def attention(plan, counts):
     return notes
 
 
+def decisions(plan):
+    """What the approver decides on, first: (title, action, [subjects]) for name conflicts and how
+    each was settled, roles not migrated, and critical findings grouped by code."""
+    out = []
+    on_existing = plan["options"]["on_existing"]
+    for c in plan["conflicts"]:
+        out.append((f"Name taken: {reveal(c['name'])} ({c['members']} member(s))",
+                    "plan again with --on-existing suffix, or adopt (its members would gain the role)", []))
+    for g in plan["groups"]:
+        if g["action"] == "adopt":
+            gains = [m["email"] or m["id"] for m in g.get("gains", [])]
+            out.append((f"Adopting existing User Group {reveal(g['name'])}: {len(gains)} current member(s) gain "
+                        f"{g['permission_group']['name']}", f"chosen with --on-existing {on_existing}; check each name below", gains))
+        elif g.get("requested_name"):
+            out.append((f"{reveal(g['requested_name'])} is taken: creating {reveal(g['name'])} beside it",
+                        f"chosen with --on-existing {on_existing}", []))
+    unresolved = [s for s in plan["skipped"] if "no members" not in s["reason"]]
+    if unresolved:
+        out.append((f"{len(unresolved)} virtual group(s) will not be migrated", "map their roles with --mapping, or accept that",
+                    [f"{reveal(s['virtual_group'])}: {s['reason']}" for s in unresolved]))
+    critical = {}
+    for f in plan["findings"]:
+        if f["severity"] == "critical":
+            critical.setdefault(f["code"], []).append(f)
+    for code, found in sorted(critical.items()):
+        out.append((f"{len(found)} critical finding(s): {code}", found[0].get("action") or "", [reveal(f["subject"]) for f in found]))
+    return out
+
+
+def access_changes(plan):
+    """(losers, gainers): one (email, text) per member whose access changes, each side sorted."""
+    rows = access_rows(plan)
+    losers = [(r["email"], ", ".join(r["lost"]) + (" (not an account member)" if not r.get("member_id") else "")) for r in rows if r["lost"]]
+    gainers = [(r["email"], ", ".join(f"{role} ({r['why'][role]})" if role in (r.get("why") or {}) else role for role in r["gained"]))
+               for r in rows if r["gained"]]
+    return losers, gainers
+
+
+def member_anchor(email):
+    return "m-" + "".join(ch if ch.isalnum() else "-" for ch in str(email))
+
+
 def summary_facts(plan, rehearsal, counts):
     actions = counts["actions"]
     groups = ", ".join(f"{actions.get(a, 0)} {label}" for a, label in (
@@ -372,6 +420,8 @@ def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
             out.append(">")
         out.pop()
 
+    out += _md_decisions(plan)
+
     out += ["", "## To apply", "", "Run exactly this plan file (editing it changes its id and apply refuses it):", "",
             "```sh", apply_command(plan, plan_path), "```"]
 
@@ -415,6 +465,32 @@ def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
     ]) if plan["steps"] else "None.")
     out += ["", f"_Generated from plan `{plan['plan_id']}`: its id is the SHA-256 of the content above._", ""]
     return "\n".join(out)
+
+
+SHOW_SUBJECTS = 5  # the first few names of a grouped decision; the rest are in the sections below
+
+
+def _md_decisions(plan):
+    out = ["", "## Decisions needed", ""]
+    found = decisions(plan)
+    for title, action, subjects in found:
+        more = f" and {len(subjects) - SHOW_SUBJECTS} more" if len(subjects) > SHOW_SUBJECTS else ""
+        names = f": {', '.join(md_text(x) for x in subjects[:SHOW_SUBJECTS])}{more}" if subjects else ""
+        out.append(f"- **{md_text(title)}**{names}. {md_text(action)}")
+    if not found:
+        out.append("None: no name conflicts, every role resolved, no critical findings.")
+    losers, gainers = access_changes(plan)
+    out += ["", "## Who loses and who gains access", ""]
+    if not losers and not gainers:
+        out.append("Nobody: everyone keeps exactly the access they have today.")
+    else:
+        width = max(len(losers), len(gainers))
+        pad = [("", "")] * width
+        out.append(md_table(["Loses", "What", "Gains", "What"], [
+            [f"**{md_text(le)}**" if le else "", md_text(lt), f"**{md_text(ge)}**" if ge else "", md_text(gt)]
+            for (le, lt), (ge, gt) in zip((losers + pad)[:width], (gainers + pad)[:width])
+        ]))
+    return out
 
 
 def _md_renamed(g):
@@ -468,9 +544,10 @@ def render_html(plan, rehearsal=None, plan_path="plan.json"):
     parts = [f"<h1>{esc(title)}</h1>",
              f'<p class="sub">Virtual groups to IAM User Groups. Plan <code>{esc(plan["plan_id"][:12])}</code>; nothing has changed yet.</p>']
     facts = summary_facts(plan, rehearsal, counts)
-    parts.append(html_table(["Item", "Value"], [[esc(k), f"<code>{esc(v)}</code>" if k == "Plan id" else esc(v)] for k, v in facts], cls="facts"))
+    parts.append(html_table(["Item", "Value"], [[esc(k), f'<code class="planid">{esc(v)}</code>' if k == "Plan id" else esc(v)] for k, v in facts], cls="facts"))
     for level, text in attention(plan, counts):
         parts.append(f'<div class="banner {level}">{esc(text)}</div>')
+    parts += _html_decisions(plan)
 
     parts.append("<h2>To apply</h2>")
     parts.append("<p>Run exactly this plan file (editing it changes its id and apply refuses it):</p>")
@@ -533,6 +610,32 @@ def render_html(plan, rehearsal=None, plan_path="plan.json"):
     return html_page(title, "\n".join(parts))
 
 
+def _html_decisions(plan):
+    out = ["<h2>Decisions needed</h2>"]
+    found = decisions(plan)
+    if found:
+        items = []
+        for title, action, subjects in found:
+            more = f" and {len(subjects) - SHOW_SUBJECTS} more" if len(subjects) > SHOW_SUBJECTS else ""
+            names = f': <span class="subjects">{esc(", ".join(subjects[:SHOW_SUBJECTS]))}{esc(more)}</span>' if subjects else ""
+            items.append(f"<li><strong>{esc(title)}</strong>{names}. {esc(action)}</li>")
+        out.append(f'<ul class="decisions">{"".join(items)}</ul>')
+    else:
+        out.append("<p>None: no name conflicts, every role resolved, no critical findings.</p>")
+    losers, gainers = access_changes(plan)
+    out.append("<h2>Who loses and who gains access</h2>")
+    if not losers and not gainers:
+        out.append('<div class="banner ok">Nobody: everyone keeps exactly the access they have today.</div>')
+        return out
+
+    def column(kind, title, rows):
+        items = "".join(f'<li><a class="email" href="#{esc(member_anchor(e))}">{esc(e)}</a>: {esc(t)}</li>' for e, t in rows)
+        return f'<div class="side {kind}"><h3>{esc(title)} ({len(rows)})</h3><ul>{items or "<li>nobody</li>"}</ul></div>'
+
+    out.append(f'<div class="sides">{column("lost", "Loses", losers)}{column("gain", "Gains", gainers)}</div>')
+    return out
+
+
 HTML_MARKS = {"kept": "\u2713", "lost": "\u2717 loses", "gain": "+ gains", "": ""}
 
 
@@ -552,7 +655,8 @@ def _html_access(plan):
     def render(subset):
         body, classes = [], []
         for r in subset:
-            member = f"<strong>{esc(r['email'])}</strong>" if r["change"] != "same" else esc(r["email"])
+            anchor = f'<a id="{esc(member_anchor(r["email"]))}"></a>'
+            member = anchor + (f"<strong>{esc(r['email'])}</strong>" if r["change"] != "same" else esc(r["email"]))
             change = f'<span class="{r["change"]}">{esc(change_text(r))}</span>' if r["change"] != "same" else esc(change_text(r))
             if matrix:
                 cells = [f'<span class="{s}">{HTML_MARKS[s]}</span>' if s else "" for s in (cell_state(r, role) for role in roles)]

@@ -136,8 +136,8 @@ def test_report_shows_every_group_member_and_finding(plan, fmt):
     for row in plan["access"]:
         assert row["email"] in text
     assert "vgmigrate --account 34c902bf18fbfbb0ab1e8f6a68c3c00b apply plan-demo.json" in text
-    assert "5 to create, 1 to adopt" in text and "24 (21 distinct members)" in text
-    assert "3 critical, 2 error, 6 warning, 1 info" in text
+    assert "5 to create, 1 to adopt" in text and "25 (22 distinct members)" in text
+    assert "4 critical, 3 error, 11 warning, 2 info" in text
     assert "rename table" in text and "exact name" in text
 
 
@@ -183,7 +183,13 @@ def test_gained_access_is_marked(plan):
     gained = copy.deepcopy(plan)
     gained["access"] = [{"email": "a@example.com", "member_id": "1" * 32, "before": ["DNS"], "after": ["DNS", "Billing"], "lost": []}]
     md = approval.render(gained, "markdown")
-    assert "gains Billing" in md and "**+ gains**" in md
+    assert "GAINS Billing" in md and "**+ gains**" in md
+    # at the top, beside the losses, before anything else an approver reads
+    top = md.split("## To apply")[0]
+    assert "## Decisions needed" in top and "## Who loses and who gains access" in top and "Billing" in top.split("who gains access")[1]
+    html = approval.render(gained, "html")
+    assert '<div class="side gain"><h3>Gains (1)</h3>' in html and f'href="#{approval.member_anchor("a@example.com")}"' in html
+    assert f'id="{approval.member_anchor("a@example.com")}"' in html  # the link lands on the member's row
 
 
 def test_rehearsal_and_conflicts_are_stated(plan):
@@ -194,10 +200,11 @@ def test_rehearsal_and_conflicts_are_stated(plan):
     assert "FAILED against the sandbox" in failed
 
     blocked = copy.deepcopy(plan)
-    blocked["conflicts"] = [{"name": "DNS", "existing_id": "f" * 32}]
+    blocked["conflicts"] = [{"name": "DNS", "existing_id": "f" * 32, "members": 2, "scim_managed": False}]
     blocked["groups"][3]["action"] = "conflict"
     md = approval.render(blocked, "markdown")
     assert "This plan cannot be applied" in md and "BLOCKED: name taken" in md
+    assert "**Name taken: DNS (2 member(s))**" in md.split("## To apply")[0]
     assert '<tr class="lost">' in approval.render(blocked, "html")
 
 
@@ -252,7 +259,7 @@ def test_long_member_lists_fold_away_in_html(plan):
     assert len(folded) == 1 and "25 members" in folded[0][0]
     assert all(f"user{i:02d}@example.com" in folded[0][1] for i in range(25))
     # short lists stay open
-    assert '<div><span class="name">DNS</span> <span class="muted">(6 members)</span><ul class="members">' in page
+    assert '<div><span class="name">DNS</span> <span class="muted">(7 members)</span><ul class="members">' in page
 
 
 def test_html_is_printable(plan):
