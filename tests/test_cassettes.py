@@ -179,15 +179,19 @@ def test_account_the_token_cannot_see(cf):
 @replay
 def test_catalogue_listings_cost_one_call_each(cf):
     permission_groups = list(cf.permission_groups())
-    assert len(permission_groups) == 29
+    assert len(permission_groups) == 101
     assert any(pg["name"] == "Super Administrator - All Privileges" for pg in permission_groups)
-    assert len(list(cf.roles())) == 28
+    assert len(list(cf.roles())) == 71
     members = list(cf.members())
-    assert len(members) == 40 and all(m["email"] for m in members)
-    assert [rg["scope"]["key"].startswith("com.cloudflare.api.account.zone.") for rg in cf.resource_groups()] == [True]
-    assert len(list(cf.user_groups())) == 2
-    # one call per listing: all-played plus no extra recorded calls pins it
-    assert cf.http.calls == 5
+    assert len(members) == 47 and all(m["email"] for m in members)
+    # Every scope is keyed by the account; zones are its objects (never a zone key with "*").
+    rgs = list(cf.resource_groups())
+    assert len(rgs) == 6 and all(rg["scope"]["key"] == f"com.cloudflare.api.account.{PINNED_ACCOUNT}" for rg in rgs)
+    assert sum(any(o["key"].startswith("com.cloudflare.api.account.zone.") for o in rg["scope"]["objects"]) for rg in rgs) == 3
+    assert len(list(cf.user_groups())) == 3
+    # one call per page (3 of permission groups and 2 of roles at 50 a page, one of each other
+    # listing): all-played plus no extra recorded calls pins it
+    assert cf.http.calls == 3 + 2 + 1 + 1 + 1
 
 
 @replay
@@ -234,7 +238,7 @@ def test_user_group_lifecycle(cf):
 @replay
 def test_scim_reads(cf):
     groups = list(cf.scim_groups())
-    assert len(groups) == 10
+    assert len(groups) == 77 + 1  # the system groups and the SCIM-pushed user group
     virtual = [g for g in groups if g["displayName"].lower().startswith("cf-")]
     assert virtual and all(g["id"].startswith("cloudflare-v1-") for g in virtual)
     name = virtual[0]["displayName"]
@@ -242,7 +246,7 @@ def test_scim_reads(cf):
     assert cf.scim_group(virtual[0]["id"])["displayName"] == name
 
     users = list(cf.scim_users())
-    assert len(users) == 28
+    assert len(users) == 30
     user = users[0]
     assert [u["id"] for u in cf.scim_users(filter=f'userName eq "{user["userName"]}"')] == [user["id"]]
     assert cf.scim_user(user["id"])["userName"] == user["userName"]
@@ -284,9 +288,9 @@ def test_api_errors_are_typed(cf):
 def test_rate_limited_call_waits_retry_after(cf, clock):
     if cf.sandbox is not None:
         cf.sandbox.inject("GET", r"/roles$", "429")
-    assert len(list(cf.roles())) == 28
+    assert len(list(cf.roles())) == 71
     assert clock.sleeps == [1.0]  # the recorded Retry-After, honoured on replay too
-    assert cf.http.calls == 2
+    assert cf.http.calls == 2 + 1  # the 429, then both pages of roles
 
 
 def test_every_client_method_is_covered_by_a_replay():

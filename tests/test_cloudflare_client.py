@@ -395,7 +395,7 @@ def statuses(sb, method, suffix):
 def test_sandbox_429_waits_retry_after_and_succeeds(sandbox, clock):
     client = sandbox_client(sandbox, clock)
     sandbox.inject("GET", r"/members$", "429")
-    assert len(list(client.members())) == 40
+    assert len(list(client.members())) == 47
     assert statuses(sandbox, "GET", "/members") == [429, 200]
     assert clock.sleeps == [1.0]  # the sandbox's Retry-After
 
@@ -447,26 +447,28 @@ def test_sandbox_timeout_on_get_is_retried(sandbox, clock):
     sandbox.timeout_seconds = 0.3
     client = sandbox_client(sandbox, clock, timeout=(2.0, 0.1))
     sandbox.inject("GET", r"/iam/permission_groups$", "timeout")
-    assert len(list(client.permission_groups())) == 29
-    assert client.http.calls == 2 and len(clock.sleeps) == 1  # timed out, backed off once, retried
+    assert len(list(client.permission_groups())) == 101
+    assert client.http.calls == 2 + 2 and len(clock.sleeps) == 1  # timed out, backed off once, retried; 2 more pages of 50
     # The sandbox logs the held request only when it finally drops it.
     deadline = time.monotonic() + 2
     while None not in statuses(sandbox, "GET", "/iam/permission_groups") and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert sorted(statuses(sandbox, "GET", "/iam/permission_groups"), key=str) == [200, None]
+    assert sorted(statuses(sandbox, "GET", "/iam/permission_groups"), key=str) == [200, 200, 200, None]
 
 
 def test_sandbox_listing_costs_are_minimal(sandbox, clock):
     client = sandbox_client(sandbox, clock)
+    # (path, items, pages): one call per page at the largest per_page (50 for roles and
+    # permission groups, whose 71 and 101 items need 2 and 3 pages).
     expected = {
-        "members": ("/members", 40), "roles": ("/roles", 28), "permission_groups": ("/iam/permission_groups", 29),
-        "user_groups": ("/iam/user_groups", 2), "scim_groups": ("/scim/v2/Groups", 10),
-        "scim_users": ("/scim/v2/Users", 28),
+        "members": ("/members", 47, 1), "roles": ("/roles", 71, 2), "permission_groups": ("/iam/permission_groups", 101, 3),
+        "user_groups": ("/iam/user_groups", 3, 1), "scim_groups": ("/scim/v2/Groups", 77 + 1, 1),  # + the SCIM-pushed user group
+        "scim_users": ("/scim/v2/Users", 30, 1),
     }
-    for method, (suffix, count) in expected.items():
+    for method, (suffix, count, pages) in expected.items():
         sandbox.reset_calls()
         assert len(list(getattr(client, method)())) == count, method
-        assert statuses(sandbox, "GET", suffix) == [200], method  # one call each: all fit in one page
+        assert statuses(sandbox, "GET", suffix) == [200] * pages, method
 
 
 def test_sandbox_multi_page_listings_cost_ceil_n_over_page_size(clock):

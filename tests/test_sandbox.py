@@ -164,13 +164,19 @@ def test_put_replaces_policies_keeping_named_ids(api, sandbox):
     first = created["policies"][0]
     assert first["permission_groups"][0]["name"] == "DNS" and first["resource_groups"][0]["scope"]["objects"] == [{"key": "*"}]
     time.sleep(0.001)
+    # The schema requires `id` on every PUT policy: without one the whole write is refused.
+    missing = api("PUT", f"/iam/user_groups/{created['id']}", json={"policies": [policy(pg_id(sandbox, "Firewall"), rg)]})
+    assert missing.status_code == 400 and error_code(missing) == 1001 and "id" in missing.json()["errors"][0]["message"]
+    for bad in ("not-hex", 7, None, "A" * 31):
+        assert api("PUT", f"/iam/user_groups/{created['id']}", json={"policies": [policy(pg_id(sandbox, "DNS"), rg, id=bad)]}).status_code == 400
+    unknown = "c" * 32  # well formed but not the group's: a new policy, with an id the server mints
     updated = api.ok("PUT", f"/iam/user_groups/{created['id']}", json={"policies": [
         policy(pg_id(sandbox, "DNS"), rg, id=first["id"]),
-        policy(pg_id(sandbox, "Firewall"), rg),
+        policy(pg_id(sandbox, "Firewall"), rg, id=unknown),
     ]})["result"]
     assert [p["permission_groups"][0]["name"] for p in updated["policies"]] == ["DNS", "Firewall"]
     assert updated["policies"][0]["id"] == first["id"]
-    assert updated["policies"][1]["id"] not in {p["id"] for p in created["policies"]}
+    assert updated["policies"][1]["id"] not in {p["id"] for p in created["policies"]} | {unknown}
     assert updated["modified_on"] > created["modified_on"] and updated["created_on"] == created["created_on"]
     assert updated["name"] == "Ops"
     cleared = api.ok("PUT", f"/iam/user_groups/{created['id']}", json={"policies": []})["result"]
@@ -255,7 +261,7 @@ def test_scim_managed_group_is_locked_except_policies(api, sandbox):
         assert response.status_code == 400, (method, suffix)
         assert "SCIM" in response.json()["errors"][0]["message"]
     rg = account_rg(api)
-    updated = api.ok("PUT", path, json={"name": "Security Team", "policies": [policy(pg_id(sandbox, "Firewall"), rg)]})["result"]
+    updated = api.ok("PUT", path, json={"name": "Security Team", "policies": [policy(pg_id(sandbox, "Firewall"), rg, id="d" * 32)]})["result"]
     assert updated["policies"][0]["permission_groups"][0]["name"] == "Firewall"
     assert sandbox.state.user_groups_by_name()["Security Team"]["members"] == group["members"]
 
@@ -265,19 +271,61 @@ def test_scim_managed_group_is_locked_except_policies(api, sandbox):
 
 def test_auth_errors(sandbox):
     base = f"{sandbox.base_url}/accounts/{sandbox.account_id}/iam/user_groups"
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": sandbox.token}):
+    for headers in ({"Authorization": "Bearer wrong"}, {"X-Auth-Email": "a@example.com", "X-Auth-Key": "k" * 37}):
         response = requests.get(base, headers=headers, timeout=5)
         assert response.status_code == 403 and error_code(response) == 10000
         assert response.json()["errors"][0]["message"] == "Authentication error"
     good = {"Authorization": f"Bearer {sandbox.token}"}
     foreign = requests.get(f"{sandbox.base_url}/accounts/{'a' * 32}/members", headers=good, timeout=5)
     assert foreign.status_code == 403 and error_code(foreign) == 10000
-    scim = requests.get(f"{sandbox.base_url}/accounts/{sandbox.account_id}/scim/v2/Users", timeout=5)
-    assert scim.status_code == 403 and error_code(scim) == 10000
-    missing = requests.get(f"{sandbox.base_url}/accounts/{sandbox.account_id}/nothing/here", headers=good, timeout=5)
-    assert missing.status_code == 404 and error_code(missing) == 7003
-    wrong_method = requests.patch(base, headers=good, json={}, timeout=5)
-    assert wrong_method.status_code == 404 and error_code(wrong_method) == 7003
+
+
+@pytest.mark.parametrize("path", ["/iam/user_groups", "/scim/v2/Users"])
+def test_missing_and_malformed_authorization_headers_are_400_at_the_edge(sandbox, path):
+    url = f"{sandbox.base_url}/accounts/{sandbox.account_id}{path}"
+    missing = requests.get(url, timeout=5)
+    assert missing.status_code == 400 and missing.headers["Content-Type"].startswith("application/json")
+    assert missing.json()["errors"] == [{"code": 9106, "message": "Missing X-Auth-Key, X-Auth-Email or Authorization headers"}]
+    for value in (sandbox.token, f"Token {sandbox.token}", "Bearer", "Bearer  ", "Bearer a.b.c", 'Bearer "quoted"'):
+        response = requests.get(url, headers={"Authorization": value}, timeout=5)
+        assert response.status_code == 400, value
+        (error,) = response.json()["errors"]
+        assert error["code"] == 6003 and error["message"] == "Invalid request headers"
+        assert error["error_chain"] == [{"code": 6111, "message": "Invalid format for Authorization header"}]
+    assert not sandbox.state.audit_entries()
+
+
+def _no_route(response, path):
+    assert response.status_code == 400
+    body = response.json()
+    assert body["success"] is False and body["result"] is None
+    assert body["errors"] == [
+        {"code": 7003, "message": f"Could not route to /client/v4{path}, perhaps your object identifier is invalid?"},
+        {"code": 7000, "message": "No route for that URI"},
+    ]
+
+
+def test_unknown_routes_and_malformed_ids_do_not_route(api, sandbox):
+    acct = f"/accounts/{sandbox.account_id}"
+    group = api.ok("POST", "/iam/user_groups", json={"name": "Crew"})["result"]["id"]
+    member = next(iter(sandbox.state.members))
+    _no_route(api("GET", "/nothing/here"), acct + "/nothing/here")
+    _no_route(api("PATCH", "/iam/user_groups", json={}), acct + "/iam/user_groups")  # known path, other method
+    for path in (
+        "/accounts/not-an-account/members",
+        f"{acct}/iam/user_groups/Crew",
+        f"{acct}/iam/user_groups/{group}/members/{member[:31]}",
+        f"{acct}/iam/resource_groups/{'g' * 32}",
+        f"{acct}/iam/permission_groups/{'1' * 33}",
+        f"{acct}/members/ben.brandt@acme-corp.example",
+        f"{acct}/roles/admin",
+    ):
+        _no_route(api("GET", sandbox.base_url + path), path)
+    _no_route(api("DELETE", f"/iam/user_groups/{group}/members/x"), f"{acct}/iam/user_groups/{group}/members/x")
+    # A well-formed id that names nothing routes, and is then not found.
+    assert api("GET", f"/iam/user_groups/{'0' * 32}").status_code == 404
+    # SCIM ids are not hex (system groups are `cloudflare-v1-...`): SCIM answers its own 404.
+    assert api("GET", "/scim/v2/Groups/missing").status_code == 404
 
 
 def test_token_verify_depends_on_who_owns_the_token(sandbox):
@@ -300,7 +348,7 @@ def test_every_response_has_a_unique_ray_and_calls_are_recorded(api, sandbox):
     rays = {api("GET", "/roles").headers["cf-ray"] for _ in range(5)}
     rays.add(api("GET", "/nope").headers["cf-ray"])
     assert len(rays) == 6 and all(r.endswith("-SBX") for r in rays)
-    assert sandbox.calls[-1] == ("GET", f"/client/v4/accounts/{sandbox.account_id}/nope", 404)
+    assert sandbox.calls[-1] == ("GET", f"/client/v4/accounts/{sandbox.account_id}/nope", 400)
     sandbox.reset_calls()
     assert sandbox.calls == []
 
@@ -412,14 +460,15 @@ def test_writes_are_recorded_in_the_audit_log(api, sandbox):
     api.ok("POST", f"/iam/user_groups/{group}/members", json=[{"id": next(iter(sandbox.state.members))}])
     api.ok("DELETE", f"/iam/user_groups/{group}")
     logs = api.ok("GET", "/audit_logs")
-    actions = [(e["action"]["type"], e["resource"]["type"]) for e in logs["result"]]
-    assert actions == [("delete", "user_group"), ("create", "user_group_member"), ("update", "user_group"), ("create", "user_group")]
+    actions = [(e["action"]["type"], e["resource"]["id"]) for e in logs["result"]]
+    assert actions == [("delete", group), ("create", group), ("update", group), ("create", group)]
     update = logs["result"][2]
     assert '"Ops"' in update["oldValue"] and '"Ops 2"' in update["newValue"]
-    assert update["resource"]["id"] == group and update["owner"]["id"] == sandbox.account_id
+    assert update["resource"] == {"id": group} and update["owner"]["id"] == sandbox.account_id
     assert update["actor"]["type"] == "user" and update["action"]["result"] is True
+    assert update["metadata"] == {}  # no invented fields: v1 publishes no metadata for these objects
     asc = api.ok("GET", "/audit_logs?direction=asc&action.type=create")["result"]
-    assert [e["resource"]["type"] for e in asc] == ["user_group", "user_group_member"]
+    assert [e["newValue"].startswith("[") for e in asc] == [False, True]  # the group, then its member list
     assert api.ok("GET", "/audit_logs?since=2999-01-01")["result"] == []
     assert len(api.ok("GET", "/audit_logs?before=2999-01-01T00:00:00Z&per_page=2")["result"]) == 2
 
@@ -465,7 +514,12 @@ def test_scim_count_is_clamped_to_max_results():
 def test_scim_groups_system_and_custom(api, sandbox):
     listed = api.ok("GET", "/scim/v2/Groups")
     ids = [g["id"] for g in listed["Resources"]]
-    assert ids[:8] == list(sandbox.state.scim_groups) and len(ids) == 8 + len(sandbox.state.user_groups)
+    system = len(sandbox.state.scim_groups)  # 77 in the demo account: fits one page of 100
+    pushed = [g["id"] for g in sandbox.state.user_groups.values() if g["scim_managed"]]
+    # System groups, then the groups the IdP pushed; a User Group made in Cloudflare is no SCIM group.
+    assert ids[:system] == list(sandbox.state.scim_groups) and ids[system:] == pushed and pushed
+    native = next(g for g in sandbox.state.user_groups.values() if not g["scim_managed"])
+    assert api("GET", f"/scim/v2/Groups/{native['id']}").status_code == 404
     assert all("members" not in g for g in listed["Resources"])
     system = api.ok("GET", f"/scim/v2/Groups/{ids[0]}")
     assert system["id"].startswith("cloudflare-v1-") and "members" not in system
@@ -524,7 +578,7 @@ def test_demo_seed_has_the_awkward_cases():
     seed = demo_seed()
     acct = seed["account"]["id"]
     names = [g["displayName"] for g in seed["scim_groups"]]
-    assert len(names) == 8 and all(g["id"].startswith("cloudflare-v1-") for g in seed["scim_groups"])
+    assert len(names) == 77 and all(g["id"].startswith("cloudflare-v1-") for g in seed["scim_groups"])
     assert f"CF-{acct} - Super Administrator - All Privileges" in names
     assert f"CF-{acct}-DNS" in names
     assert any("\u00a0" in n or "  " in n or "\t" in n for n in names)
@@ -543,7 +597,8 @@ def test_generated_seed_is_large_fast_and_deterministic():
     started = time.perf_counter()
     big = generate_seed()
     assert time.perf_counter() - started < 5
-    assert len(big["permission_groups"]) == len(big["scim_groups"]) == 2000 and len(big["members"]) == 50000
+    account_scoped = [pg for pg in big["permission_groups"] if pg["meta"]["scopes"] == "com.cloudflare.api.account"]
+    assert len(account_scoped) == len(big["scim_groups"]) == 2001 and len(big["members"]) == 50000  # + 1 deprecated
     sizes = {}
     for user in big["scim_users"]:
         for group in user["groups"]:

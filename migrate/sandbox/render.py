@@ -13,16 +13,34 @@ def account(state):
 
 
 def permission_group(pg):
-    return {"id": pg["id"], "name": pg["name"], "meta": dict(pg["meta"])}
+    return {"id": pg["id"], "name": pg["name"], "meta": _string_meta(pg["meta"])}
+
+
+def _string_meta(meta):
+    """Cloudflare sends every permission-group meta value as a string (`"editable": "false"`,
+    `"deprecated": "true"`; the SDK types them so), whatever type a seed used."""
+    out = {}
+    for key, value in meta.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif not isinstance(value, str):
+            value = str(value)
+        out[key] = value
+    return out
 
 
 def resource_group(rg):
-    return {
+    out = {
         "id": rg["id"],
         "name": rg["name"],
         "scope": {"key": rg["scope"]["key"], "objects": [dict(o) for o in rg["scope"]["objects"]]},
         "meta": dict(rg["meta"]),
     }
+    if out["name"] is None:  # made quietly by an inline policy scope: the schema does not require a name
+        del out["name"]
+    return out
 
 
 def policy(state, p):

@@ -1,7 +1,8 @@
 """The dashboard SCIM v2 service under /accounts/{id}/scim/v2 (RFC 7643/7644 as Cloudflare implements it).
 
-System groups (`cloudflare-v1-...`, the legacy virtual groups) are read-only except membership;
-every user group is also a custom SCIM group with the same id. Errors from this service use the
+System groups (`cloudflare-v1-...`, the legacy virtual groups) are read-only except membership,
+and their membership grants and revokes the group's role on the account member; every user
+group is also a custom SCIM group with the same id. Errors from this service use the
 SCIM error envelope; authentication and rate limiting happen before it, in the v4 shape.
 """
 
@@ -237,7 +238,7 @@ def list_groups(request, account_id):
 
 
 def _require_group(state, group_id):
-    if group_id not in state.scim_groups and group_id not in state.user_groups:
+    if not state.is_scim_group(group_id):
         raise ScimError(404, f"Group {group_id} not found")
     return group_id
 
@@ -330,19 +331,8 @@ def _member_value(item):
 
 def _change_members(state, group_id, system, kind, tags):
     if system:
-        if tags is not None:
-            for tag in tags:
-                if tag not in state.scim_users:
-                    raise ScimError(400, f"No SCIM user has id '{tag}'", "invalidValue")
-        if kind == "replace" or tags is None:
-            for user in state.scim_users.values():
-                user["groups"].pop(group_id, None)
-        if kind in ("add", "replace"):
-            for tag in tags:
-                state.scim_users[tag]["groups"][group_id] = None
-        elif tags is not None:
-            for tag in tags:
-                state.scim_users[tag]["groups"].pop(group_id, None)
+        # Joining a system (virtual) group grants its role to the member; leaving revokes it.
+        state.scim_change_system_members(group_id, kind, tags)
         return
     group = state.user_groups[group_id]
     if tags is None:

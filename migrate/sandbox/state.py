@@ -40,6 +40,7 @@ class State:
         self.lock = threading.RLock()
         self._ids = random.Random(f"sandbox-ids-{random_seed}")
         self.audit = []  # v1 audit entries, oldest first
+        self.audit_v2 = []  # Audit Logs v2 entries, oldest first
         self._used_ids = set()
         _load(self, seed)
         self._used_ids = _ids_in_use(self)
@@ -91,8 +92,9 @@ class State:
             return _member_seed(self.members[member_id]) if member_id else None
 
     def resource_groups_by_name(self):
+        """{name: resource group}; unnamed groups (made by an inline policy scope) are left out."""
         with self.lock:
-            return {rg["name"]: copy.deepcopy(rg) for rg in self.resource_groups.values()}
+            return {rg["name"]: copy.deepcopy(rg) for rg in self.resource_groups.values() if rg["name"] is not None}
 
     def audit_entries(self):
         with self.lock:
@@ -138,7 +140,7 @@ class State:
             group["name"] = name
             self._index_user_group_name(group)
         if policies is not None:
-            group["policies"] = self._policies_from_body(policies, existing=group["policies"])
+            group["policies"] = self._policies_from_body(policies, existing=group["policies"], require_ids=True)
         group["modified_on"] = utc_now()
         return group
 
@@ -208,8 +210,12 @@ class State:
             if member_id not in self.members:
                 raise bad_request(f"'{member_id}' is not a member of this account")
 
-    def _policies_from_body(self, policies, existing):
-        """Validates written policies; PUT keeps the ids of policies it names, new ones get ids."""
+    def _policies_from_body(self, policies, existing, require_ids=False):
+        """Validates written policies; PUT keeps the ids of policies it names, new ones get ids.
+
+        `require_ids` (user group PUT, schema `iam_update_user_group_body`): every policy must
+        carry a 32-hex `id`; one the group does not have is a new policy and gets a fresh id.
+        """
         if not isinstance(policies, list):
             raise bad_request("policies must be an array")
         known = {p["id"] for p in existing}
@@ -224,6 +230,10 @@ class State:
             pg_ids = self._referenced_ids(policy, "permission_groups", where, self.permission_groups, "permission group")
             rg_ids = self._referenced_ids(policy, "resource_groups", where, self.resource_groups, "resource group")
             policy_id = policy.get("id")
+            if require_ids and "id" not in policy:
+                raise bad_request(f"{where}.id is required")
+            if "id" in policy and not (isinstance(policy_id, str) and HEX32.match(policy_id)):
+                raise bad_request(f"{where}.id must be a 32-character hex policy identifier")
             if policy_id not in known:
                 policy_id = self.new_id()
             known.discard(policy_id)  # an id named twice keeps it only the first time
@@ -365,18 +375,22 @@ class State:
     # ---- SCIM ------------------------------------------------------------------------------
 
     def scim_group_ids(self):
-        """System groups first, then every user group (each is a custom SCIM group)."""
+        """System groups first, then the user groups the IdP pushed (custom SCIM groups). A User
+        Group made in Cloudflare is not a SCIM group until an IdP pushes one with its name."""
         yield from self.scim_groups
-        yield from self.user_groups
+        yield from (gid for gid, g in self.user_groups.items() if g["scim_managed"])
 
     def scim_group_count(self):
-        return len(self.scim_groups) + len(self.user_groups)
+        return len(self.scim_groups) + sum(1 for g in self.user_groups.values() if g["scim_managed"])
+
+    def is_scim_group(self, group_id):
+        return group_id in self.scim_groups or (group_id in self.user_groups and self.user_groups[group_id]["scim_managed"])
 
     def scim_user_group_ids(self, user):
         groups = list(user["groups"])
         member_id = self.member_ids_by_user_id.get(user["id"])
         if member_id:
-            groups.extend(self.groups_of_member.get(member_id, ()))
+            groups.extend(g for g in self.groups_of_member.get(member_id, ()) if self.user_groups[g]["scim_managed"])
         return groups
 
     def scim_group_by_display_name(self, name):
@@ -385,7 +399,7 @@ class State:
         if group_id:
             return group_id
         for group in self.user_groups.values():
-            if group["name"].casefold() == folded:
+            if group["scim_managed"] and group["name"].casefold() == folded:
                 return group["id"]
         return None
 
@@ -435,13 +449,70 @@ class State:
 
     def scim_set_user_active(self, user, active):
         """`active: false` deprovisions (the account membership goes, the SCIM user stays);
-        `active: true` provisions the membership again."""
+        `active: true` provisions the membership again, with the roles of its system groups."""
         user["active"] = bool(active)
         member_id = self.member_ids_by_user_id.get(user["id"])
         if not active and member_id:
             self.delete_member(member_id)
         elif active and not member_id and user["userName"].casefold() not in self.member_ids_by_email:
-            self.add_member(user["userName"], roles=[], status="accepted", user_id=user["id"])
+            member = self.add_member(user["userName"], roles=[], status="accepted", user_id=user["id"])
+            for group_id in user["groups"]:
+                self._grant_system_role(member, group_id)
+
+    def scim_change_system_members(self, group_id, kind, tags):
+        """Membership of a system (virtual) group: `kind` add | replace | remove, `tags` SCIM user
+        ids (None with remove: everyone). Joining grants the group's role to the account member
+        (it shows in the member's `roles`); leaving revokes it unless another system group the
+        user is still in grants the same role (SEMANTICS 1.3)."""
+        if tags is not None:
+            for tag in tags:
+                if tag not in self.scim_users:
+                    raise ScimError(400, f"No SCIM user has id '{tag}'", "invalidValue")
+        current = [u for u in self.scim_users.values() if group_id in u["groups"]]
+        if kind == "replace" or tags is None:
+            leaving = current
+        elif kind == "remove":
+            leaving = [self.scim_users[tag] for tag in dict.fromkeys(tags) if group_id in self.scim_users[tag]["groups"]]
+        else:
+            leaving = []
+        for user in leaving:
+            del user["groups"][group_id]
+        if kind in ("add", "replace"):
+            for tag in dict.fromkeys(tags):
+                self.scim_users[tag]["groups"][group_id] = None
+        for user in leaving:
+            if group_id not in user["groups"]:
+                self._revoke_system_role(user, group_id)
+        if kind in ("add", "replace"):
+            for tag in dict.fromkeys(tags):
+                member_id = self.member_ids_by_user_id.get(tag)
+                if member_id:
+                    self._grant_system_role(self.members[member_id], group_id)
+
+    def _grant_system_role(self, member, group_id):
+        role_id = self.scim_groups[group_id].get("role")
+        if role_id and role_id not in member["roles"]:
+            member["roles"].append(role_id)
+
+    def _revoke_system_role(self, user, group_id):
+        role_id = self.scim_groups[group_id].get("role")
+        member_id = self.member_ids_by_user_id.get(user["id"])
+        if not role_id or not member_id:
+            return
+        if any(self.scim_groups[other].get("role") == role_id for other in user["groups"]):
+            return  # still granted by another system group the user is in
+        member = self.members[member_id]
+        if role_id in member["roles"]:
+            member["roles"].remove(role_id)
+
+    # ---- effective access (the oracle) ----------------------------------------------------------
+
+    def effective_access(self, member_ids=None):
+        """{member id: frozenset((permission group id, scope))}: what each member can do, from
+        their direct roles, their direct policies and their User Groups' policies. Pure: reads
+        only. See `effective_access` at module level for the rules."""
+        with self.lock:
+            return effective_access(self, member_ids)
 
     def scim_rename_user(self, user, user_name):
         self.scim_user_ids_by_name.pop(user["userName"].casefold(), None)
@@ -452,6 +523,13 @@ class State:
 
     def record_audit(self, entry):
         self.audit.append(entry)
+
+    def record_audit_v2(self, entry):
+        self.audit_v2.append(entry)
+
+    def audit_v2_entries(self):
+        with self.lock:
+            return copy.deepcopy(self.audit_v2)
 
 
 def _scim_locked(what):
@@ -523,6 +601,10 @@ def _load(state, seed):
             "description": role.get("description", ""),
             "permissions": copy.deepcopy(role.get("permissions", {})),
         }
+        if "permission_group" in role:  # hidden: what the role is worth in permission groups
+            if role["permission_group"] is not None and role["permission_group"] not in state.permission_groups:
+                raise SeedError(f"{where}.permission_group: unknown permission group {role['permission_group']!r}")
+            state.roles[role["id"]]["permission_group"] = role["permission_group"]
 
     state.resource_groups = {}
     for i, rg in enumerate(_list(seed, "resource_groups")):
@@ -533,9 +615,11 @@ def _load(state, seed):
             scope = _valid_scope(rg["scope"])
         except ApiError as err:
             raise SeedError(f"{where}.scope: {err.message}") from None
+        if rg.get("name") is not None and not isinstance(rg["name"], str):
+            raise SeedError(f"{where}.name: expected a string (or no name)")
         state.resource_groups[rg["id"]] = {
             "id": rg["id"],
-            "name": rg.get("name", rg["scope"]["key"]),
+            "name": rg.get("name"),  # None: made quietly by an inline policy scope
             "scope": scope,
             "meta": copy.deepcopy(rg.get("meta", {"key": "editable", "value": "true"})),
         }
@@ -607,7 +691,14 @@ def _load(state, seed):
         where = f"seed.scim_groups[{i}]"
         _require_fields(group, where, id=str, displayName=str)
         _unique(state.scim_groups, group["id"], where)
-        state.scim_groups[group["id"]] = {"id": group["id"], "displayName": group["displayName"], "system": True}
+        record = {"id": group["id"], "displayName": group["displayName"], "system": True}
+        if "role" in group:
+            if group["role"] is not None and group["role"] not in state.roles:
+                raise SeedError(f"{where}.role: unknown role id {group['role']!r}")
+            record["role"] = group["role"]
+        else:
+            record["role"] = _role_of_system_group(state, group["id"])
+        state.scim_groups[group["id"]] = record
         state.scim_group_ids_by_name.setdefault(group["displayName"].casefold(), group["id"])
 
     state.scim_users = {}
@@ -630,6 +721,96 @@ def _load(state, seed):
                 record[optional] = copy.deepcopy(user[optional])
         state.scim_users[user["id"]] = record
         state.scim_user_ids_by_name[user["userName"].casefold()] = user["id"]
+
+
+ACCOUNT = "account"  # the effective-access scope of the whole account
+
+
+def effective_access(state, member_ids=None):
+    """The sandbox's own reading of Cloudflare's access rules (SEMANTICS 3.1), independent of the tool.
+
+    Scopes: "account" (the whole account: scope key `com.cloudflare.api.account.<this account>`
+    with object "*"), "zone:<zone id>" (object `com.cloudflare.api.account.zone.<zone id>`), any
+    other object key as it is (a resource), and "account-except:<scope>,<scope>..." for an
+    account-wide grant with some zones or resources denied. A resource group of another account
+    grants nothing here.
+    - A legacy role counts as its permission group: the role's hidden `permission_group`, else the
+      permission group with the role's exact name; a role with none counts as "role:<role id>".
+      Roles are account-wide.
+    - Allow policies (the member's and every User Group's they are in) add (permission group,
+      scope) pairs; the union is additive.
+    - A deny, from any of those policies, wins over every allow: a denied account removes the
+      permission group everywhere, a denied zone or resource removes that scope (and narrows an
+      account-wide grant to "account-except:...").
+    Permission groups are not expanded into each other (Administrator does not imply DNS), and a
+    pending member's access is counted as assigned.
+    """
+    members = state.members if member_ids is None else {m: state.members[m] for m in member_ids}
+    pg_of_role = {}
+    for role in state.roles.values():
+        pg = role.get("permission_group", _MISSING)
+        if pg is _MISSING:
+            pg = state.permission_group_ids_by_name.get(role["name"])
+        pg_of_role[role["id"]] = pg or f"role:{role['id']}"
+    scopes_of_rg = {rg_id: _effective_scopes(state.account["id"], rg["scope"]) for rg_id, rg in state.resource_groups.items()}
+    result = {}
+    for member_id, member in members.items():
+        allowed, denied = {}, {}
+        for role_id in member["roles"]:
+            allowed.setdefault(pg_of_role[role_id], set()).add(ACCOUNT)
+        policies = list(member["policies"])
+        for group_id in state.groups_of_member.get(member_id, ()):
+            policies.extend(state.user_groups[group_id]["policies"])
+        for policy in policies:
+            target = allowed if policy["access"] == "allow" else denied
+            scopes = set().union(*(scopes_of_rg[rg_id] for rg_id in policy["resource_groups"]))
+            for pg_id in policy["permission_groups"]:
+                target.setdefault(pg_id, set()).update(scopes)
+        access = set()
+        for pg_id, scopes in allowed.items():
+            no = denied.get(pg_id, set())
+            if ACCOUNT in no:
+                continue
+            for scope in scopes - no:
+                if scope == ACCOUNT and no:
+                    scope = "account-except:" + ",".join(sorted(no))
+                access.add((pg_id, scope))
+        result[member_id] = frozenset(access)
+    return result
+
+
+_MISSING = object()
+
+
+def _effective_scopes(account_id, scope):
+    """Effective-access scopes of one resource group scope (see `effective_access`)."""
+    key, objects = scope["key"], [o["key"] for o in scope["objects"]]
+    zone_prefix = ACCOUNT_SCOPE + ".zone."
+    if key == f"{ACCOUNT_SCOPE}.{account_id}":
+        scopes = set()
+        for obj in objects:
+            if obj == "*":
+                scopes.add(ACCOUNT)
+            elif obj.startswith(zone_prefix):
+                scopes.add("zone:" + obj[len(zone_prefix):])
+            else:
+                scopes.add(obj)
+        return scopes
+    if key.startswith(zone_prefix):  # a zone as the key: the zone, whatever the objects say
+        return {"zone:" + key[len(zone_prefix):]}
+    return set()  # another account's scope
+
+
+def _role_of_system_group(state, group_id):
+    """The legacy role a system group grants when the seed does not say: `cloudflare-v1-<tag>` is
+    backed by a permission group (the role of the same name) or, for retired roles, by the role."""
+    tag = group_id[len("cloudflare-v1-"):] if group_id.startswith("cloudflare-v1-") else group_id
+    if tag in state.roles:
+        return tag
+    pg = state.permission_groups.get(tag)
+    if pg is None:
+        return None
+    return next((role["id"] for role in state.roles.values() if role["name"] == pg["name"]), None)
 
 
 def _ids_in_use(state):
