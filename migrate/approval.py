@@ -326,7 +326,7 @@ def decisions(plan):
         elif g.get("requested_name"):
             out.append((f"{reveal(g['requested_name'])} is taken: creating {reveal(g['name'])} beside it",
                         f"chosen with --on-existing {on_existing}", []))
-    unresolved = [s for s in plan["skipped"] if "no members" not in s["reason"]]
+    unresolved = plan["skipped"]
     if unresolved:
         out.append((f"{len(unresolved)} virtual group(s) will not be migrated", "map their roles with --mapping, or accept that",
                     [f"{reveal(s['virtual_group'])}: {s['reason']}" for s in unresolved]))

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from . import iam
 from .errors import CloudflareError, OutcomeUnknown, VgmigrateError
 from .inventory import utcnow
+from .planfile import inventory_row
 from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
 from .steps import kind_of
 
@@ -121,6 +122,8 @@ class Apply:
             reasons = stale_reasons(self.plan, live_groups, live_rgs, adopted_members, journal, self.client.account_id)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
+            if self.inv.plan_body(self.plan["plan_id"]) is None:  # verify and export read the plan applied
+                self.inv.save_plan(inventory_row(self.plan))
             if not run:
                 self.inv.start_run({"id": run_id, "kind": "apply", "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})
             else:

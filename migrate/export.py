@@ -498,8 +498,9 @@ def summary_sections(export, exported_at):
     ], None))
 
     if t["plans"]:
-        sections.append(("Plans approved", ["Each plan file is included under plans/ as plan --out wrote it; its id is the SHA-256 of its content, "
-                                            "so vgmigrate show plans/<id>.json proves it unchanged."],
+        sections.append(("Plans written", ["Every plan file `plan --out` wrote (a plan is approved by handing it to apply: the runs "
+                                           "above name the plan each applied). Each is included under plans/ as written; its id is the "
+                                           "SHA-256 of its content, so vgmigrate show plans/<id>.json proves it unchanged."],
                          ["Plan", "Created", "Scan", "User Groups", "Not migrated", "Findings", "Steps", "On existing", "Rehearsed"], [
             [("code", p["plan_id"]), ("time", p["created_at"]), str(p["scan_id"]), str(p["user_groups"]), str(p["not_migrated"]), str(p["findings"]),
              str(p["steps"]), p["on_existing"] or "", _rehearsed(t["rehearsals"], p["plan_id"])] for p in t["plans"]
@@ -509,7 +510,7 @@ def summary_sections(export, exported_at):
     sections.append(("Access granted", [
         "Who was added to which User Group, when, and the virtual group(s) that justified it."
     ] if grants else ["No access was granted by the runs in scope."], ["When", "Member", "User Group", "Permission group", "Because of (virtual groups)", "Outcome"], [
-        [("time", g["granted_at"]), g["email"] or g["member_id"], ("code", g["user_group"] or ""), g["permission_group"] or "",
+        [("time", g["granted_at"]), ("nowrap", g["email"] or g["member_id"]), ("code", g["user_group"] or ""), g["permission_group"] or "",
          ("code", (g["because_of"] or "").replace("\n", "; ")),
          g["outcome"] + (f" at {_when(g['rolled_back_at'])}" if g["rolled_back_at"] else "")]
         for g in grants
@@ -521,14 +522,15 @@ def summary_sections(export, exported_at):
     if not t["journal"]:
         sections.append(("Journal", ["No API calls journaled."], None, None, None))
     for run in t["runs"]:
-        calls = [a for a in t["journal"] if a["run_id"] == run["run_id"]]
+        # In the order the calls were sent (parallel steps finish out of plan order): # is that order.
+        calls = sorted((a for a in t["journal"] if a["run_id"] == run["run_id"]), key=lambda a: (a["started_at"] or "", a["seq"]))
         rows, classes = [], []
-        for a in calls:
+        for order, a in enumerate(calls, 1):
             path = a["path"] or ""
             if prefix and path.startswith(prefix):
                 path = path[len(prefix):]
-            row = [str(a["seq"]), ("time", a["started_at"]), ("code", f"{a['method']} {path}"), ("code", a["target"] or ""),
-                   " ".join(str(v) for v in (a["http_status"], a["cf_ray"]) if v), _outcome(a), describe_inverse(a)]
+            row = [str(order), ("time", a["started_at"]), ("code", f"{a['method']} {path}"), ("code", f"{a['step']}: {a['target'] or ''}"),
+                   ("nowrap", " ".join(str(v) for v in (a["http_status"], a["cf_ray"]) if v)), _outcome(a), describe_inverse(a)]
             if audit_on:
                 # Short ids keep the table readable; the audit log section and files have them in full.
                 row.append(("id", " ".join(i[:8] + "\u2026" for i in a["audit_log_ids"].split())) if a.get("audit_log_ids") else "none found")
@@ -669,4 +671,6 @@ def _html_cell(cell):
         return esc(_when(text))
     if kind == "severity":
         return f'<span class="badge sev-{esc(text)}">{esc(text)}</span>'
+    if kind == "nowrap":
+        return f'<span class="nowrap">{esc(text)}</span>'
     return esc(text)

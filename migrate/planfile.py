@@ -23,6 +23,12 @@ def seal(plan, created_at=None):
     return plan
 
 
+def inventory_row(plan):
+    """The plans table row that records a written plan (apply and verify read it back)."""
+    return {"id": plan["plan_id"], "created_at": plan["created_at"], "account_id": plan["account"]["id"],
+            "scan_id": plan["scan"]["id"], "mode": plan["options"]["mode"], "steps": len(plan["steps"]), "body": canonical(plan)}
+
+
 def write(plan, path):
     Path(path).write_text(json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -43,5 +49,9 @@ def read(path):
             f"{plan['plan_id'][:12]}); make a new plan with `vgmigrate plan --out` and have it approved again"
         )
     if plan.get("format") != 1:
-        raise VgmigrateError(f"{path} has plan format {plan.get('format')!r}; this vgmigrate reads format 1")
+        newer = isinstance(plan.get("format"), int) and plan["format"] > 1
+        raise VgmigrateError(
+            f"{path} has plan format {plan.get('format')!r} ({plan.get('tool') or 'unknown tool'}); this vgmigrate reads format 1: "
+            + ("upgrade vgmigrate to apply it" if newer else "make a new plan with `vgmigrate plan --out`")
+        )
     return plan

@@ -73,9 +73,6 @@ def build_plan(data, options, own_groups=None):
             skipped.append({"virtual_group": vg["name"], "reason": "names another account"})
             continue
         granted[vg["id"]] = vg["role"]
-        if not memberships.get(vg["id"]):
-            skipped.append({"virtual_group": vg["name"], "reason": "has no members: it grants nothing today"})
-            continue
         res = resolve(vg["role"])
         if res.status != "resolved":
             skipped.append({"virtual_group": vg["name"], "reason": res.message})
