@@ -328,8 +328,9 @@ def decisions(plan):
                         f"chosen with --on-existing {on_existing}", []))
     unresolved = plan["skipped"]
     if unresolved:
-        out.append((f"{len(unresolved)} virtual group(s) will not be migrated", "map their roles with --mapping, or accept that",
-                    [f"{reveal(s['virtual_group'])}: {s['reason']}" for s in unresolved]))
+        out.append((f"{len(unresolved)} virtual group(s) will not be migrated",
+                    "see why under Not migrated; map their roles with --mapping, or accept that",
+                    [reveal(s["virtual_group"]) for s in unresolved]))
     critical = {}
     for f in plan["findings"]:
         if f["severity"] == "critical":
@@ -617,7 +618,8 @@ def _html_decisions(plan):
         items = []
         for title, action, subjects in found:
             more = f" and {len(subjects) - SHOW_SUBJECTS} more" if len(subjects) > SHOW_SUBJECTS else ""
-            names = f': <span class="subjects">{esc(", ".join(subjects[:SHOW_SUBJECTS]))}{esc(more)}</span>' if subjects else ""
+            shown = ", ".join(f'<span class="nowrap">{esc(x)}</span>' for x in subjects[:SHOW_SUBJECTS])
+            names = f": {shown}{esc(more)}" if subjects else ""
             items.append(f"<li><strong>{esc(title)}</strong>{names}. {esc(action)}</li>")
         out.append(f'<ul class="decisions">{"".join(items)}</ul>')
     else:

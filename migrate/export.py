@@ -502,7 +502,7 @@ def summary_sections(export, exported_at):
                                            "above name the plan each applied). Each is included under plans/ as written; its id is the "
                                            "SHA-256 of its content, so vgmigrate show plans/<id>.json proves it unchanged."],
                          ["Plan", "Created", "Scan", "User Groups", "Not migrated", "Findings", "Steps", "On existing", "Rehearsed"], [
-            [("code", p["plan_id"]), ("time", p["created_at"]), str(p["scan_id"]), str(p["user_groups"]), str(p["not_migrated"]), str(p["findings"]),
+            [("id", p["plan_id"]), ("time", p["created_at"]), str(p["scan_id"]), str(p["user_groups"]), str(p["not_migrated"]), str(p["findings"]),
              str(p["steps"]), p["on_existing"] or "", _rehearsed(t["rehearsals"], p["plan_id"])] for p in t["plans"]
         ], None))
 
@@ -666,7 +666,7 @@ def _html_cell(cell):
     if kind == "code":
         return html_name(text)
     if kind == "id":
-        return f'<code class="ident">{esc(text)}</code>'
+        return f'<code class="ident nowrap">{esc(text)}</code>'
     if kind == "time":
         return esc(_when(text))
     if kind == "severity":

@@ -1,5 +1,6 @@
 """Human-readable tables for the terminal. Pure: data in, text out."""
 
+import re
 from collections import Counter
 
 from tabulate import tabulate
@@ -24,15 +25,41 @@ def scan_summary(counts, findings):
     return text
 
 
-def findings_table(findings):
-    rows = [(f.severity, f.code, _clip(f.subject, 48), f.message) for f in findings]
-    return tabulate(rows, headers=("severity", "code", "subject", "message"), tablefmt="simple", maxcolwidths=[None, None, 48, 80])
+def findings_table(findings, width=120):
+    message = max(30, width - 80)
+    rows = [(f.severity, f.code, _clip(vg_label(f.subject), 48), f.message) for f in findings]
+    return tabulate(rows, headers=("severity", "code", "subject", "message"), tablefmt="simple", maxcolwidths=[None, None, 48, message])
+
+
+def findings_grouped(findings, first=3, width=120):
+    """One row per (severity, code), worst first: how many, the first few subjects, what to do.
+    A large account has thousands of findings of a handful of kinds."""
+    groups = {}
+    for f in findings:
+        groups.setdefault((f.severity, f.code), []).append(f)
+    rows = []
+    for (severity, code), found in sorted(groups.items(), key=lambda kv: (SEVERITIES.index(kv[0][0]), -len(kv[1]), kv[0][1])):
+        subjects = ", ".join(_clip(vg_label(f.subject), 40) for f in found[:first])
+        more = f" and {len(found) - first:,} more" if len(found) > first else ""
+        rows.append((severity, code, f"{len(found):,}", subjects + more, found[0].action))
+    rest = max(20, (width - 40) // 2)
+    return tabulate(rows, headers=("severity", "code", "count", "subjects", "what to do"), tablefmt="simple",
+                    maxcolwidths=[None, None, None, rest, rest])
+
+
+_VG_ID = re.compile(r"(?i)^(cf-\s*)([0-9a-f]{32})")
+
+
+def vg_label(name):
+    """A virtual group name shortened where it does not tell groups apart: the account id, not
+    the role. Anything that is not a virtual group name is left as it is."""
+    return _VG_ID.sub(lambda m: f"{m.group(1)}{m.group(2)[:4]}\u2026{m.group(2)[-3:]}", str(name))
 
 
 def virtual_groups_table(groups, member_counts):
     rows = [
         (
-            _clip(g["name"], 60),
+            _clip(vg_label(g["name"]), 60),
             g["role"],
             g["resolution"],
             g.get("method") or "",
@@ -52,12 +79,12 @@ def _clip(text, width):
 def plan_table(plan):
     rows = []
     for g in plan["groups"]:
-        vgs = ", ".join(_clip(v["name"], 40) for v in g["virtual_groups"])
+        vgs = ", ".join(_clip(vg_label(v["name"]), 40) for v in g["virtual_groups"])
         methods = ", ".join(sorted({v["resolution"] for v in g["virtual_groups"]}))
         rows.append((g["action"], g["name"], g["permission_group"]["name"], methods, len(g["members"]), vgs))
     text = tabulate(rows, headers=("action", "user group", "permission group", "resolved by", "members", "from virtual groups"), tablefmt="simple")
     if plan["skipped"]:
-        text += "\n\nnot migrated:\n" + tabulate([(_clip(s["virtual_group"], 60), s["reason"]) for s in plan["skipped"]], headers=("virtual group", "why"), tablefmt="simple", maxcolwidths=[None, 80])
+        text += "\n\nnot migrated:\n" + tabulate([(_clip(vg_label(s["virtual_group"]), 60), s["reason"]) for s in plan["skipped"]], headers=("virtual group", "why"), tablefmt="simple", maxcolwidths=[None, 80])
     return text
 
 
