@@ -100,12 +100,13 @@ def same_policies(a, b):
 
 
 def write_policy(policy):
-    """A policy as read -> the form a PUT takes back, keeping its id so it is kept, not re-made."""
+    """A policy as read -> the form a PUT takes back, keeping its id so it is kept, not re-made,
+    and its references exactly as they were (order included), so a restore is exact."""
     return {
         "id": policy.get("id"),
         "access": policy.get("access", "allow"),
-        "permission_groups": [{"id": i} for i in sorted(_ids(policy.get("permission_groups")))],
-        "resource_groups": [{"id": i} for i in sorted(_ids(policy.get("resource_groups")))],
+        "permission_groups": [{"id": pg["id"]} for pg in policy.get("permission_groups") or []],
+        "resource_groups": [{"id": rg["id"]} for rg in policy.get("resource_groups") or []],
     }
 
 
@@ -116,6 +117,23 @@ def write_policies(policies):
 def allow_policy(permission_group_id, resource_group_id):
     """The policy a migrated User Group carries: the role on the whole account."""
     return {"access": "allow", "permission_groups": [{"id": permission_group_id}], "resource_groups": [{"id": resource_group_id}]}
+
+
+def adoption_blockers(policies, permission_group_id, name_of=str):
+    """Why a User Group cannot be adopted for this permission group, or [] when it can.
+
+    Whoever joins a group is bound by all its policies, and a deny wins over every allow. So a
+    group is adoptable only when each of its policies allows the target permission group alone:
+    anything else would hand the migrated members other roles, or take roles from them.
+    """
+    reasons = []
+    for policy in policies or []:
+        others = sorted(_ids(policy.get("permission_groups")) - {permission_group_id})
+        if policy.get("access", "allow") == "deny":
+            reasons.append("it denies " + ", ".join(sorted(map(name_of, _ids(policy.get("permission_groups"))))))
+        elif others:
+            reasons.append("it also grants " + ", ".join(sorted(map(name_of, others))))
+    return reasons
 
 
 def held_permission_group_names(member, account_id):

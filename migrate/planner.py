@@ -101,6 +101,7 @@ def build_plan(data, options, own_groups=None):
         raise VgmigrateError(f"no virtual group in scan {data['scan']['id']} matches --only {', '.join(options.only)}; "
                              "`vgmigrate inventory` lists their names and roles")
 
+    pg_names = {pg["id"]: pg["name"] for pg in data["permission_groups"]}
     existing = {iam.name_key(g["name"]): g for g in data["user_groups"]}
     for gid, own in own_groups.items():
         existing.setdefault(iam.name_key(own["name"]), {"id": gid, "name": own["name"], "policies": [], "raw": {}})
@@ -138,10 +139,11 @@ def build_plan(data, options, own_groups=None):
             group.update(action="update" if missing else "none", existing_id=own_id, name=own_groups[own_id]["name"], existing_members=earlier)
             if missing:
                 steps.append(_add_members(sid, group["name"], own_id, missing, after=[]))
-        elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and current.get("scim_managed"))):
+        elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and _not_adoptable(current, pg_id, pg_names))):
             prior_members = group_members.get(current["id"], [])
             conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
-                              "scim_managed": bool(current.get("scim_managed"))})
+                              "scim_managed": bool(current.get("scim_managed")),
+                              "policies": iam.adoption_blockers(current["policies"], pg_id, pg_names.get)})
             group.update(action="conflict", existing_id=current["id"])
         elif current and options.on_existing == "adopt":
             prior = iam.write_policies(current["policies"])
@@ -232,6 +234,11 @@ def build_plan(data, options, own_groups=None):
     }
 
 
+def _not_adoptable(group, pg_id, pg_names):
+    """An IdP-managed group's members are the IdP's; a group with other policies would hand them on."""
+    return group.get("scim_managed") or iam.adoption_blockers(group["policies"], pg_id, pg_names.get)
+
+
 def _proposed_policy_id(*parts):
     return hashlib.sha256(":".join(parts).encode()).hexdigest()[:32]
 
@@ -240,6 +247,10 @@ def _conflict_finding(conflict, role):
     if conflict["scim_managed"]:
         message = (f"an existing User Group (id {conflict['existing_id']}) already has this name and is managed by your IdP "
                    "over SCIM: vgmigrate cannot add members to it")
+        action = "plan with --on-existing suffix (create a new group beside it), or another --name-template"
+    elif conflict["policies"]:
+        message = (f"an existing User Group (id {conflict['existing_id']}, {conflict['members']} member(s)) already has this name, "
+                   f"and adopting it would bind the migrated members to its other policies: {'; '.join(conflict['policies'])}")
         action = "plan with --on-existing suffix (create a new group beside it), or another --name-template"
     else:
         message = f"an existing User Group (id {conflict['existing_id']}, {conflict['members']} member(s)) already has this name"

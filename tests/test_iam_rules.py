@@ -7,7 +7,6 @@ policies, mixed-case emails), so a rule that breaks shows up as the user would s
 
 import csv
 import json
-import os
 import subprocess
 import sys
 
@@ -300,14 +299,15 @@ def test_verify_does_not_count_a_deny_policy_as_granting():
     assert [d["kind"] for d in compare(plan, {"g001": "G"}, live, {"G": set()}, {"R"}, set())] == ["policy_missing"]
 
 
-def test_adopting_a_group_whose_allow_is_taken_back_by_a_deny_still_adds_the_allow(account, tmp_path):
+def test_a_group_that_denies_the_role_is_not_adopted(account, tmp_path):
     sb = account(rgs=RG_SHAPES["account-wide"], existing_dns=[])
     group = sb.state.user_groups_by_name()["dns"]
     client_for(sb).update_user_group(group["id"], policies=[policy("deny", PG["DNS"], tag(101), "e" * 32)])
-    db, plan = tmp_path / "inv.db", tmp_path / "plan.json"
+    db = tmp_path / "inv.db"
     run(sb, db, "scan")
-    run(sb, db, "plan", "--out", plan, "--on-existing", "adopt")
-    assert any(s["kind"] == "adopt_user_group" for s in plan_body(plan)["steps"])
+    sb.reset_calls()
+    refused = run(sb, db, "plan", "--on-existing", "adopt", expect=1).output
+    assert "it denies DNS" in refused and writes(sb) == []  # its members would lose DNS, not gain it
 
 
 # --- 4. unlock ------------------------------------------------------------------------------------
@@ -393,3 +393,10 @@ def test_rehearsal_replica_keeps_the_idps_lock_and_group_members(account, tmp_pa
     assert dns["scim_managed"] is True and dns["members"] == [tag(4)]
     # and the planner will not adopt it: its members are the IdP's
     assert "managed by your IdP" in run(sb, db, "plan", "--on-existing", "adopt", expect=1).output
+
+
+def test_a_policy_is_written_back_exactly_as_it_was_read():
+    read = {"id": "p", "access": "allow", "permission_groups": [{"id": "B", "name": "b"}, {"id": "A"}],
+            "resource_groups": [{"id": "R1", "scope": WIDE}, {"id": "R0"}]}
+    assert iam.write_policy(read) == {"id": "p", "access": "allow", "permission_groups": [{"id": "B"}, {"id": "A"}],
+                                      "resource_groups": [{"id": "R1"}, {"id": "R0"}]}

@@ -96,12 +96,13 @@ def test_template_that_merges_different_roles_is_refused():
         build_plan(BASIC, PlanOptions(name_template="Team {account}"))
 
 
-TAKEN = {**BASIC, "user_groups": [{"id": "u1", "name": "DNS", "policies": [{"id": "p1", "access": "allow", "permission_groups": [{"id": "9" * 32}], "resource_groups": [{"id": "r9"}]}], "raw": {"modified_on": "2025-01-01"}}]}
+# An existing "DNS" group granting DNS on one zone only: adoptable (its policies name no other role).
+TAKEN = {**BASIC, "user_groups": [{"id": "u1", "name": "DNS", "policies": [{"id": "p1", "access": "allow", "permission_groups": [{"id": PG["dns"]["id"]}], "resource_groups": [{"id": "r9"}]}], "raw": {"modified_on": "2025-01-01"}}]}
 
 
 def test_on_existing_fail_reports_a_conflict_and_no_steps_for_it():
     plan = build_plan(TAKEN, PlanOptions())
-    assert plan["conflicts"] == [{"name": "DNS", "existing_id": "u1", "members": 0, "scim_managed": False}]
+    assert plan["conflicts"] == [{"name": "DNS", "existing_id": "u1", "members": 0, "scim_managed": False, "policies": []}]
     assert all(s["target"] != "DNS" for s in plan["steps"])
     assert any(f["code"] == "name_conflict" for f in plan["findings"])
 
@@ -109,7 +110,7 @@ def test_on_existing_fail_reports_a_conflict_and_no_steps_for_it():
 def test_on_existing_adopt_keeps_prior_policies_and_records_them_for_rollback():
     plan = build_plan(TAKEN, PlanOptions(on_existing="adopt"))
     adopt = next(s for s in plan["steps"] if s["kind"] == "adopt_user_group")
-    prior = [{"id": "p1", "access": "allow", "permission_groups": [{"id": "9" * 32}], "resource_groups": [{"id": "r9"}]}]
+    prior = [{"id": "p1", "access": "allow", "permission_groups": [{"id": PG["dns"]["id"]}], "resource_groups": [{"id": "r9"}]}]
     assert adopt["request"]["policies"][0] == prior[0] and len(adopt["request"]["policies"]) == 2
     assert adopt["inverse"] == {"kind": "restore_policies", "id": "u1", "policies": prior}
     assert plan["expected"]["adopted"] == {"u1": {"name": "DNS", "policies": prior, "members": []}}
@@ -183,3 +184,16 @@ def test_verify_compare_finds_every_kind_of_difference():
     assert sorted(d["kind"] for d in diffs) == ["access_not_granted", "access_not_granted", "group_missing", "member_missing"]
     wrong_scope = compare(plan, {"g001": "G1", "g002": "G2"}, live, {"G1": {"m1", "m2"}, "G2": {"m2"}}, {"other"}, memberships)
     assert {d["kind"] for d in wrong_scope} == {"policy_missing", "name_changed", "access_not_granted"}
+
+
+@pytest.mark.parametrize("policy, why", [
+    ({"access": "deny", "permission_groups": [{"id": PG["dns"]["id"]}], "resource_groups": [{"id": "r9"}]}, "it denies DNS"),
+    ({"access": "deny", "permission_groups": [{"id": PG["admin"]["id"]}], "resource_groups": [{"id": "r9"}]}, "it denies Administrator"),
+    ({"access": "allow", "permission_groups": [{"id": PG["admin"]["id"]}], "resource_groups": [{"id": "r9"}]}, "it also grants Administrator"),
+])
+def test_a_group_whose_policies_would_bind_the_members_to_more_is_never_adopted(policy, why):
+    data = {**BASIC, "user_groups": [{"id": "u1", "name": "dns", "policies": [{"id": "p1", **policy}], "raw": {}}]}
+    plan = build_plan(data, PlanOptions(on_existing="adopt"))
+    assert [c["name"] for c in plan["conflicts"]] == ["DNS"] and not any(s["kind"] == "adopt_user_group" for s in plan["steps"])
+    (finding,) = [f for f in plan["findings"] if f["code"] == "name_conflict"]
+    assert why in finding["message"] and "suffix" in finding["action"] and "adopt" not in finding["action"]
