@@ -31,3 +31,33 @@ def test_ci_runs_exactly_the_readme_test_command():
     assert match, "README has no test command block"
     ci_commands = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert match.group(1).strip() in ci_commands
+
+
+def test_the_readme_walkthrough_runs_as_written_against_the_sandbox(sandbox, tmp_path, monkeypatch):
+    """Each line of the walkthrough block, in order; `# exit N` says the exit code it must have."""
+    import shlex
+    import shutil
+
+    block = re.search(r"<!-- walkthrough -->\n```sh\n(.+?)\n```", README, re.S).group(1)
+    (tmp_path / "fixtures").mkdir()
+    shutil.copy(ROOT / "fixtures" / "mapping.example.toml", tmp_path / "fixtures")
+    monkeypatch.chdir(tmp_path)
+    env = {"CLOUDFLARE_API_TOKEN": sandbox.token, "CLOUDFLARE_ACCOUNT_ID": sandbox.account_id,
+           "CLOUDFLARE_BASE_URL": sandbox.base_url, "VGMIGRATE_DB": None}
+    ran = []
+    for line in block.splitlines():
+        command, _, comment = line.partition("#")
+        expected = int(re.search(r"exit (\d)", comment).group(1)) if re.search(r"exit (\d)", comment) else 0
+        words = shlex.split(command)
+        assert words[0] == "vgmigrate", line
+        redirect = None
+        if ">" in words:
+            words, redirect = words[: words.index(">")], words[words.index(">") + 1]
+        result = CliRunner().invoke(cli, words[1:], env=env)
+        assert result.exit_code == expected, f"{line}\n{result.output}"
+        if redirect:
+            Path(redirect).write_text(result.stdout)
+        ran.append(words[1])
+    assert ran[:3] == ["scan", "inventory", "plan"] and "rollback" in ran
+    assert "passed against the sandbox" in Path("plan.html").read_text()  # rehearsed before it was shown
+    assert (tmp_path / "vgmigrate.db").exists() and (tmp_path / "audit" / "summary.html").exists()
