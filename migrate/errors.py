@@ -7,6 +7,12 @@ class VgmigrateError(Exception):
     exit_code = 1
 
 
+class UsageProblem(VgmigrateError):
+    """A missing or malformed setting (token, account id): one line, exit 2, before any call."""
+
+    exit_code = 2
+
+
 def error_details(response):
     """(errors, messages) from a failed response: v4 envelope, SCIM error, `{"detail"}` or plain text."""
     try:
@@ -31,9 +37,15 @@ def _int_or(value, default):
 
 
 def _redacted(error, redact):
+    """The error with the token scrubbed from every string in it, however deeply nested
+    (`error_chain` entries carry messages too)."""
     if isinstance(error, dict):
-        return {k: redact(v) if isinstance(v, str) else v for k, v in error.items()}
-    return redact(error)
+        return {k: _redacted(v, redact) for k, v in error.items()}
+    if isinstance(error, (list, tuple)):
+        return [_redacted(v, redact) for v in error]
+    if isinstance(error, str):
+        return redact(error)
+    return error
 
 
 class CloudflareError(VgmigrateError):
@@ -55,7 +67,8 @@ class CloudflareError(VgmigrateError):
         if errors is None:
             errors, messages = error_details(response)
         errors = [_redacted(e, redact) for e in errors or []]
-        return cls(response.status_code, errors, messages or [], response.headers.get("cf-ray"), method, path, **extra)
+        messages = [_redacted(m, redact) for m in messages or []]
+        return cls(response.status_code, errors, messages, response.headers.get("cf-ray"), method, path, **extra)
 
     @property
     def codes(self):
@@ -68,7 +81,11 @@ class CloudflareError(VgmigrateError):
         ) or "no error detail"
         where = f"{self.method} {self.path} " if self.method else ""
         ray = f" (cf-ray {self.ray})" if self.ray else ""
-        return f"Cloudflare API {where}failed with HTTP {self.status}: {detail}{ray}"
+        advice = ""
+        if self.status in (401, 403):
+            advice = ("; the token may lack a permission this call needs: give it Account Settings Read (scan, verify) "
+                      "and Account Settings Write (apply, rollback), then run again")
+        return f"Cloudflare API {where}failed with HTTP {self.status}: {detail}{ray}{advice}"
 
 
 class OutcomeUnknown(VgmigrateError):

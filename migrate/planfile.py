@@ -38,7 +38,7 @@ def read(path):
     try:
         plan = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
-        raise VgmigrateError(f"cannot read plan {path}: {err.strerror}") from None
+        raise VgmigrateError(f"cannot read plan {path}: {err.strerror}; check the path, or make one with `vgmigrate plan --out`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise VgmigrateError(f"{path} is not a vgmigrate plan (invalid JSON: {err}); make one with `vgmigrate plan --out`") from None
     if not isinstance(plan, dict) or "plan_id" not in plan or "steps" not in plan:

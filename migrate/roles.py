@@ -319,8 +319,8 @@ def load_mapping(path) -> dict[str, str]:
             )
         if not isinstance(value, str):
             raise VgmigrateError(
-                f"mapping file {where} must be a string (a permission group name or 32-hex id), "
-                f"not {type(value).__name__}"
+                f"mapping file {where} must be a string, not {type(value).__name__}; "
+                "quote a permission group name or 32-hex id"
             )
         if not name_key(key):
             raise VgmigrateError(f"mapping file {where}: the role name is empty; write the role as it appears after 'CF-<id> - '")

@@ -11,7 +11,8 @@ from .errors import VgmigrateError
 from .inventory import utcnow
 
 # runs.status: running | done | failed | interrupted (apply) and rolled_back | partly_rolled_back
-# once a rollback undid all or part of an apply; a rollback run is running | done | failed.
+# once a rollback undid all or part of an apply; a rollback run is running | done | failed |
+# interrupted (Ctrl-C).
 UNDONE = "rolled_back"
 LOCK = "migration"
 
@@ -63,7 +64,7 @@ def where_it_stands(runs):
     """The run that says where the migration stands: the newest apply, unless a rollback of it
     failed (then that rollback)."""
     latest, applies = runs[-1], [r for r in runs if r["kind"] == "apply"]
-    failed_rollback = latest["kind"] == "rollback" and latest["status"] == "failed"
+    failed_rollback = latest["kind"] == "rollback" and latest["status"] in ("failed", "interrupted", "running")
     return latest if failed_rollback or not applies else applies[-1]
 
 
@@ -76,6 +77,8 @@ NEXT_STEP = {
     ("apply", "partly_rolled_back"): "vgmigrate rollback --force to undo the rest, or vgmigrate apply <the same plan> to redo it",
     ("rollback", "done"): "vgmigrate scan, then plan again",
     ("rollback", "failed"): "vgmigrate rollback again to finish undoing the run",
+    ("rollback", "interrupted"): "vgmigrate rollback again to finish undoing the run",
+    ("rollback", "running"): "if no rollback is running, vgmigrate rollback again finishes undoing the run",
 }
 
 

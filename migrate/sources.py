@@ -3,13 +3,15 @@ downstream knows which one ran."""
 
 import csv
 import hashlib
+import io
 import json
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import VgmigrateError
 from .iam import email_key
-from .names import looks_like_virtual_group
+from .names import looks_like_virtual_group, parse_virtual_group_name
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ def from_scim(scim_groups, scim_users, progress=None):
     """Cloudflare's SCIM view: groups carry no members, so membership comes from each user's `groups`.
 
     Only groups whose name looks like `CF-...` are kept; custom SCIM groups are not virtual groups.
+    Cloudflare lists a system group for every account-scoped permission group, most of them empty:
+    an empty one grants nothing, so it is not a virtual group to migrate (an IdP export cannot
+    name one either, so every source yields the same records).
     """
     groups = {g["id"]: g for g in scim_groups if looks_like_virtual_group(g.get("displayName", ""))}
     members = {gid: [] for gid in groups}
@@ -41,7 +46,7 @@ def from_scim(scim_groups, scim_users, progress=None):
             progress()
     return [
         VirtualGroup(id=gid, name=g["displayName"], member_emails=_emails(members[gid]), raw=g)
-        for gid, g in groups.items()
+        for gid, g in groups.items() if members[gid]
     ]
 
 
@@ -60,7 +65,17 @@ def from_file(path):
     pairs = _json_pairs(path, text) if path.suffix.lower() == ".json" else _csv_pairs(path, text)
     by_name = {}
     for name, email in pairs:
+        if any(unicodedata.category(ch) == "Cc" and ch != "\t" for ch in name):
+            raise VgmigrateError(f"{path}: group name {name[:60]!r} contains control characters (a line break or NUL); "
+                                 "fix the export so each group name is on one line")
         by_name.setdefault(name, []).append(email)
+    if not any(parse_virtual_group_name(name) for name in by_name):
+        seen = next(iter(by_name), None)
+        example = f" (the first is {seen[:60]!r})" if seen else ""
+        raise VgmigrateError(
+            f"{path}: none of its {len(by_name)} group name(s) is a virtual group name CF-<32 hex account id> - <Role>{example}; "
+            "check that the group column holds the IdP's CF- group names"
+        )
     return [
         VirtualGroup(
             id="file-" + hashlib.sha256(name.encode()).hexdigest()[:16],
@@ -74,17 +89,23 @@ def from_file(path):
 
 
 def _csv_pairs(path, text):
-    reader = csv.DictReader(text.splitlines())
+    # A quoted field may hold a line break: read the text as a file, not line by line, so one is
+    # never silently dropped (and the name refused below).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "group" not in header or "email" not in header:
-        raise VgmigrateError(f"{path}: the CSV needs a header row with `group` and `email` columns")
+        raise VgmigrateError(
+            f"{path}: the CSV has no header row with `group` and `email` columns (found {', '.join(header)[:80] or 'nothing'}); "
+            "export it as comma-separated `group,email`, one row per member"
+        )
     reader.fieldnames = header
-    for line, row in enumerate(reader, 2):
+    for row in reader:
+        line = reader.line_num
         group, email = (row.get("group") or "").strip(), (row.get("email") or "").strip()
         if not group:
             raise VgmigrateError(f"{path}, line {line}: empty group name; fix or remove the row")
         if email and "@" not in email:
-            raise VgmigrateError(f"{path}, line {line}: {email!r} is not an email address")
+            raise VgmigrateError(f"{path}, line {line}: {email!r} is not an email address; fix or remove the row")
         yield group, email
 
 
@@ -92,7 +113,7 @@ def _json_pairs(path, text):
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise VgmigrateError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+        raise VgmigrateError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}; fix the file or export it again") from None
     if isinstance(data, dict) and isinstance(data.get("groups"), list):
         rows = [
             {"group": g.get("name"), "email": e}
@@ -104,12 +125,12 @@ def _json_pairs(path, text):
         rows = data
     else:
         raise VgmigrateError(
-            f'{path}: expected a list of {{"group", "email"}} rows or {{"groups": [{{"name", "members"}}]}}'
+            f'{path}: not an export vgmigrate reads; give a list of {{"group", "email"}} rows or {{"groups": [{{"name", "members"}}]}}'
         )
     for i, row in enumerate(rows):
         if not isinstance(row, dict) or not isinstance(row.get("group"), str) or not row["group"].strip():
-            raise VgmigrateError(f"{path}: entry {i + 1} has no group name")
+            raise VgmigrateError(f"{path}: entry {i + 1} has no group name; give each entry a \"group\" string")
         email = row.get("email")
         if email is not None and (not isinstance(email, str) or "@" not in email):
-            raise VgmigrateError(f"{path}: entry {i + 1}: {email!r} is not an email address")
+            raise VgmigrateError(f"{path}: entry {i + 1}: {email!r} is not an email address; fix or remove the entry")
         yield row["group"].strip(), (email or "").strip()

@@ -181,6 +181,8 @@ class AddMembers(StepKind):
         inverse = action["inverse"] or {}
         group_id = action["request"]["group"]
         if inverse.get("kind") == "covered_by_delete":
+            if group_id not in job.live_groups:  # deleted by an earlier, interrupted rollback
+                return job.mark(action, "removed with the group")
             return  # undone when its group is deleted (the create is older, so it comes next)
         if group_id not in job.live_groups:
             return job.mark(action, "group already gone")
