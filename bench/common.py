@@ -34,12 +34,16 @@ def pages(count, per_page):
 
 
 @contextmanager
-def sandbox_process(groups, members, latency_ms=0, random_seed=0):
-    """`vgmigrate sandbox serve --generate` in a child process; yields (base_url, account_id, token)."""
+def sandbox_process(groups, members, latency_ms=0, random_seed=0, rate_limit=None):
+    """`vgmigrate sandbox serve --generate` in a child process; yields (base_url, account_id, token).
+
+    rate_limit: "REQUESTS/SECONDS" (e.g. "1200/3": Cloudflare's limit with time scaled 100x), or
+    None for no limit."""
     command = [
         sys.executable, "-m", "migrate", "sandbox", "serve",
         "--generate", f"{groups},{members}", "--random-seed", str(random_seed),
-        "--port", "0", "--latency-ms", str(latency_ms), "--no-rate-limit",
+        "--port", "0", "--latency-ms", str(latency_ms),
+        *(["--rate-limit", rate_limit] if rate_limit else ["--no-rate-limit"]),
     ]
     # stderr to a file, not a pipe: nobody reads it while the benchmark runs, and a full pipe would
     # stall the sandbox.

@@ -1,13 +1,18 @@
 """Cloudflare REST (v4 envelope) and SCIM v2 client: typed methods, pagination, typed errors.
 
 Listings ask for the largest page each endpoint allows and stop on the last page without an extra
-request, so a listing of n objects costs ceil(n / per_page) calls (one when empty).
+request, so a listing of n objects costs ceil(n / per_page) calls (one when empty). Once the first
+page says how many there are (v4 `result_info.total_count`/`total_pages`, SCIM `totalResults`), the
+other pages are fetched concurrently, `parallel` at a time under the shared rate limiter, and
+yielded in page order: the same items in the same order as one page at a time.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
 from .errors import CloudflareError, TokenError
@@ -24,6 +29,7 @@ PER_PAGE_USER_GROUP_MEMBERS = 500
 PER_PAGE_AUDIT_LOGS = 1000
 PER_PAGE_AUDIT_LOGS_V2 = 1000  # `limit`: no published maximum (API-NOTES 9); the sandbox allows 1000
 SCIM_PAGE_SIZE = 100
+DEFAULT_PARALLEL = 8  # requests in flight at once; `apply`, `verify` and `rollback` take --parallel
 
 # Statuses with which an endpoint says "not for this token / not this account".
 _TOKEN_REJECTED = frozenset({400, 401, 403, 404})
@@ -72,18 +78,179 @@ def scim_is_last_page(body, next_index, page_len, count):
     return page_len < count
 
 
+def run_parallel(fn, items, parallel):
+    """[fn(item) for item in items], `parallel` at a time, results in the order of `items`.
+
+    The first exception is raised once the calls already running have finished; nothing new starts
+    after it. Its own pool: tasks may read pages through the client's page pool without deadlock.
+    """
+    items = list(items)
+    if parallel <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(parallel, len(items)), thread_name_prefix="vgmigrate-task") as pool:
+        futures = []
+        failed = threading.Event()
+
+        def guarded(item):
+            if failed.is_set():
+                return None
+            try:
+                return fn(item)
+            except BaseException:
+                failed.set()
+                raise
+
+        futures = [pool.submit(guarded, item) for item in items]
+        return [future.result() for future in futures]
+
+
+class Pages:
+    """One listing: an iterator over its items, page by page in order.
+
+    The first page is fetched on the first `next()` (or at once by `start()`, so that several
+    listings' first round trips overlap). When it says how many pages there are, the rest are
+    fetched concurrently, at most `client.parallel` ahead of the reader, and yielded in order.
+    Without a total, pages are read one after the other until a short or empty page.
+    """
+
+    def __init__(self, client, fetch, plan):
+        self._client = client
+        self._fetch = fetch  # page number (1-based) -> (items, body)
+        self._plan = plan  # (first page's body, its items) -> number of pages, or None if unknown
+        self._first = None
+        self._iter = None
+
+    def start(self):
+        if self._first is None:
+            self._first = self._client._submit(self._fetch, 1)
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._iter is None:
+            self._iter = self._walk()
+        return next(self._iter)
+
+    def close(self):
+        if self._iter is not None:
+            self._iter.close()
+
+    def _walk(self):
+        client = self._client
+        items, body, total = (self._first.result() if self._first is not None else self._fetch(1))
+        client._local.list_total = total
+        count = self._plan(body, items)
+        if count is None:  # the server did not say: one page after the other
+            yield from items
+            page = 1
+            while not self._last(body, items, page):
+                page += 1
+                items, body, total = self._fetch(page)
+                client._local.list_total = total
+                yield from items
+            client._local.list_total = None
+            return
+        pending = {}
+        next_page = 2
+        ahead = max(1, client.parallel)  # pages fetched but not yet read: at most `parallel`
+        try:
+            yield from items
+            for page in range(2, count + 1):
+                # Page 2 alone first: a server whose totals lie (an empty page 2) costs no extra call.
+                while next_page <= count and next_page < page + (ahead if page > 2 else 1):
+                    pending[next_page] = client._submit(self._fetch, next_page)
+                    next_page += 1
+                items, body, _ = pending.pop(page).result()
+                client._local.list_total = total
+                yield from items
+                if not items:
+                    break
+        finally:
+            for future in pending.values():
+                future.cancel()
+            client._local.list_total = None
+
+    def _last(self, body, items, page):
+        raise NotImplementedError
+
+
+class _V4Pages(Pages):
+    def __init__(self, client, path, per_page, params):
+        def fetch(page):
+            body = client._v4("GET", path, {**(params or {}), "page": page, "per_page": per_page})
+            return body.get("result") or [], body, (body.get("result_info") or {}).get("total_count")
+
+        def plan(body, items):
+            info = body.get("result_info") or {}
+            if not items:
+                return 1
+            size = info.get("per_page") if isinstance(info.get("per_page"), int) and info["per_page"] > 0 else per_page
+            if isinstance(info.get("total_count"), int):
+                return max(1, math.ceil(info["total_count"] / max(size, len(items))))
+            if isinstance(info.get("total_pages"), int):
+                return max(1, info["total_pages"])
+            return None
+
+        super().__init__(client, fetch, plan)
+        self.per_page = per_page
+        self._seen = 0
+
+    def _last(self, body, items, page):
+        self._seen += len(items)
+        return not items or v4_is_last_page(body.get("result_info"), page, self._seen, len(items), self.per_page)
+
+
+class _ScimPages(Pages):
+    def __init__(self, client, path, filter, count):
+        self.step = count
+
+        def fetch(page):
+            body = client._scim("GET", path, {"startIndex": 1 + (page - 1) * self.step, "count": count, "filter": filter})
+            return body.get("Resources") or [], body, body.get("totalResults")
+
+        def plan(body, items):
+            total = body.get("totalResults")
+            if not items:
+                return 1
+            if not isinstance(total, int):
+                return None
+            self.step = len(items) if len(items) < count and total > len(items) else count  # a server's smaller cap
+            return max(1, math.ceil(total / self.step))
+
+        super().__init__(client, fetch, plan)
+        self.count = count
+        self._next_index = 1
+
+    def _last(self, body, items, page):
+        self._next_index += len(items)
+        return not items or scim_is_last_page(body, self._next_index, len(items), self.count)
+
+
 class CloudflareClient:
     """Typed access to the endpoints vgmigrate uses. Thread-safe (one HttpClient underneath)."""
 
-    def __init__(self, http: HttpClient, account_id: str):
+    def __init__(self, http: HttpClient, account_id: str, parallel: int = DEFAULT_PARALLEL):
         self.http = http
         self.account_id = account_id
+        self.parallel = parallel  # pages of one listing fetched at once
         self._acct = f"/accounts/{_segment(account_id)}"
         self._local = threading.local()
+        self._pool = None
+        self._pool_lock = threading.Lock()
+
+    def _submit(self, fn, *args):
+        """Run one read on the client's pool, at most `parallel` at once; returns its Future.
+        Only leaf reads go here (they never wait on other tasks), so the pool cannot deadlock."""
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=max(1, self.parallel), thread_name_prefix="vgmigrate-page")
+        return self._pool.submit(fn, *args)
 
     @classmethod
-    def connect(cls, base_url, token, account_id, **http_kwargs) -> "CloudflareClient":
-        return cls(HttpClient(base_url, token, **http_kwargs), account_id)
+    def connect(cls, base_url, token, account_id, parallel=DEFAULT_PARALLEL, **http_kwargs) -> "CloudflareClient":
+        return cls(HttpClient(base_url, token, **http_kwargs), account_id, parallel)
 
     def __repr__(self):
         return f"CloudflareClient({self.http.base_url!r}, account={self.account_id!r})"
@@ -130,17 +297,7 @@ class CloudflareClient:
         return self._v4(method, path, params, json).get("result")
 
     def _v4_pages(self, path, per_page, params=None):
-        page, seen = 1, 0
-        while True:
-            body = self._v4("GET", path, {**(params or {}), "page": page, "per_page": per_page})
-            self._local.list_total = (body.get("result_info") or {}).get("total_count")
-            items = body.get("result") or []
-            seen += len(items)
-            yield from items
-            if not items or v4_is_last_page(body.get("result_info"), page, seen, len(items), per_page):
-                self._local.list_total = None
-                return
-            page += 1
+        return _V4Pages(self, path, per_page, params)
 
     def _scim(self, method, path, params=None, json=None):
         response = self._send(method, path, params, json)
@@ -152,16 +309,7 @@ class CloudflareClient:
         return body
 
     def _scim_pages(self, path, filter=None, count=SCIM_PAGE_SIZE):
-        start = 1
-        while True:
-            body = self._scim("GET", path, {"startIndex": start, "count": count, "filter": filter})
-            self._local.list_total = body.get("totalResults")
-            resources = body.get("Resources") or []
-            start += len(resources)
-            yield from resources
-            if not resources or scim_is_last_page(body, start, len(resources), count):
-                self._local.list_total = None
-                return
+        return _ScimPages(self, path, filter, count)
 
     # -- token and account -----------------------------------------------------------------------
 
@@ -180,11 +328,11 @@ class CloudflareClient:
             status = result.get("status")
             if status != "active":
                 raise TokenError(
-                    f"the API token is {status or 'not active'}: create a new token and set CLOUDFLARE_API_TOKEN"
+                    f"the API token is {status or 'not active'}; create a new token and set CLOUDFLARE_API_TOKEN"
                 )
             return {**result, "kind": kind}
         raise TokenError(
-            "the API token was rejected by both the account and the user token endpoints: "
+            "the API token was rejected by both the account and the user token endpoints; "
             "check CLOUDFLARE_API_TOKEN (an API token, not a Global API Key) and --account"
         )
 

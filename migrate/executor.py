@@ -112,8 +112,9 @@ class Apply:
         self.inv.acquire_lock(LOCK, run_id)
         try:
             journal = {a["step"]: a for a in self.inv.actions(run_id)} if run else {}
-            live_groups = list(self.client.user_groups())
+            listing = self.client.user_groups().start()  # its pages and the resource groups, concurrently
             live_rgs = self.client.resource_groups()
+            live_groups = list(listing)
             live_ids = {g["id"] for g in live_groups}
             adopted_members = {
                 gid: [m["id"] for m in self.client.user_group_members(gid)]

@@ -31,6 +31,7 @@ from . import __version__
 from .errors import CloudflareError, OutcomeUnknown, TokenError, VgmigrateError
 
 log = logging.getLogger("vgmigrate.http")
+ratelimit_log = logging.getLogger("vgmigrate.ratelimit")  # waits for the rate limit; the CLI shows them
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 # 501 Not Implemented / 505 Version Not Supported will not change on a retry.
@@ -78,10 +79,10 @@ def check_token(token):
     """Return the stripped token, or raise TokenError without ever echoing it."""
     token = (token or "").strip()
     if not token:
-        raise TokenError("no API token: set CLOUDFLARE_API_TOKEN (or pass --token)")
+        raise TokenError("no API token; set CLOUDFLARE_API_TOKEN (or pass --token)")
     if not _TOKEN_SHAPE.match(token):
         raise TokenError(
-            "the API token contains spaces, control or non-ASCII characters: copy it again from the dashboard"
+            "the API token contains spaces, control or non-ASCII characters; copy it again from the dashboard"
         )
     return token
 
@@ -166,75 +167,180 @@ def _lower(headers):
 
 
 class RateLimiter:
-    """Client-side limiter shared by threads: a sliding window plus server-driven slow-downs.
+    """Client-side limiter shared by threads: a sliding window, pacing, and server-driven slow-downs.
 
-    - Never more than `limit` requests in any `period` seconds.
-    - `observe()` reads the server's budget: when it is low, requests are spaced so the rest of the
-      budget lasts until the reset; when it is gone, everyone waits for the reset.
-    - `pause_until()` (after a 429) holds every thread.
+    - Never more than `limit` requests in any `period` seconds. A request stays in the window until
+      `period` plus the slowest response seen so far has passed since it was sent, so the server
+      (which counts it on arrival) never sees the window overfull.
+    - Pacing (`burst` set): after the first `burst` calls, calls go out at the allowed rate
+      (`limit / period`) instead of in one rush that would empty the budget for everyone else
+      sharing the token and then stall for a whole window. A long run finishes at the rate-limit
+      bound (calls / allowed rate); a short one is not slowed. `burst=None` paces nothing.
+    - `observe()` reads the server's budget. What the server counts beyond this process's own
+      calls is someone else's share: the window and the pace shrink to what is left, and a low
+      budget is spread over its reset time. A budget that is gone holds everyone until the reset.
+    - `pause_until()` (after a 429) holds every thread for exactly the time the server asked.
+
+    Every wait of `notice_seconds` or more is announced once, with its reason, through `notify`
+    (default: INFO on the `vgmigrate.ratelimit` logger, which the CLI prints on stderr).
 
     `limit=None` drops the client-side window (for emulators without a limit, and benchmarks) but
     still obeys the server's headers and 429 pauses.
     """
 
     LOW_FRACTION = 0.1  # "low" = at most 10% of the quota left
+    DEFAULT_BURST = 120  # 10% of Cloudflare's 1200 / 5 min, sent at once before pacing starts
+    SLACK_CAP_FRACTION = 0.1  # the window's safety margin never exceeds 10% of the period
 
-    def __init__(self, limit=1200, period=300.0, clock=time.monotonic, sleep=time.sleep):
-        if (limit is not None and limit < 1) or period <= 0:
-            raise ValueError("limit must be None or >= 1, and period > 0")
+    def __init__(self, limit=1200, period=300.0, clock=time.monotonic, sleep=time.sleep, *, burst=None,
+                 notify=None, notice_seconds=1.0):
+        if (limit is not None and limit < 1) or period <= 0 or (burst is not None and burst < 1):
+            raise ValueError("limit must be None or >= 1, burst None or >= 1, and period > 0")
         self.limit = limit
         self.period = float(period)
+        self.burst = burst
+        self.notify = notify or (lambda message: ratelimit_log.info("%s", message))
+        self.notice_seconds = notice_seconds
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._sent = collections.deque()
         self._hold_until = float("-inf")
+        self._hold_reason = ""
         self._spacing = 0.0
         self._spacing_until = float("-inf")
         self._next_slot = float("-inf")
+        self._tokens = float(burst or 0)
+        self._refilled = None
+        self._slack = 0.0
+        self._in_flight = 0
+        self.others = 0  # requests in the server's window that are not this process's
+        self._others_announced = 0
+        self._announced_until = float("-inf")
+        self.waits = []  # (seconds, reason) of every announced wait, for reports and benchmarks
+
+    @property
+    def effective_limit(self):
+        """This process's share of the window: the limit less what others use of it."""
+        if self.limit is None:
+            return None
+        return max(1, self.limit - self.others)
 
     def acquire(self):
         while True:
             with self._lock:
                 now = self._clock()
-                wait = self._wait_needed(now)
+                wait, reason = self._wait_needed(now)
                 if wait <= 0:
                     if self.limit is not None:
                         self._sent.append(now)
+                    if self.burst is not None and self.limit is not None:
+                        self._tokens -= 1
                     if now < self._spacing_until:
                         self._next_slot = now + self._spacing
+                    self._in_flight += 1
                     return
-            self._sleep(wait)  # outside the lock, so other threads can observe and pause
+                announce = wait >= self.notice_seconds and now + wait > self._announced_until
+                if announce:
+                    self._announced_until = now + wait
+                    self.waits.append((wait, reason))
+            if announce:
+                self.notify(f"waiting {_duration(wait)} {reason}")
+            # Outside the lock, so other threads can observe and pause. Never a wait too short to
+            # move a float clock on: that would spin.
+            self._sleep(max(wait, 1e-6))
+
+    def done(self, elapsed):
+        """A request sent after `acquire()` got its answer (or failed) after `elapsed` seconds."""
+        with self._lock:
+            self._in_flight = max(0, self._in_flight - 1)
+            self._slack = max(self._slack, min(elapsed, self.period * self.SLACK_CAP_FRACTION))
 
     def _wait_needed(self, now):
-        while self._sent and self._sent[0] <= now - self.period:
+        """(seconds to wait, why) before the next request may go."""
+        limit = self.effective_limit
+        while self._sent and self._sent[0] <= now - self.period - self._slack:
             self._sent.popleft()
-        wait = self._hold_until - now
+        waits = [(self._hold_until - now, self._hold_reason)]
         if now < self._spacing_until:
-            wait = max(wait, self._next_slot - now)
-        if self.limit is not None and len(self._sent) >= self.limit:
-            wait = max(wait, self._sent[0] + self.period - now)
-        return wait
+            waits.append((self._next_slot - now, f"to spread the rest of the API rate limit budget {self._policy()}"))
+        if limit is not None:
+            if len(self._sent) >= limit:
+                waits.append((self._sent[0] + self.period + self._slack - now, f"for the API rate limit {self._policy()}"))
+            if self.burst is not None:
+                interval = self.period / limit
+                if self._refilled is not None:
+                    self._tokens = min(float(min(self.burst, limit)), self._tokens + (now - self._refilled) / interval)
+                self._refilled = now
+                if self._tokens < 1:
+                    waits.append(((1 - self._tokens) * interval, f"to pace calls at the API rate limit {self._policy()}"))
+        return max(waits, key=lambda w: w[0])
+
+    def _policy(self):
+        quota = f"{self.limit} requests / {_duration(self.period)}" if self.limit else "the server's budget"
+        if self.others:
+            quota += f", about {self.others} of them used by other clients of this token"
+        return f"({quota})"
 
     def observe(self, headers):
         budget = parse_budget(headers)
         if budget is None:
             return
         remaining, reset, quota = budget
-        low = max(1.0, (quota or self.limit or 1200) * self.LOW_FRACTION)
+        quota = quota or self.limit
+        low = max(1.0, (quota or 1200) * self.LOW_FRACTION)
         with self._lock:
             now = self._clock()
-            if remaining <= 0:
-                self._hold_until = max(self._hold_until, now + reset)
-            elif remaining <= low and reset > 0:
+            others = 0
+            if quota:
+                # What the server counts beyond our own window (ours may include calls it has not
+                # counted yet: those make this an underestimate, never a false alarm).
+                while self._sent and self._sent[0] <= now - self.period - self._slack:
+                    self._sent.popleft()
+                own = len(self._sent)
+                others = quota - remaining - own
+                if others <= max(2, self._in_flight, quota // 100):
+                    others = 0
+            if self.limit is not None:
+                # While we compete with them, keep 5% of the limit spare for their growth until
+                # the next answer tells us more: both pacing at exactly the limit would collide.
+                headroom = max(self._in_flight, self.limit // 20 if own else 0)
+                self.others = min(self.limit - 1, others + headroom if others else 0)
+                if self.others >= max(self.limit // 10, 1.5 * self._others_announced):
+                    self._others_announced = self.others
+                    self.notify(f"slowing down: other clients of this API token use about {self.others} of the "
+                                f"{self.limit} requests / {_duration(self.period)}")
+            if remaining <= 0 and (others or self.limit is None):  # else our own window knows when
+                if now + reset > self._hold_until:
+                    self._hold_until = now + reset
+                    self._hold_reason = f"for the API rate limit: the server says the budget is used up {self._policy()}"
+            elif remaining <= low and reset > 0 and (others or self.limit is None):
                 self._spacing = reset / remaining
                 self._spacing_until = now + reset
             else:
                 self._spacing_until = float("-inf")
 
-    def pause_until(self, seconds):
+    def pause_until(self, seconds, reason=None):
+        """Hold every thread for `seconds` (after a 429: exactly what the server asked), and say so."""
         with self._lock:
-            self._hold_until = max(self._hold_until, self._clock() + max(0.0, seconds))
+            now = self._clock()
+            until = now + max(0.0, seconds)
+            if until <= self._hold_until:
+                return
+            self._hold_until = until
+            self._hold_reason = reason or f"for the API rate limit: the server answered 429 and asked to wait {self._policy()}"
+            self._announced_until = max(self._announced_until, until)
+            self.waits.append((seconds, self._hold_reason))
+        self.notify(f"waiting {_duration(seconds)} {self._hold_reason}")
+
+
+def _duration(seconds):
+    """37 s, 5 min, 1.5 s, 0.25 s: how the wait messages say a length of time."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    if seconds >= 10:
+        return f"{seconds:.0f} s"
+    return f"{seconds:.2g} s" if seconds < 1 else f"{seconds:.1f} s".replace(".0 s", " s")
 
 
 def _timeouts(timeout):
@@ -285,7 +391,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self._token = check_token(token)
         self.timeout = _timeouts(timeout)
-        self.limiter = limiter if limiter is not None else RateLimiter(sleep=sleep)
+        self.limiter = limiter if limiter is not None else RateLimiter(sleep=sleep, burst=RateLimiter.DEFAULT_BURST)
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
@@ -294,6 +400,7 @@ class HttpClient:
         self._stats_lock = threading.Lock()
         self.calls = 0
         self.http_seconds = 0.0
+        self.rate_limited = 0  # 429 answers received
 
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
@@ -340,11 +447,12 @@ class HttpClient:
                     method, url, params=params, json=json, timeout=self.timeout, allow_redirects=False
                 )
             except requests.RequestException as exc:
-                self._count(started)
+                self.limiter.done(self._count(started))
                 delay, wait, why = self._after_failure(method, path, exc, attempt)
             else:
-                self._count(started)
+                elapsed = self._count(started, response.status_code)
                 self.limiter.observe(response.headers)
+                self.limiter.done(elapsed)
                 verdict = self._after_response(method, path, response, attempt)
                 if verdict is None:
                     return response
@@ -355,11 +463,14 @@ class HttpClient:
             if delay > 0:
                 self._sleep(delay)
 
-    def _count(self, started):
+    def _count(self, started, response_status=None):
         elapsed = time.monotonic() - started
         with self._stats_lock:
             self.calls += 1
             self.http_seconds += elapsed
+            if response_status == 429:
+                self.rate_limited += 1
+        return elapsed
 
     def backoff(self, attempt):
         """Capped exponential backoff with full jitter."""

@@ -16,7 +16,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from . import iam, views
-from .errors import VgmigrateError
+from .errors import UsageProblem, VgmigrateError
 
 migrations = Migrations("vgmigrate")
 
@@ -198,6 +198,12 @@ def _create_scan_table(db, name, columns):
     db[name].create({"scan_id": int, **columns}, pk=pk, foreign_keys=[("scan_id", "scans", "id")])
 
 
+@migrations()
+def m003_scan_mapping(db):
+    """The role mapping a scan resolved with, so a later plan uses the same one."""
+    db["scans"].add_column("mapping", str)
+
+
 class Inventory:
     """One open inventory file. Thread-safe: parallel apply workers share it for the journal."""
 
@@ -207,6 +213,13 @@ class Inventory:
         folder = os.path.dirname(os.path.abspath(self.path))
         if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise VgmigrateError(f"cannot open {self.path}: {folder} is not a writable folder; choose another --db path")
+        if os.path.isdir(self.path):
+            raise UsageProblem(f"cannot open {self.path}: it is a folder; point --db at a file, e.g. {os.path.join(self.path, 'vgmigrate.db')}")
+        # Marked read-only (an auditor's copy, say): refused even where the OS would let us write.
+        if os.path.exists(self.path) and not os.stat(self.path).st_mode & 0o222:
+            raise VgmigrateError(
+                f"{self.path} is read-only; make it writable (chmod u+w {self.path}) or point --db at a writable copy"
+            )
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
             self.db = sqlite_utils.Database(conn)
@@ -280,11 +293,13 @@ class Inventory:
     def rows(self, table, scan_id, order_by="rowid"):
         return list(self.db.query(f"select * from [{table}] where scan_id = ? order by {order_by}", [scan_id]))
 
-    def load_scan(self, scan_id):
-        """Every row of one scan, JSON columns decoded: the input of planning and reports."""
+    def load_scan(self, scan_id, without=()):
+        """Every row of one scan, JSON columns decoded: the input of planning and reports.
+        `without`: tables the caller does not need (planning never reads `members`: at 100,000
+        members their decoded JSON alone is most of a plan's memory)."""
         data = {"scan": dict(self.scan(scan_id))}
         data["scan"]["counts"] = json.loads(data["scan"]["counts"])
-        for table in [*SCAN_TABLES, "findings"]:
+        for table in [t for t in [*SCAN_TABLES, "findings"] if t not in without]:
             rows = self.rows(table, scan_id, order_by="seq" if table == "findings" else "rowid")
             for row in rows:
                 row.pop("scan_id")
@@ -319,7 +334,8 @@ class Inventory:
             db["runs"].update(run_id, values)
 
     def actions(self, run_id):
-        rows = list(self.db.query("select * from actions where run_id = ? order by seq", [run_id]))
+        with self._lock:  # parallel rollback reads while other threads write: one connection, one at a time
+            rows = list(self.db.query("select * from actions where run_id = ? order by seq", [run_id]))
         for row in rows:
             for key in ("request", "inverse", "response"):
                 row[key] = json.loads(row[key]) if row[key] else None
@@ -412,13 +428,7 @@ class Inventory:
         with self.transaction() as db:
             held = list(db.query("select * from locks where name = ?", [name]))
             if held:
-                lock = held[0]
-                if holder_alive(lock) is not False:
-                    raise VgmigrateError(
-                        f"the inventory is locked by {lock['holder']} (lock id {lock['run_id']}, since "
-                        f"{lock['acquired_at']}); wait for it to finish, or if that process is gone run "
-                        f"`vgmigrate unlock {lock['run_id']}`"
-                    )
+                _refuse_if_held(held[0])
             db["locks"].insert(
                 {
                     "name": name,
@@ -433,6 +443,12 @@ class Inventory:
 
     def locks(self):
         return list(self.db.query("select * from locks order by acquired_at"))
+
+    def check_lock(self, name):
+        """Raise, naming the holder, if a live process holds the named lock (a check before work
+        that needs it; acquire_lock checks again)."""
+        for lock in self.db.query("select * from locks where name = ?", [name]):
+            _refuse_if_held(lock)
 
     def release_lock(self, name):
         with self.transaction() as db:
@@ -456,6 +472,15 @@ class Inventory:
                 )
             db.execute("delete from locks where run_id = ?", [lock_id])
             return lock
+
+
+def _refuse_if_held(lock):
+    if holder_alive(lock) is not False:
+        raise VgmigrateError(
+            f"the inventory is locked by {lock['holder']} (lock id {lock['run_id']}, since "
+            f"{lock['acquired_at']}); wait for it to finish, or if that process is gone run "
+            f"`vgmigrate unlock {lock['run_id']}`"
+        )
 
 
 def holder_alive(lock):

@@ -63,7 +63,7 @@ def rehearse(inventory, plan, parallel=4):
         with sqlite3.connect(replica_path) as replica:
             inventory.db.conn.backup(replica)
         replica = Inventory(replica_path)
-        client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id, limiter=RateLimiter(limit=None))
+        client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id, parallel=parallel, limiter=RateLimiter(limit=None))
         before = sb.state.snapshot()
         applied = apply_plan(client, replica, plan, parallel=parallel)
         _, diffs, _ = verify_run(client, replica, applied.run_id) if applied.run_id else (None, [], None)

@@ -5,8 +5,10 @@ what is already undone, and leaves alone (unless forced) anything someone else c
 Rolling back twice is the same as once.
 """
 
+import threading
 import time
 
+from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
 from .inventory import utcnow
 from .runs import LOCK, UNDONE, RunResult, apply_run, new_run_id
@@ -14,7 +16,7 @@ from .steps import kind_of
 
 
 class Rollback:
-    def __init__(self, client, inventory, run_id=None, *, force=False, dry_run=False, progress=None):
+    def __init__(self, client, inventory, run_id=None, *, force=False, dry_run=False, progress=None, parallel=None):
         self.client, self.inv = client, inventory
         self.target = apply_run(inventory, run_id)
         if self.target["account_id"] != client.account_id:
@@ -23,6 +25,11 @@ class Rollback:
         self.progress = progress or (lambda action, outcome: None)
         self.planned = []  # (description) for --dry-run
         self.left_alone = []
+        self.parallel = parallel or client.parallel  # independent groups undone at once
+        self._lock = threading.Lock()
+        self._note_keys = {"planned": [], "left_alone": []}
+        self._members_actions = None
+        self._marked = set()
 
     def run(self):
         started, calls0 = time.monotonic(), self.client.http.calls
@@ -37,17 +44,27 @@ class Rollback:
             if run_id:
                 self.inv.start_run({"id": run_id, "kind": "rollback", "undoes": self.target["id"], "plan_id": self.target["plan_id"], "account_id": self.client.account_id})
             self.run_id, self.seq = run_id, 0
-            self.live_groups = {g["id"]: g for g in self.client.user_groups()}
+            listing = self.client.user_groups().start()  # its pages and the resource groups, concurrently
             self.live_rgs = {r["id"]: r for r in self.client.resource_groups()}
+            self.live_groups = {g["id"]: g for g in listing}
             self.deleted_groups = set()
             status = "failed"  # unless every action below was handled
             try:
-                for action in sorted(actions, key=lambda a: a["seq"], reverse=True):
+                # Newest first within each group (its member restores before its delete); groups
+                # are independent, so they go in parallel; resource groups last, once every group
+                # that might still use them is done.
+                groups, last = _by_group(actions)
+                run_parallel(lambda group: [kind_of(a).undo(self, a) for a in group], groups, self.parallel)
+                for action in last:
                     kind_of(action).undo(self, action)
                 status = "done"
             except CloudflareError as err:
                 raise VgmigrateError(f"rollback stopped: {err}. Run `vgmigrate rollback` again to continue") from None
+            except (KeyboardInterrupt, SystemExit):  # Ctrl-C: the journal says how far it got
+                status = "interrupted"
+                raise
             finally:
+                self._sort_notes()
                 if run_id:
                     self.inv.update_run(run_id, status=status, finished_at=utcnow(), message="; ".join(self.left_alone) or None)
                     remaining = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
@@ -56,46 +73,96 @@ class Rollback:
         finally:
             if run_id:
                 self.inv.release_lock(LOCK)
-        status = "dry_run" if self.dry_run else ("partial" if self.left_alone else "rolled_back")
+        message = "; ".join(self.left_alone)
+        if self.dry_run:
+            status = "dry_run"
+        else:  # what the journal says, so the exit code, `history` and `status` agree
+            status = "partial" if self.left_alone or remaining else "rolled_back"
+            if remaining and not self.left_alone:
+                message = f"{len(remaining)} journaled action(s) are not undone yet"
         return RunResult(run_id, status, calls=self.client.http.calls - calls0, seconds=time.monotonic() - started,
-                         message="; ".join(self.left_alone), left_alone=self.left_alone)
+                         message=message, left_alone=self.left_alone)
 
     # Each step kind's undo (steps.py) either calls the API through `call` (journaled in the
     # rollback run) or only marks the action with `mark`, or leaves it alone with `leave`.
 
     def members_actions(self, group_id):
-        return [a for a in self.inv.actions(self.target["id"]) if a["kind"] == "add_members" and a["request"]["group"] == group_id and a["status"] in ("done", "pending")]
+        with self._lock:  # the journal is read once, not once per group
+            if self._members_actions is None:
+                self._members_actions = {}
+                for a in self.inv.actions(self.target["id"]):
+                    if a["kind"] == "add_members" and a["status"] in ("done", "pending"):
+                        self._members_actions.setdefault(a["request"]["group"], []).append(a)
+            return [a for a in self._members_actions.get(group_id, []) if a["seq"] not in self._marked]
+
+    def _note(self, which, action, text):
+        """Add to `planned` or `left_alone`; `_sort_notes` puts them in newest-first order, as if
+        the groups had been undone one after the other."""
+        with self._lock:
+            getattr(self, which).append(text)
+            self._note_keys[which].append(-action["seq"])
+
+    def _sort_notes(self):
+        for which, keys in self._note_keys.items():
+            notes = getattr(self, which)
+            notes[:] = [text for _, text in sorted(zip(keys, notes), key=lambda pair: pair[0])]
+            keys[:] = sorted(keys)
 
     # --- journal ----------------------------------------------------------------------------
 
     def call(self, action, method, path, send, description):
         if self.dry_run:
-            self.planned.append(description)
+            self._note("planned", action, description)
             self.progress(action, f"would {description}")
             return
-        self.seq += 1
-        self.inv.journal_pending(self.run_id, self.seq, action["step"], f"undo_{action['kind']}", action["target"], method, path, {"undoes": f"{action['run_id']}#{action['seq']}"}, None)
+        with self._lock:
+            self.seq += 1
+            seq = self.seq
+        self.inv.journal_pending(self.run_id, seq, action["step"], f"undo_{action['kind']}", action["target"], method, path, {"undoes": f"{action['run_id']}#{action['seq']}"}, None)
         try:
             result = send()
         except CloudflareError as err:
             if err.status == 404:  # already gone: the goal is reached
                 result = None
             else:
-                self.inv.journal_update(self.run_id, self.seq, "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
+                self.inv.journal_update(self.run_id, seq, "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
                 raise
-        self.inv.journal_update(self.run_id, self.seq, "done", response=result, http_status=self.client.last_status, cf_ray=self.client.last_ray)
+        self.inv.journal_update(self.run_id, seq, "done", response=result, http_status=self.client.last_status, cf_ray=self.client.last_ray)
         self.inv.mark_undone(action["run_id"], action["seq"], f"{description} (rollback {self.run_id})")
+        self._marked.add(action["seq"])
         self.progress(action, description)
 
     def mark(self, action, why):
         if self.dry_run:
             return
         self.inv.mark_undone(action["run_id"], action["seq"], why)
+        self._marked.add(action["seq"])
         self.progress(action, why)
 
     def leave(self, action, why):
-        self.left_alone.append(why)
+        self._note("left_alone", action, why)
         self.progress(action, why)
+
+
+def _by_group(actions):
+    """(per group, its actions newest first, groups in order of their newest action; resource
+    group actions newest first). A group is the User Group an action creates, adopts or fills."""
+    groups, last = {}, []
+    for action in sorted(actions, key=lambda a: a["seq"], reverse=True):
+        request = action.get("request") or {}
+        if action["kind"] == "create_resource_group":
+            last.append(action)
+            continue
+        if action["kind"] == "create_user_group":
+            key = action.get("object_id") or ("name", request.get("name"))
+        elif action["kind"] == "add_members":
+            key = request.get("group")
+        elif action["kind"] == "adopt_user_group":
+            key = request.get("id")
+        else:
+            key = ("action", action["seq"])
+        groups.setdefault(key, []).append(action)
+    return list(groups.values()), last
 
 
 def rollback_run(client, inventory, run_id=None, **kwargs):

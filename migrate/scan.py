@@ -21,7 +21,12 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     token = client.verify_token()
     progress("account")
     account = client.account()
-    pgs = _collect(client.permission_groups(), "permission groups", progress)
+    # Every list's first page at once; each list's other pages follow concurrently as it is read.
+    listings = {"pgs": client.permission_groups().start(), "members": client.members().start(),
+                "rgs": client._submit(client.resource_groups), "ugs": client.user_groups().start()}
+    if source != "file":
+        listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
+    pgs = _collect(listings["pgs"], "permission groups", progress)
     with inventory.scan_writer() as writer:
         fingerprint = Fingerprint()
 
@@ -31,17 +36,17 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         # Tables are staged in name order, the order the fingerprint reads them.
         stage("accounts", [_account_row(account)])
         members = []
-        stage("members", _member_rows(client.members(), members, client.account_id, progress))
+        stage("members", _member_rows(listings["members"], members, client.account_id, progress))
         progress("resource groups")
-        rgs = client.resource_groups()
-        ugs = _collect(client.user_groups(), "user groups", progress)
+        rgs = listings["rgs"].result()
+        ugs = _collect(listings["ugs"], "user groups", progress)
         if source == "file":
             vgs = sources.from_file(file)
             scim_ids = _scim_group_ids(client, progress) if ugs else set()
         else:
-            scim_groups = _collect(client.scim_groups(), "virtual groups", progress)
+            scim_groups = _collect(listings["scim_groups"], "virtual groups", progress)
             scim_ids = {g["id"] for g in scim_groups}
-            vgs = sources.from_scim(scim_groups, client.scim_users(), progress=lambda: progress("users"))
+            vgs = sources.from_scim(scim_groups, listings["scim_users"], progress=lambda: progress("users"))
 
         own_ids = inventory.own_user_group_ids()
         vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
@@ -76,6 +81,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
             "finished_at": utcnow(),
             "counts": dumps(counts),
             "fingerprint": fingerprint.hexdigest(),
+            "mapping": dumps(mapping or {}),  # its content: `plan` resolves roles the same way
         }
         scan_id = writer.save(scan, findings)
     return scan_id, counts, findings
@@ -140,8 +146,9 @@ def _scim_group_ids(client, progress):
 
 
 def _adoptable_members(client, groups, progress):
-    for group in groups:
-        for m in client.user_group_members(group["id"]):
+    listings = [(group, client.user_group_members(group["id"]).start()) for group in groups]  # read concurrently
+    for group, listing in listings:
+        for m in listing:
             progress("user group members")
             yield {"user_group_id": group["id"], "member_id": m["id"], "email": email_key(m.get("email")), "status": m.get("status")}
 

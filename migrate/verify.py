@@ -1,6 +1,7 @@
 """Live state vs the applied plan, and access parity member by member."""
 
 from . import iam
+from .cloudflare import run_parallel
 from .errors import VgmigrateError
 from .runs import apply_run
 
@@ -47,8 +48,10 @@ def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
     return diffs
 
 
-def verify_run(client, inventory, run_id=None):
-    """Returns (run, differences, counts)."""
+def verify_run(client, inventory, run_id=None, parallel=None):
+    """Returns (run, differences, counts). Groups' member lists are read `parallel` at a time
+    (default: the client's); the differences come out in the same order either way."""
+    parallel = parallel or client.parallel
     run = apply_run(inventory, run_id)
     plan = inventory.plan_body(run["plan_id"])
     if plan is None:
@@ -57,10 +60,13 @@ def verify_run(client, inventory, run_id=None):
     for action in inventory.actions(run["id"]):
         if action["kind"] == "create_user_group" and action["status"] == "done":
             group_ids[action["step"]] = action["object_id"]
-    live_groups = list(client.user_groups())
+    listing = client.user_groups().start()  # its pages and the resource groups, concurrently
     rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)
+    live_groups = list(listing)
     live_ids = {g["id"] for g in live_groups}
-    live_members = {gid: {m["id"] for m in client.user_group_members(gid)} for gid in set(group_ids.values()) if gid in live_ids}
+    read = sorted(gid for gid in set(group_ids.values()) if gid in live_ids)
+    members = run_parallel(lambda gid: {m["id"] for m in client.user_group_members(gid)}, read, parallel)
+    live_members = dict(zip(read, members))
     # What the virtual groups granted, read from the scan itself rather than from the plan.
     migrated = {vg["id"]: g["permission_group"] for g in plan["groups"] if g.get("action") != "conflict" for vg in g["virtual_groups"]}
     scan_links = inventory.rows("virtual_group_members", plan["scan"]["id"])
