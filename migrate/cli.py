@@ -1,6 +1,7 @@
 """Command-line wiring only: options, prompts, output and exit codes. The work happens elsewhere."""
 
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import VgmigrateError
+from .errors import UsageProblem, VgmigrateError
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -36,7 +37,7 @@ class VgmigrateGroup(click.Group):
             ctx.exit(err.exit_code)
 
 
-@click.group(cls=VgmigrateGroup)
+@click.group(cls=VgmigrateGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vgmigrate")
 @click.option(
     "--db",
@@ -44,7 +45,7 @@ class VgmigrateGroup(click.Group):
     envvar="VGMIGRATE_DB",
     default="vgmigrate.db",
     show_default=True,
-    type=click.Path(dir_okay=False),
+    type=click.Path(),  # a folder is refused in one line by Inventory
     help="SQLite inventory and journal (env VGMIGRATE_DB).",
 )
 @click.option("--account", "account_id", envvar="CLOUDFLARE_ACCOUNT_ID", help="Cloudflare account id (env CLOUDFLARE_ACCOUNT_ID).")
@@ -61,10 +62,56 @@ class VgmigrateGroup(click.Group):
 def cli(ctx, db_path, account_id, token, base_url, debug):
     """Move a Cloudflare account off SCIM virtual groups onto native User Groups."""
     if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+        log_debug()
     ctx.obj = Settings(db_path, account_id, token, base_url.rstrip("/"), debug)
+    show_rate_limit_waits()
+
+
+def show_rate_limit_waits():
+    """Say on stderr when and why a command waits for the API rate limit (the `vgmigrate.ratelimit` log)."""
+    import logging
+
+    class Stderr(logging.Handler):
+        def emit(self, record):  # whatever sys.stderr is at the time of the message
+            click.echo(record.getMessage(), err=True)
+
+    waits = logging.getLogger("vgmigrate.ratelimit")
+    if not any(type(h).__name__ == "Stderr" for h in waits.handlers):
+        waits.addHandler(Stderr())
+        waits.setLevel(logging.INFO)
+
+
+def log_debug():
+    import logging
+
+    logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+
+
+def global_params():
+    """The global options, offered again on each command so they work after its name too
+    (`vgmigrate scan --token X`); a value given there wins over one given before it."""
+
+    def override(field):
+        def callback(ctx, param, value):
+            if value is None or value is False:
+                return
+            settings = ctx.find_object(Settings)
+            setattr(settings, field, value.rstrip("/") if field == "base_url" else value)
+            if field == "debug":
+                log_debug()
+
+        return callback
+
+    def option(*decls, field, **kwargs):
+        return click.Option(decls, expose_value=False, callback=override(field), **kwargs)
+
+    return [
+        option("--db", field="db_path", type=click.Path(dir_okay=False), help="SQLite inventory and journal (env VGMIGRATE_DB)."),
+        option("--account", field="account_id", help="Cloudflare account id (env CLOUDFLARE_ACCOUNT_ID)."),
+        option("--token", field="token", help="API token (env CLOUDFLARE_API_TOKEN; prefer the variable)."),
+        option("--base-url", field="base_url", help="API base URL (env CLOUDFLARE_BASE_URL), e.g. a sandbox."),
+        option("--debug", field="debug", is_flag=True, default=None, help="Show tracebacks for expected failures."),
+    ]
 
 
 # Workflow modules are imported inside commands: `--help` and `sandbox serve` stay fast.
@@ -76,14 +123,34 @@ def open_inventory(settings):
     return Inventory(settings.db_path)
 
 
-def connect(settings):
-    """A Cloudflare client for the configured account; missing settings are usage errors."""
+ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def check_account(settings):
+    """The account id must be 32 hex characters: checked here, before any call is made."""
+    if settings.account_id is None:
+        return
+    account = settings.account_id.strip().lower()
+    if not ACCOUNT_ID.fullmatch(account):
+        shown = settings.account_id if len(settings.account_id) <= 40 else settings.account_id[:40] + "..."
+        raise UsageProblem(
+            f"account id {shown!r} is not 32 hex characters; copy the Account ID from the dashboard "
+            "(Account Home > ... > Copy account ID) into CLOUDFLARE_ACCOUNT_ID or --account"
+        )
+    settings.account_id = account
+
+
+def connect(settings, parallel=None):
+    """A Cloudflare client for the configured account; missing settings are usage errors (exit 2)."""
     if not settings.token:
-        raise click.UsageError("no API token: set CLOUDFLARE_API_TOKEN (or pass --token)")
+        raise UsageProblem("no API token; set CLOUDFLARE_API_TOKEN (or pass --token)")
     if not settings.account_id:
-        raise click.UsageError("no account: set CLOUDFLARE_ACCOUNT_ID (or pass --account)")
+        raise UsageProblem("no account; set CLOUDFLARE_ACCOUNT_ID (or pass --account)")
+    check_account(settings)
     from .cloudflare import CloudflareClient
 
+    if parallel:
+        return CloudflareClient.connect(settings.base_url, settings.token, settings.account_id, parallel=parallel)
     return CloudflareClient.connect(settings.base_url, settings.token, settings.account_id)
 
 
@@ -137,6 +204,10 @@ def scan(settings, source, file_path, mapping):
     from .scan import run_scan
 
     role_mapping = load_mapping(mapping) if mapping else None
+    if file_path:
+        from .sources import from_file
+
+        from_file(file_path)  # a bad export is refused before any call
     inventory = open_inventory(settings)
     client = connect(settings)
     progress = Progress(total=lambda: client.list_total)
@@ -144,13 +215,13 @@ def scan(settings, source, file_path, mapping):
     progress.finish()
     click.echo(f"scan {scan_id} of account {settings.account_id}: {client.http.calls} API calls\n")
     click.echo(reports.scan_summary(counts, findings))
-    urgent = [f for f in findings if f.severity in ("critical", "error")]
-    if urgent:
-        click.echo("\n" + reports.findings_table(urgent))
-    click.echo("\nNext: `vgmigrate inventory` for every finding, then `vgmigrate plan --out plan.json`.")
+    if findings:
+        click.echo("\n" + reports.findings_grouped(findings, width=terminal_width()))
+    click.echo("\nNext: `vgmigrate inventory --findings CODE` lists every finding of a kind; then `vgmigrate plan --out plan.json`.")
 
 
 def last_scan(settings, inventory):
+    check_account(settings)
     last = inventory.last_scan(settings.account_id)
     if last is None:
         raise VgmigrateError("no scan recorded in this inventory yet; run `vgmigrate scan` first")
@@ -159,11 +230,15 @@ def last_scan(settings, inventory):
 
 @cli.command("inventory")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--findings", "code", help="List every finding with this code (e.g. role_not_held) instead of the summary.")
+@click.option("--severity", type=click.Choice(["critical", "error", "warning", "info"]), help="Only findings of this severity.")
+@click.option("--group", "group", help="Only virtual groups whose name or role contains this (any case).")
 @click.pass_obj
-def inventory_cmd(settings, as_json):
-    """Show the last scan in full: groups, roles, resolution, members, findings."""
+def inventory_cmd(settings, as_json, code, severity, group):
+    """Show the last scan: virtual groups, roles, resolution, members, and findings grouped by kind."""
     from . import reports
     from .findings import Finding
+    from .iam import name_key
 
     inventory = open_inventory(settings)
     last = last_scan(settings, inventory)
@@ -171,11 +246,47 @@ def inventory_cmd(settings, as_json):
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
         return
-    click.echo(f"scan {last['id']} of account {last['account_id']} ({last['account_name']}) from {last['source']} at {last['finished_at']}\n")
-    member_counts = Counter(m["virtual_group_id"] for m in data["virtual_group_members"])
-    click.echo(reports.virtual_groups_table(data["virtual_groups"], member_counts))
+    groups = data["virtual_groups"]
     findings = [Finding.from_row(f) for f in data["findings"]]
-    click.echo("\n" + (reports.findings_table(findings) if findings else "no findings"))
+    if group:
+        groups = [g for g in groups if name_key(group) in name_key(g["name"]) or name_key(group) in name_key(g["role"])]
+        names = {g["name"] for g in groups} | {link["email"] for g in groups for link in data["virtual_group_members"] if link["virtual_group_id"] == g["id"]}
+        findings = [f for f in findings if f.subject in names or any(n in f.message for n in names)]
+    if severity:
+        findings = [f for f in findings if f.severity == severity]
+    if code:
+        findings = [f for f in findings if f.code == code]
+        if not findings:
+            raise VgmigrateError(f"no finding with code {code!r} in scan {last['id']}; `vgmigrate inventory` lists the codes found")
+    width = terminal_width()
+    out = [f"scan {last['id']} of account {last['account_id']} ({last['account_name']}) from {last['source']} at {last['finished_at']}\n"]
+    if not code:
+        member_counts = Counter(m["virtual_group_id"] for m in data["virtual_group_members"])
+        out.append(reports.virtual_groups_table(groups, member_counts))
+    if not findings:
+        out.append("\nno findings")
+    elif code:
+        out.append(reports.findings_table(findings, width=width))
+    else:
+        out.append("\n" + reports.findings_grouped(findings, width=width))
+        out.append("\n`vgmigrate inventory --findings CODE` lists every finding of one kind.")
+    page("\n".join(out))
+
+
+def terminal_width():
+    import shutil
+
+    return shutil.get_terminal_size((120, 24)).columns
+
+
+def page(text):
+    """Long output goes through a pager when stdout is a terminal; otherwise it is printed."""
+    import shutil
+
+    if sys.stdout.isatty() and text.count("\n") > shutil.get_terminal_size((120, 24)).lines:
+        click.echo_via_pager(text)
+    else:
+        click.echo(text)
 
 
 def render_plan(plan, fmt, inventory=None, plan_path=None):
@@ -207,32 +318,49 @@ format_option = click.option(
               help="When a User Group the tool did not create already has the target name.")
 @click.option("--only", multiple=True, help="Plan only this virtual group (name or role); repeatable.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 3 when the plan has changes, 0 when there is nothing to do.")
+@click.option("--allow-no-break-glass", is_flag=True,
+              help="Plan even though no accepted Super Administrator holds the role outside SCIM (not recommended).")
 @format_option
 @click.pass_obj
-def plan(settings, out, name_template, mapping, mode, on_existing, only, detailed_exitcode, fmt):
+def plan(settings, out, name_template, mapping, mode, on_existing, only, detailed_exitcode, allow_no_break_glass, fmt):
     """The dry run: what apply would do, as a table, a report, or a plan file."""
     from . import planfile
     from .planner import PlanOptions, build_plan, check_template
     from .roles import load_mapping
 
     check_template(name_template)
-    options = PlanOptions(name_template, on_existing, tuple(only), mode, load_mapping(mapping) if mapping else {})
     inventory = open_inventory(settings)
     last = last_scan(settings, inventory)
-    sealed = planfile.seal(build_plan(inventory.load_scan(last["id"]), options, inventory.own_groups()))
-    inventory.save_plan({"id": sealed["plan_id"], "created_at": sealed["created_at"], "account_id": sealed["account"]["id"],
-                         "scan_id": last["id"], "mode": mode, "steps": len(sealed["steps"]), "body": planfile.canonical(sealed)})
+    # The mapping the scan used, unless --mapping says otherwise: a plan resolves roles as its scan did.
+    role_mapping = load_mapping(mapping) if mapping else json.loads(last["mapping"] or "{}")
+    options = PlanOptions(name_template, on_existing, tuple(only), mode, role_mapping)
+    draft = build_plan(inventory.load_scan(last["id"], without=("members",)), options, inventory.own_groups())
+    if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
+        if not allow_no_break_glass:
+            raise VgmigrateError(
+                f"no_super_admin_outside_scim: no accepted Super Administrator of account {last['account_id']} holds the role "
+                "outside the virtual groups, so a SCIM mistake during the migration could lock everyone out; grant Super "
+                "Administrator directly to a break-glass member, scan again and plan again "
+                "(or pass --allow-no-break-glass to plan anyway)"
+            )
+        draft["options"]["allow_no_break_glass"] = True  # the approver sees the override in the plan
+    sealed = planfile.seal(draft)
     click.echo(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
         how = " ".join(f"{f['subject']!r}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
         raise VgmigrateError(f"name_conflict: {len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create. {how}")
     if out:
+        # Only a written plan can be approved and applied, so only a written plan is recorded.
+        inventory.save_plan(planfile.inventory_row(sealed))
         planfile.write(sealed, out)
         click.echo(f"\nWrote {out}. After approval: vgmigrate apply {out}", err=True)
     if not sealed["steps"]:
         click.echo("Nothing to do: every planned group is already migrated.", err=True)
     elif detailed_exitcode:
         sys.exit(3)
+
+
+NO_BREAK_GLASS = "no_super_admin_outside_scim"
 
 
 @cli.command()
@@ -278,24 +406,28 @@ def rehearse(settings, plan_file, parallel):
 
 def step_progress(length, label):
     """A progress bar on stderr (stdout stays clean), drawn only on a terminal."""
-    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True)
+    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True, hidden=not sys.stderr.isatty())
 
 
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True, help="Independent steps sent at once (shared rate limit).")
+@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent steps sent at once (shared rate limit).")
 @click.pass_obj
 def apply(settings, plan_file, yes, parallel):
     """Carry out exactly this plan; refuses a tampered, stale or foreign plan."""
     from . import planfile, reports
-    from .executor import apply_plan
+    from .executor import apply_plan, check_plan_matches
+    from .runs import LOCK
 
     sealed = planfile.read(plan_file)
     inventory = open_inventory(settings)
-    client = connect(settings)
-    click.echo(reports.plan_summary_line(sealed), err=True)
+    client = connect(settings, parallel)
+    # What can be refused without a call is refused before anything is printed (apply checks again).
+    check_plan_matches(sealed, client.account_id, inventory.scan(sealed["scan"]["id"]))
+    inventory.check_lock(LOCK)
     if sealed["steps"] and not yes:
+        click.echo(reports.plan_summary_line(sealed), err=True)
         click.confirm(f"Apply plan {sealed['plan_id'][:12]} to account {sealed['account']['id']}?", abort=True, err=True)
     try:
         with step_progress(len(sealed["steps"]), "applying") as bar:
@@ -314,13 +446,14 @@ def apply(settings, plan_file, yes, parallel):
 @cli.command()
 @click.option("--run", "run_id", help="The apply run to check (default: the latest).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Groups read at once (shared rate limit).")
 @click.pass_obj
-def verify(settings, run_id, as_json):
+def verify(settings, run_id, as_json, parallel):
     """Check live state against the applied plan, member by member. Exit 3 on any difference."""
     from . import reports
     from .verify import verify_run
 
-    run, diffs, counts = verify_run(connect(settings), open_inventory(settings), run_id)
+    run, diffs, counts = verify_run(connect(settings, parallel), open_inventory(settings), run_id)
     if as_json:
         click.echo(json.dumps({"run": run["id"], "counts": counts, "differences": diffs}, indent=2, sort_keys=True))
     elif diffs:
@@ -338,13 +471,15 @@ def verify(settings, run_id, as_json):
 @click.option("--dry-run", is_flag=True, help="Only show what would be undone.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Also undo objects someone else changed since the run.")
+@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent groups undone at once (shared rate limit).")
 @click.pass_obj
-def rollback(settings, run_id, dry_run, yes, force):
+def rollback(settings, run_id, dry_run, yes, force, parallel):
     """Undo an apply run from its journal, newest step first."""
     from .rollback import Rollback
 
     inventory = open_inventory(settings)
-    job = Rollback(connect(settings), inventory, run_id, force=force, dry_run=True)
+    client = connect(settings, parallel)  # one client: the preview and the rollback share its rate limiter
+    job = Rollback(client, inventory, run_id, force=force, dry_run=True)
     preview = job.run()
     if preview.status == "nothing_to_do":
         click.echo(preview.message)
@@ -357,10 +492,18 @@ def rollback(settings, run_id, dry_run, yes, force):
         return
     if not yes:
         click.confirm(f"Roll back run {job.target['id']}?", abort=True, err=True)
-    result = Rollback(connect(settings), inventory, run_id, force=force).run()
+    try:
+        result = Rollback(client, inventory, run_id, force=force).run()
+    except KeyboardInterrupt:
+        raise VgmigrateError(
+            f"interrupted; the journal is consistent: run `vgmigrate rollback{' --run ' + run_id if run_id else ''}` again to finish "
+            "undoing the run (`vgmigrate status` shows where it stands)"
+        ) from None
     click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls)")
     if result.left_alone:
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
+    if result.status not in ("rolled_back", "nothing_to_do"):
+        raise VgmigrateError(f"run {job.target['id']} is only partly rolled back: {result.message}; run `vgmigrate rollback` again")
 
 
 @cli.command()
@@ -383,6 +526,7 @@ def status(settings):
     from .runs import next_step, step_counts, where_it_stands
 
     inventory = open_inventory(settings)
+    check_account(settings)
     last = inventory.last_scan(settings.account_id)
     if last is None:
         click.echo("No scan yet. Next: vgmigrate scan")
@@ -458,6 +602,26 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log):
                           secrets=[settings.token] if settings.token else [])
     click.echo(result.summary_line(out_dir))
 
+
+EXAMPLES = {
+    "scan": ["vgmigrate scan", "vgmigrate scan --source file --file okta-export.csv --mapping roles.toml"],
+    "inventory": ["vgmigrate inventory --findings role_not_held", "vgmigrate inventory --group dns --severity critical"],
+    "plan": ["vgmigrate plan --out plan.json", "vgmigrate plan --on-existing suffix --only DNS --format markdown"],
+    "show": ["vgmigrate show plan.json --format html > plan.html"],
+    "rehearse": ["vgmigrate rehearse plan.json"],
+    "apply": ["vgmigrate apply plan.json", "vgmigrate apply plan.json --yes --parallel 8"],
+    "verify": ["vgmigrate verify", "vgmigrate verify --run apply-20251201T101500000Z --json"],
+    "rollback": ["vgmigrate rollback --dry-run", "vgmigrate rollback --yes"],
+    "status": ["vgmigrate status"],
+    "history": ["vgmigrate history"],
+    "unlock": ["vgmigrate unlock apply-20251201T101500000Z"],
+    "export": ["vgmigrate export --format html --out audit/", "vgmigrate export --format csv --out audit/ --with-audit-log"],
+    "demo": ["vgmigrate demo --dir demo/"],
+}
+for _name, _command in cli.commands.items():
+    if _name != "demo":
+        _command.params.extend(global_params())
+    _command.epilog = "\b\nExamples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[_name])
 
 from .sandbox.cli import sandbox  # noqa: E402
 
