@@ -11,9 +11,18 @@ from .inventory import dumps as canonical
 from .inventory import utcnow
 
 
+# The same text as inventory.dumps, produced piece by piece: a plan of 100,000 members is tens of
+# megabytes of JSON, which need never be held whole to hash or write it.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_PRETTY = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False)
+
+
 def content_hash(plan):
     body = {k: v for k, v in plan.items() if k != "plan_id"}
-    return hashlib.sha256(canonical(body).encode()).hexdigest()
+    digest = hashlib.sha256()
+    for chunk in _CANONICAL.iterencode(body):
+        digest.update(chunk.encode())
+    return digest.hexdigest()
 
 
 def seal(plan, created_at=None):
@@ -30,7 +39,10 @@ def inventory_row(plan):
 
 
 def write(plan, path):
-    Path(path).write_text(json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as out:
+        for chunk in _PRETTY.iterencode(plan):
+            out.write(chunk)
+        out.write("\n")
 
 
 def read(path):
