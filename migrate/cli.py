@@ -1,5 +1,6 @@
 """Command-line wiring only: options, prompts, output and exit codes. The work happens elsewhere."""
 
+import functools
 import json
 import re
 import sys
@@ -114,13 +115,57 @@ def global_params():
     ]
 
 
+def output_format(*more, help="table for people, json for scripts (stdout holds only the JSON)."):
+    """`--format table|...|json` and its short alias `--json`; the command receives `fmt`."""
+
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, as_json=False, fmt="table", **kwargs):
+            return command(*args, fmt="json" if as_json else fmt, **kwargs)
+
+        wrapper = click.option("--json", "as_json", is_flag=True, help="Short for --format json.")(wrapper)
+        return click.option("--format", "fmt", type=click.Choice(["table", *more, "json"]), default="table",
+                            show_default=True, help=help)(wrapper)
+
+    return decorate
+
+
+def emit_json(data):
+    from .reports import to_json
+
+    click.echo(to_json(data))
+
+
 # Workflow modules are imported inside commands: `--help` and `sandbox serve` stay fast.
 
 
 def open_inventory(settings):
+    """The inventory; notes on `settings` whether this call just created it (an empty file)."""
+    import os
+
     from .inventory import Inventory
 
+    settings.created_db = not os.path.exists(settings.db_path)
     return Inventory(settings.db_path)
+
+
+def where_inventory(settings):
+    """Which inventory a command read, and whether it was just created empty (a user in another folder
+    than the inventory): said in messages about finding nothing in it."""
+    import os
+
+    path = os.path.abspath(settings.db_path)
+    if getattr(settings, "created_db", False):
+        return (f"{path}, which did not exist and was just created empty (is your inventory in another folder? "
+                "run vgmigrate there, or pass --db / set VGMIGRATE_DB)")
+    return path
+
+
+def need_terminal_or_yes(command):
+    """Without a terminal to ask in, a command that changes the account refuses in one line, before
+    anything is printed or changed, unless --yes was passed."""
+    if not sys.stdin.isatty():
+        raise VgmigrateError(f"{command} asks for confirmation and there is no terminal to ask in; pass --yes to {command} without asking")
 
 
 ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
@@ -192,8 +237,9 @@ class Progress:
               help="Where to read virtual groups: Cloudflare's SCIM groups, or an IdP export file.")
 @click.option("--file", "file_path", type=click.Path(dir_okay=False), help="CSV (group,email) or JSON export, with --source file.")
 @click.option("--mapping", type=click.Path(dir_okay=False), help="TOML file mapping role names to permission groups.")
+@output_format()
 @click.pass_obj
-def scan(settings, source, file_path, mapping):
+def scan(settings, source, file_path, mapping, fmt):
     """Read the account (read-only) and record a new inventory scan."""
     if source == "file" and not file_path:
         raise click.UsageError("--source file needs --file PATH")
@@ -213,6 +259,8 @@ def scan(settings, source, file_path, mapping):
     progress = Progress(total=lambda: client.list_total)
     scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress)
     progress.finish()
+    if fmt == "json":
+        return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings))
     click.echo(f"scan {scan_id} of account {settings.account_id}: {client.http.calls} API calls\n")
     click.echo(reports.scan_summary(counts, findings))
     if findings:
@@ -224,17 +272,17 @@ def last_scan(settings, inventory):
     check_account(settings)
     last = inventory.last_scan(settings.account_id)
     if last is None:
-        raise VgmigrateError("no scan recorded in this inventory yet; run `vgmigrate scan` first")
+        raise VgmigrateError(f"no scan recorded in {where_inventory(settings)}; run `vgmigrate scan` first")
     return last
 
 
 @cli.command("inventory")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_format()
 @click.option("--findings", "code", help="List every finding with this code (e.g. role_not_held) instead of the summary.")
 @click.option("--severity", type=click.Choice(["critical", "error", "warning", "info"]), help="Only findings of this severity.")
 @click.option("--group", "group", help="Only virtual groups whose name or role contains this (any case).")
 @click.pass_obj
-def inventory_cmd(settings, as_json, code, severity, group):
+def inventory_cmd(settings, fmt, code, severity, group):
     """Show the last scan: virtual groups, roles, resolution, members, and findings grouped by kind."""
     from . import reports
     from .findings import Finding
@@ -243,9 +291,6 @@ def inventory_cmd(settings, as_json, code, severity, group):
     inventory = open_inventory(settings)
     last = last_scan(settings, inventory)
     data = inventory.load_scan(last["id"])
-    if as_json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
-        return
     groups = data["virtual_groups"]
     findings = [Finding.from_row(f) for f in data["findings"]]
     if group:
@@ -258,6 +303,13 @@ def inventory_cmd(settings, as_json, code, severity, group):
         findings = [f for f in findings if f.code == code]
         if not findings:
             raise VgmigrateError(f"no finding with code {code!r} in scan {last['id']}; `vgmigrate inventory` lists the codes found")
+    if fmt == "json":  # the scan's rows, with the filters applied to virtual groups and findings
+        shown = {g["id"] for g in groups}
+        data["virtual_groups"] = groups
+        data["virtual_group_members"] = [m for m in data["virtual_group_members"] if m["virtual_group_id"] in shown]
+        kept = {tuple(f.as_row().values()) for f in findings}
+        data["findings"] = [row for row in data["findings"] if tuple(Finding.from_row(row).as_row().values()) in kept]
+        return emit_json(data)
     width = terminal_width()
     out = [f"scan {last['id']} of account {last['account_id']} ({last['account_name']}) from {last['source']} at {last['finished_at']}\n"]
     if not code:
@@ -303,10 +355,7 @@ def render_plan(plan, fmt, inventory=None, plan_path=None):
     return reports.plan_table(plan) + "\n\n" + reports.plan_summary_line(plan)
 
 
-format_option = click.option(
-    "--format", "fmt", type=click.Choice(["table", "markdown", "html", "json"]), default="table", show_default=True,
-    help="How to render the plan: a terminal table, a report for the approver, or JSON.",
-)
+format_option = output_format("markdown", "html", help="How to render the plan: a terminal table, a report for the approver, or JSON (the plan file itself).")
 
 
 @cli.command()
@@ -404,21 +453,18 @@ def rehearse(settings, plan_file, parallel):
     click.echo("passed: `vgmigrate show " + plan_file + " --format html` now says so.")
 
 
-def step_progress(length, label):
-    """A progress bar on stderr (stdout stays clean), drawn only on a terminal."""
-    return click.progressbar(length=length, label=label, file=sys.stderr, show_pos=True, hidden=not sys.stderr.isatty())
-
-
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent steps sent at once (shared rate limit).")
+@output_format()
 @click.pass_obj
-def apply(settings, plan_file, yes, parallel):
+def apply(settings, plan_file, yes, parallel, fmt):
     """Carry out exactly this plan; refuses a tampered, stale or foreign plan."""
     from . import planfile, reports
     from .executor import apply_plan, check_plan_matches
-    from .runs import LOCK
+    from .progress import StepProgress
+    from .runs import LOCK, steps_already_done
 
     sealed = planfile.read(plan_file)
     inventory = open_inventory(settings)
@@ -427,33 +473,56 @@ def apply(settings, plan_file, yes, parallel):
     check_plan_matches(sealed, client.account_id, inventory.scan(sealed["scan"]["id"]))
     inventory.check_lock(LOCK)
     if sealed["steps"] and not yes:
+        need_terminal_or_yes("apply")
         click.echo(reports.plan_summary_line(sealed), err=True)
         click.confirm(f"Apply plan {sealed['plan_id'][:12]} to account {sealed['account']['id']}?", abort=True, err=True)
+    # A resumed apply starts at the steps already done; they are not counted again.
+    done = steps_already_done(inventory, sealed)
     try:
-        with step_progress(len(sealed["steps"]), "applying") as bar:
-            result = apply_plan(client, inventory, sealed, parallel=parallel, progress=lambda step, outcome: bar.update(1))
+        with StepProgress("applying", len(sealed["steps"]), "steps", done=done) as bar:
+            result = apply_plan(client, inventory, sealed, parallel=parallel,
+                                progress=lambda step, outcome: outcome != "already done" and bar.update(1))
     except KeyboardInterrupt:
         raise VgmigrateError(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
-    if result.status == "nothing_to_do":
+    if fmt == "json":
+        emit_json(reports.run_json(result, plan=sealed["plan_id"]))
+    elif result.status == "nothing_to_do":
         click.echo(result.message)
-        return
-    click.echo(reports.run_summary(result))
-    if result.status != "done":
+    else:
+        click.echo(reports.run_summary(result))
+    if result.status not in ("done", "nothing_to_do"):
         raise VgmigrateError(result.message)
-    click.echo(f"\nNext: vgmigrate verify --run {result.run_id}")
+    if result.status == "done":
+        click.echo(f"\nNext: vgmigrate verify --run {result.run_id}", err=fmt == "json")
 
 
 @cli.command()
 @click.option("--run", "run_id", help="The apply run to check (default: the latest).")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@output_format()
 @click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Groups read at once (shared rate limit).")
 @click.pass_obj
-def verify(settings, run_id, as_json, parallel):
+def verify(settings, run_id, fmt, parallel):
     """Check live state against the applied plan, member by member. Exit 3 on any difference."""
     from . import reports
+    from .progress import StepProgress
     from .verify import verify_run
 
-    run, diffs, counts = verify_run(connect(settings, parallel), open_inventory(settings), run_id)
+    as_json = fmt == "json"
+    inventory = open_inventory(settings)
+    client = connect(settings, parallel)
+    bars = []
+
+    def progress(done, total):  # the groups' member lists read so far, of how many
+        if not bars:
+            bars.append(StepProgress("verifying", total, "User Groups").__enter__())
+        bars[0].update(done)
+
+    try:
+        run, diffs, counts = verify_run(client, inventory, run_id, progress=progress)
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    inventory.save_verification(run["id"], counts)
     if as_json:
         click.echo(json.dumps({"run": run["id"], "counts": counts, "differences": diffs}, indent=2, sort_keys=True))
     elif diffs:
@@ -464,6 +533,10 @@ def verify(settings, run_id, as_json, parallel):
         if not as_json:
             click.echo(f"\n{len(diffs)} difference(s). Run `vgmigrate apply` again to finish an incomplete run, or investigate.", err=True)
         sys.exit(3)
+    if not as_json:
+        from .runs import VERIFIED
+
+        click.echo(f"\nNext: {VERIFIED}")
 
 
 @cli.command()
@@ -472,34 +545,64 @@ def verify(settings, run_id, as_json, parallel):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Also undo objects someone else changed since the run.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent groups undone at once (shared rate limit).")
+@output_format()
 @click.pass_obj
-def rollback(settings, run_id, dry_run, yes, force, parallel):
+def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
     """Undo an apply run from its journal, newest step first."""
+    from . import reports
+    from .progress import StepProgress
     from .rollback import Rollback
+    from .runs import LOCK
 
+    if not dry_run and not yes:
+        need_terminal_or_yes("rollback")
     inventory = open_inventory(settings)
+    if not dry_run:
+        inventory.check_lock(LOCK)  # refused before any preview is printed
     client = connect(settings, parallel)  # one client: the preview and the rollback share its rate limiter
-    job = Rollback(client, inventory, run_id, force=force, dry_run=True)
-    preview = job.run()
+
+    def with_progress(label, **options):
+        job = Rollback(client, inventory, run_id, force=force, **options)
+        total = len([a for a in inventory.actions(job.target["id"]) if a["status"] in ("done", "pending")])
+        with StepProgress(label, total, "journal actions") as bar:
+            job.progress = lambda action, outcome: bar.update(1)
+            return job, job.run()
+
+    job, preview = with_progress("checking" if dry_run else "checking what to undo", dry_run=True)
     if preview.status == "nothing_to_do":
+        if fmt == "json":
+            return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=dry_run, actions=[], left_alone=[]))
         click.echo(preview.message)
         return
-    for line in job.planned:
-        click.echo(f"  would {line}")
-    for line in job.left_alone:
-        click.echo(f"  would leave: {line}")
     if dry_run:
+        if fmt == "json":
+            return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=True, actions=job.planned, left_alone=job.left_alone))
+        for line in job.planned:
+            click.echo(f"  would {line}")
+        for line in job.left_alone:
+            click.echo(f"  would leave: {line}")
         return
-    if not yes:
+    if not yes:  # the preview goes with the question; what was done is printed after
+        for line in job.planned:
+            click.echo(f"  would {line}", err=True)
+        for line in job.left_alone:
+            click.echo(f"  would leave: {line}", err=True)
         click.confirm(f"Roll back run {job.target['id']}?", abort=True, err=True)
     try:
-        result = Rollback(client, inventory, run_id, force=force).run()
+        job, result = with_progress("rolling back")
     except KeyboardInterrupt:
         raise VgmigrateError(
             f"interrupted; the journal is consistent: run `vgmigrate rollback{' --run ' + run_id if run_id else ''}` again to finish "
             "undoing the run (`vgmigrate status` shows where it stands)"
         ) from None
-    click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls)")
+    if fmt == "json":
+        emit_json(reports.run_json(result, undoes=job.target["id"], dry_run=False, actions=job.done, left_alone=result.left_alone))
+    else:
+        for line in job.done:
+            click.echo(f"  done: {line}")
+        for line in result.left_alone:
+            click.echo(f"  left alone: {line}")
+        click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls)")
     if result.left_alone:
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
     if result.status not in ("rolled_back", "nothing_to_do"):
@@ -507,41 +610,34 @@ def rollback(settings, run_id, dry_run, yes, force, parallel):
 
 
 @cli.command()
+@output_format()
 @click.pass_obj
-def history(settings):
+def history(settings, fmt):
     """Every apply and rollback run, oldest first."""
     from . import reports
     from .runs import step_counts
 
     inventory = open_inventory(settings)
     runs = inventory.runs()
+    if fmt == "json":
+        return emit_json({"inventory": inventory.path, "runs": reports.runs_json(runs, step_counts(inventory, runs))})
     click.echo(reports.runs_table(runs, step_counts(inventory, runs)) if runs else "no runs yet")
 
 
 @cli.command()
+@output_format()
 @click.pass_obj
-def status(settings):
-    """Where the migration stands, and what to do next."""
+def status(settings, fmt):
+    """Where the migration stands (scan, plan, rehearsal, runs, verify), and what to do next."""
     from . import reports
-    from .runs import next_step, step_counts, where_it_stands
+    from .runs import stage, step_counts
 
     inventory = open_inventory(settings)
     check_account(settings)
-    last = inventory.last_scan(settings.account_id)
-    if last is None:
-        click.echo("No scan yet. Next: vgmigrate scan")
-        return
-    click.echo(f"last scan: {last['id']} of account {last['account_id']} at {last['finished_at']}")
-    for lock in inventory.locks():
-        click.echo(f"locked by {lock['holder']} since {lock['acquired_at']} (lock id {lock['run_id']})")
-    runs = inventory.runs()
-    if not runs:
-        click.echo("No runs yet. Next: vgmigrate plan --out plan.json, then vgmigrate apply plan.json")
-        return
-    current = where_it_stands(runs)
-    shown = [r for r in runs if r["id"] in (current["id"], runs[-1]["id"])]
-    click.echo(reports.runs_table(shown, step_counts(inventory, shown)))
-    click.echo("\nNext: " + next_step(current))
+    data = stage(inventory, settings.account_id)
+    if fmt == "json":
+        return emit_json(data)
+    click.echo(reports.status_text(data, step_counts(inventory, data["runs"]), where=where_inventory(settings)))
 
 
 @cli.command()
@@ -587,12 +683,14 @@ def demo(workdir):
               help="csv/jsonl: one file per table; json: one document; markdown/html: a run summary to read.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
 @click.option("--run", "run_id", help="Only this run, with the rollback that undid it or the apply it undid (default: every run).")
+@click.option("--json", "as_json", is_flag=True, help="Short for --format json (and the summary on stdout is JSON).")
 @click.option("--with-audit-log", is_flag=True, help="Also read Cloudflare's account audit log for the runs' time window and link it to the journal.")
 @click.pass_obj
-def export_cmd(settings, fmt, out_dir, run_id, with_audit_log):
+def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
     """Audit export: inventory, findings, plans, runs and the full journal. Never contains the token."""
     from .export import export_audit, fetch_audit_entries
 
+    fmt = "json" if as_json else fmt
     inventory = open_inventory(settings)
     fetch = None
     if with_audit_log:
@@ -600,6 +698,10 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log):
         fetch = lambda since, before: fetch_audit_entries(client, since, before)  # noqa: E731
     result = export_audit(inventory, fmt, out_dir, run_id=run_id, account_id=settings.account_id, fetch_audit_log=fetch,
                           secrets=[settings.token] if settings.token else [])
+    if fmt == "json":
+        from .reports import export_json
+
+        return emit_json(export_json(result, out_dir))
     click.echo(result.summary_line(out_dir))
 
 
@@ -611,9 +713,9 @@ EXAMPLES = {
     "rehearse": ["vgmigrate rehearse plan.json"],
     "apply": ["vgmigrate apply plan.json", "vgmigrate apply plan.json --yes --parallel 8"],
     "verify": ["vgmigrate verify", "vgmigrate verify --run apply-20251201T101500000Z --json"],
-    "rollback": ["vgmigrate rollback --dry-run", "vgmigrate rollback --yes"],
-    "status": ["vgmigrate status"],
-    "history": ["vgmigrate history"],
+    "rollback": ["vgmigrate rollback --dry-run", "vgmigrate rollback --yes --json"],
+    "status": ["vgmigrate status", "vgmigrate status --json"],
+    "history": ["vgmigrate history", "vgmigrate history --format json"],
     "unlock": ["vgmigrate unlock apply-20251201T101500000Z"],
     "export": ["vgmigrate export --format html --out audit/", "vgmigrate export --format csv --out audit/ --with-audit-log"],
     "demo": ["vgmigrate demo --dir demo/"],

@@ -204,6 +204,15 @@ def m003_scan_mapping(db):
     db["scans"].add_column("mapping", str)
 
 
+@migrations()
+def m004_verifications(db):
+    """Each `verify` of an apply run and what it found, so `status` knows a migration is verified."""
+    db["verifications"].create(
+        {"run_id": str, "at": str, "differences": int, "groups": int, "member_roles": int},
+        pk=("run_id", "at"),
+    )
+
+
 class Inventory:
     """One open inventory file. Thread-safe: parallel apply workers share it for the journal."""
 
@@ -417,6 +426,23 @@ class Inventory:
 
     def last_rehearsal(self, plan_id):
         rows = list(self.db.query("select * from rehearsals where plan_id = ? order by at desc limit 1", [plan_id]))
+        return rows[0] if rows else None
+
+    def save_verification(self, run_id, counts):
+        with self.transaction() as db:
+            db["verifications"].insert({"run_id": run_id, "at": utcnow(), "differences": counts["differences"],
+                                        "groups": counts["groups"], "member_roles": counts["member_roles"]})
+
+    def last_verification(self, run_id):
+        rows = list(self.db.query("select * from verifications where run_id = ? order by at desc limit 1", [run_id]))
+        return rows[0] if rows else None
+
+    def last_plan(self, account_id=None, scan_id=None):
+        """The newest written plan (of this account, or made from this scan), without its body."""
+        where = " and ".join(c for c, v in (("account_id = ?", account_id), ("scan_id = ?", scan_id)) if v is not None) or "1"
+        params = [v for v in (account_id, scan_id) if v is not None]
+        rows = list(self.db.query(f"select id, created_at, account_id, scan_id, mode, steps from plans where {where} "
+                                  "order by created_at desc, rowid desc limit 1", params))
         return rows[0] if rows else None
 
     # --- the apply lock ------------------------------------------------------------------------

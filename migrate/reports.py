@@ -114,3 +114,58 @@ def runs_table(runs, step_counts):
         for r in runs
     ]
     return tabulate(rows, headers=("run", "kind", "status", "plan", "started", "finished", "steps"), tablefmt="simple")
+
+
+# ---- JSON output (`--format json`): stable, sorted keys, documented in README "JSON output" ----
+
+
+def to_json(data):
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def scan_json(scan_id, account_id, calls, counts, findings):
+    return {"scan": scan_id, "account": account_id, "api_calls": calls, "counts": counts,
+            "findings": [f.as_row() for f in findings]}
+
+
+def run_json(result, **extra):
+    """An apply or rollback result: {run, status, counts, api_calls, seconds, message, ...}."""
+    return {"run": result.run_id, "status": result.status, "counts": dict(result.counts), "api_calls": result.calls,
+            "seconds": round(result.seconds, 3), "message": result.message, **extra}
+
+
+def runs_json(runs, step_counts):
+    return [{**{k: r[k] for k in ("id", "kind", "status", "plan_id", "undoes", "account_id", "started_at", "finished_at", "message")},
+             "steps": dict(step_counts.get(r["id"], {}))} for r in runs]
+
+
+def status_text(data, step_counts, where=None):
+    """`status` for people, from runs.stage(); `where`: the inventory as the user should read it."""
+    if data["scan"] is None:
+        return f"No scan recorded in {where or data['inventory']} yet.\n\nNext: {data['next']}"
+    scan = data["scan"]
+    out = [f"last scan: {scan['id']} of account {scan['account_id']} at {scan['finished_at']}"]
+    plan = data["plan"]
+    if plan:
+        rehearsal = plan["rehearsal"]
+        rehearsed = "not rehearsed" if rehearsal is None else f"rehearsal {'passed' if rehearsal['passed'] else 'FAILED'} at {rehearsal['at']}"
+        out.append(f"last plan written: {plan['id'][:12]} from scan {plan['scan_id']} at {plan['created_at']}, {plan['steps']} steps, {rehearsed}")
+    for lock in data["locks"]:
+        out.append(f"locked by {lock['holder']} since {lock['acquired_at']} (lock id {lock['run_id']})")
+    if data["runs"]:
+        out.append("\n" + runs_table(data["runs"], step_counts))
+    verification = data["verification"]
+    if verification:
+        found = "no differences" if verification["differences"] == 0 else f"{verification['differences']} difference(s)"
+        out.append(f"\nverified {verification['at']}: {verification['groups']} User Groups, {verification['member_roles']} member roles, {found}")
+    out.append(f"\nNext: {data['next']}")
+    return "\n".join(out)
+
+
+def export_json(result, out_dir):
+    """`export --format json`'s stdout: what was written where (the data is in the files)."""
+    counts = {t: len(result.tables[t]) for t in ("runs", "journal", "findings") if t in result.tables}
+    audit = None if result.audit is None else {k: result.audit[k] for k in ("entries", "linked") if k in result.audit}
+    return {"out": str(out_dir), "files": list(result.files), "counts": counts, "audit_log": audit}

@@ -24,10 +24,11 @@ class Rollback:
         self.force, self.dry_run = force, dry_run
         self.progress = progress or (lambda action, outcome: None)
         self.planned = []  # (description) for --dry-run
+        self.done = []  # (description) of each call made, newest step first
         self.left_alone = []
         self.parallel = parallel or client.parallel  # independent groups undone at once
         self._lock = threading.Lock()
-        self._note_keys = {"planned": [], "left_alone": []}
+        self._note_keys = {"planned": [], "done": [], "left_alone": []}
         self._members_actions = None
         self._marked = set()
 
@@ -130,10 +131,12 @@ class Rollback:
         self.inv.journal_update(self.run_id, seq, "done", response=result, http_status=self.client.last_status, cf_ray=self.client.last_ray)
         self.inv.mark_undone(action["run_id"], action["seq"], f"{description} (rollback {self.run_id})")
         self._marked.add(action["seq"])
+        self._note("done", action, description)
         self.progress(action, description)
 
     def mark(self, action, why):
         if self.dry_run:
+            self.progress(action, why)  # counted in the preview's progress too
             return
         self.inv.mark_undone(action["run_id"], action["seq"], why)
         self._marked.add(action["seq"])

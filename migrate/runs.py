@@ -42,7 +42,10 @@ def latest_apply_run(inventory):
     """The newest apply run not yet rolled back; else the newest one (so rolling back twice is a no-op)."""
     runs = inventory.runs("apply")
     if not runs:
-        raise VgmigrateError("no apply run in this inventory; `vgmigrate history` lists the runs")
+        raise VgmigrateError(
+            f"no plan has been applied from {inventory.path} yet, so there is nothing to verify or roll back; "
+            "apply one first (`vgmigrate plan --out plan.json`, then `vgmigrate apply plan.json`), or point --db at the inventory that applied it"
+        )
     live = [r for r in runs if r["status"] != UNDONE]
     return (live or runs)[-1]
 
@@ -82,5 +85,81 @@ NEXT_STEP = {
 }
 
 
-def next_step(run):
+VERIFIED = ("the migration is verified: remove the CF- group mappings in your IdP (vgmigrate never touches them), "
+            "then keep the audit trail: vgmigrate export --format html --out audit/")
+
+
+def verified_since(run, verification):
+    """Was this verification made after the run last changed anything (a resumed apply, a rollback)?"""
+    return verification is not None and verification["at"] >= (run["finished_at"] or run["started_at"] or "")
+
+
+def next_step(run, verification=None):
+    """What to do next, given the run that says where the migration stands and the latest verify
+    of it (inventory.last_verification)."""
+    if run["kind"] == "apply" and run["status"] == "done" and verified_since(run, verification):
+        if verification["differences"] == 0:
+            return VERIFIED
+        return (f"the last verify found {verification['differences']} difference(s): run `vgmigrate verify` to list them, "
+                "then vgmigrate apply <the same plan> to finish, or investigate")
     return NEXT_STEP.get((run["kind"], run["status"]), "vgmigrate history")
+
+
+def steps_already_done(inventory, plan):
+    """How many of this plan's steps an earlier, unfinished apply already did (a resumed apply
+    starts its progress there)."""
+    run = current_apply_of_plan(inventory, plan["plan_id"])
+    if run is None:
+        return 0
+    steps = {s["id"] for s in plan["steps"]}
+    return len({a["step"] for a in inventory.actions(run["id"]) if a["status"] == "done" and a["step"] in steps})
+
+
+def stage(inventory, account_id):
+    """Where the migration stands, as data: `status` prints it and `status --format json` is it.
+
+    {inventory, stage, scan, plan, locks, runs (the current and the latest), verification, next}.
+    stage: no_scan | scanned | planned | rehearsed | a run state (`apply done`, `rollback failed`, ...)
+    | verified | verify_differences.
+    """
+    import os
+
+    out = {"inventory": os.path.abspath(inventory.path), "scan": None, "plan": None, "locks": [dict(lock) for lock in inventory.locks()],
+           "runs": [], "verification": None}
+    scan = inventory.last_scan(account_id)
+    if scan is None:
+        return {**out, "stage": "no_scan", "next": "vgmigrate scan"}
+    out["scan"] = {"id": scan["id"], "account_id": scan["account_id"], "account_name": scan["account_name"],
+                   "source": scan["source"], "finished_at": scan["finished_at"]}
+    plan = inventory.last_plan(scan["account_id"])
+    if plan is not None:
+        rehearsal = inventory.last_rehearsal(plan["id"])
+        out["plan"] = {"id": plan["id"], "created_at": plan["created_at"], "scan_id": plan["scan_id"], "steps": plan["steps"],
+                       "rehearsal": None if rehearsal is None else {"at": rehearsal["at"], "passed": bool(rehearsal["passed"])}}
+    runs = [r for r in inventory.runs() if r["account_id"] in (None, scan["account_id"])]
+    applied = [r for r in runs if r["kind"] == "apply"]
+    newer_scan = not applied or scan["finished_at"] > max(r["finished_at"] or r["started_at"] for r in runs)
+    if not applied or (newer_scan and where_it_stands(runs)["status"] == UNDONE):
+        return {**out, **_before_apply(out["plan"], scan)}
+    current = where_it_stands(runs)
+    out["runs"] = [dict(r) for r in runs if r["id"] in (current["id"], runs[-1]["id"])]
+    if current["kind"] == "apply":
+        verification = inventory.last_verification(current["id"])
+        if verified_since(current, verification):
+            out["verification"] = dict(verification)
+    name = f"{current['kind']} {current['status']}"
+    if out["verification"] and current["status"] == "done":
+        name = "verified" if out["verification"]["differences"] == 0 else "verify_differences"
+    return {**out, "stage": name, "next": next_step(current, out["verification"])}
+
+
+def _before_apply(plan, scan):
+    if plan is None or plan["scan_id"] != scan["id"]:
+        return {"stage": "scanned", "next": "vgmigrate plan --out plan.json (review the findings first: vgmigrate inventory)"}
+    rehearsal = plan["rehearsal"]
+    if rehearsal is None:
+        return {"stage": "planned", "next": "vgmigrate rehearse plan.json, then have the approver sign off "
+                                            "(vgmigrate show plan.json --format html) and vgmigrate apply plan.json"}
+    if not rehearsal["passed"]:
+        return {"stage": "planned", "next": "the rehearsal failed: do not apply this plan; find the cause, then scan and plan again"}
+    return {"stage": "rehearsed", "next": "have the approver sign off (vgmigrate show plan.json --format html), then vgmigrate apply plan.json"}

@@ -48,10 +48,14 @@ def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
     return diffs
 
 
-def verify_run(client, inventory, run_id=None, parallel=None):
+def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     """Returns (run, differences, counts). Groups' member lists are read `parallel` at a time
-    (default: the client's); the differences come out in the same order either way."""
+    (default: the client's); the differences come out in the same order either way.
+    progress(n, total): n more of the `total` User Groups to read have been read (0 first)."""
+    import threading
+
     parallel = parallel or client.parallel
+    progress = progress or (lambda n, total: None)
     run = apply_run(inventory, run_id)
     plan = inventory.plan_body(run["plan_id"])
     if plan is None:
@@ -65,7 +69,16 @@ def verify_run(client, inventory, run_id=None, parallel=None):
     live_groups = list(listing)
     live_ids = {g["id"] for g in live_groups}
     read = sorted(gid for gid in set(group_ids.values()) if gid in live_ids)
-    members = run_parallel(lambda gid: {m["id"] for m in client.user_group_members(gid)}, read, parallel)
+    progress(0, len(read))
+    lock = threading.Lock()
+
+    def read_members(gid):
+        found = {m["id"] for m in client.user_group_members(gid)}
+        with lock:
+            progress(1, len(read))
+        return found
+
+    members = run_parallel(read_members, read, parallel)
     live_members = dict(zip(read, members))
     # What the virtual groups granted, read from the scan itself rather than from the plan.
     migrated = {vg["id"]: g["permission_group"] for g in plan["groups"] if g.get("action") != "conflict" for vg in g["virtual_groups"]}

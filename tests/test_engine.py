@@ -118,7 +118,7 @@ def test_verify_reports_drift_with_exit_3(sandbox, planned):
     dns = sandbox.state.user_groups_by_name()["DNS"]
     client_for(sandbox).remove_user_group_member(dns["id"], dns["members"][0])
     result = run(sandbox, db, "verify", "--json", expect=3)
-    diffs = json.loads(result.output)["differences"]
+    diffs = json.loads(result.stdout)["differences"]  # progress goes to stderr
     kinds = {d["kind"] for d in diffs}
     assert kinds == {"member_missing", "access_not_granted"}
 

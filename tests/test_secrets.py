@@ -3,6 +3,7 @@ files, exports, logs (`--debug` stderr), cassettes, stdout or stderr, on success
 path, even when the API quotes the token back in an error body (v4 JSON, SCIM or plain text; 400,
 403, 429, 5xx)."""
 
+import gc
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -192,6 +193,7 @@ def test_no_command_writes_or_prints_the_token(sandbox_with_token, tmp_path, mon
 
     leaks = [text[:200] for text in printed if TOKEN in text]
     assert leaks == []
+    gc.collect()  # close inventories left open, so no WAL file is merged away while being read
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(files) > 10 and any(p.name.endswith("-wal") or p.suffix == ".db" for p in files)
     assert [str(p) for p in files if TOKEN.encode() in p.read_bytes()] == []
