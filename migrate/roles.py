@@ -88,7 +88,7 @@ def is_account_scoped(pg) -> bool:
 def is_deprecated(pg) -> bool:
     flag = ((pg or {}).get("meta") or {}).get("deprecated")
     if isinstance(flag, str):
-        word = flag.strip().casefold()
+        word = name_key(flag)
         # An unknown word (a date, "soon") is treated as deprecated: never choose on a doubt.
         return word in _TRUE_WORDS or word not in _FALSE_WORDS
     return bool(flag)
