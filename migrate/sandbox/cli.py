@@ -1,4 +1,4 @@
-"""`vgmigrate sandbox ...`: run the Cloudflare emulator standalone, or dump a seed."""
+"""`vgmigrate sandbox ...`: run the Cloudflare emulator standalone (optionally with the authentik one), or dump a seed."""
 
 import json
 import signal
@@ -75,8 +75,15 @@ def _load_seed(seed_file, generate, random_seed):
 @click.option("--token", "fixed_token", help="Use this token instead of a random one (never a real Cloudflare token).")
 @click.option("--token-kind", type=click.Choice(["account", "user"]), default="account", show_default=True)
 @click.option("--verbose", is_flag=True, help="Log each request to stderr.")
+@click.option("--authentik", "with_authentik", is_flag=True, help="Also serve an authentik emulator seeded from this account, pushing SCIM into it.")
+@click.option("--authentik-version", default="2026.5.6", show_default=True, help="authentik version to emulate (shapes and features).")
+@click.option("--authentik-port", type=click.IntRange(0, 65535), default=9000, show_default=True, help="authentik emulator port; 0 picks a free one.")
+@click.option("--authentik-scope", type=click.Choice(["listed", "all"]), default="listed", show_default=True,
+              help="Provider group_filters: the seeded CF- groups, or empty (every group).")
+@click.option("--authentik-detached", is_flag=True, help="The SCIM provider is not attached to an application (it syncs nothing).")
 def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit, fail_5xx, lose_responses, timeouts,
-          timeout_seconds, random_seed, fixed_token, token_kind, verbose):
+          timeout_seconds, random_seed, fixed_token, token_kind, verbose, with_authentik, authentik_version, authentik_port,
+          authentik_scope, authentik_detached):
     """Serve the emulator until Ctrl-C and print the variables that point vgmigrate at it."""
     from .server import Sandbox
 
@@ -91,6 +98,7 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
         raise VgmigrateError(f"malformed seed{f' file {seed_file}' if seed_file else ''}: {err}") from None
     # Ctrl-C and SIGTERM only set a flag, installed before anything is printed, so a signal that
     # arrives at any moment ends in a clean stop rather than a traceback or click's "Aborted!".
+    ak = None
     stopped = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -98,16 +106,35 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
             sb.start()
         except OSError as err:
             raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+        if with_authentik:
+            from .authentik import AuthentikSandbox
+
+            try:
+                ak = AuthentikSandbox(cloudflare=sb, version=authentik_version, scope=authentik_scope, attached=not authentik_detached,
+                                      host=host, port=authentik_port, latency_ms=latency_ms, random_seed=random_seed, verbose=verbose)
+            except ValueError as err:
+                raise VgmigrateError(f"--authentik-version: {err}") from None
+            try:
+                ak.start()
+            except OSError as err:
+                raise VgmigrateError(f"cannot listen on {host}:{authentik_port}: {err.strerror or err}") from None
         click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
         click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
         click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
         click.echo("Point vgmigrate (or the cloudflare SDK) at it with:")
         click.echo(f"  export CLOUDFLARE_BASE_URL={sb.base_url} CLOUDFLARE_ACCOUNT_ID={sb.account_id} CLOUDFLARE_API_TOKEN={sb.token}")
+        if ak is not None:
+            click.echo(f"authentik sandbox ({authentik_version}) listening on {ak.base_url}")
+            click.echo(f"  SCIM provider {ak.provider_id} pushes into the Cloudflare sandbox (scope: {authentik_scope}"
+                       f"{', not attached' if authentik_detached else ''})")
+            click.echo(f"  export AUTHENTIK_URL={ak.base_url} AUTHENTIK_TOKEN={ak.token}")
         click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stopped.wait(0.5):
             pass
     finally:
+        if ak is not None:
+            ak.stop()
         sb.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -1,0 +1,358 @@
+"""`AuthentikSandbox`: the authentik API emulator over real HTTP/1.1 keep-alive on loopback, seeded
+from a running Cloudflare `Sandbox` and pushing SCIM changes into it."""
+
+import json
+import os
+import secrets
+import socket
+import string
+import sys
+import threading
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from ..faults import Faults
+from ..routing import Request, Response
+from .routes import AkError, router
+from .state import State
+from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
+
+PREFIX = "/api/v3"
+APPLICATION_SLUG = "cloudflare-dashboard"
+PROVIDER_NAME = "Cloudflare SCIM"
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass
+class Context:
+    state: State
+    pusher: Pusher
+
+
+class AuthentikSandbox:
+    """A stateful authentik API emulator. Use as a context manager or start()/stop().
+
+    cloudflare: a started `migrate.sandbox.Sandbox` to seed from and push into (None: an empty
+    authentik with no provider). See the package docstring for the options.
+    """
+
+    def __init__(self, cloudflare=None, version="2026.5.6", attached=True, scope="listed", provider=True,
+                 provider_token=None, token=None, host="127.0.0.1", port=0, latency_ms=0, random_seed=0,
+                 timeout_seconds=2.0, verbose=False):
+        if scope not in ("listed", "all"):
+            raise ValueError("scope must be 'listed' or 'all'")
+        self.state = State(version, random_seed=random_seed)
+        # Like authentik's API tokens: 60 letters and digits (safe anywhere on a command line).
+        self.token = token or "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(60))
+        self.pusher = Pusher(self.state)
+        self.faults = Faults(random_seed=random_seed)
+        self.latency = latency_ms / 1000.0
+        self.timeout_seconds = timeout_seconds
+        self.verbose = verbose
+        self.provider_id = None
+        self._host, self._port = host, port
+        self._server = None
+        self._thread = None
+        self._stopping = threading.Event()
+        self._calls = []
+        self._calls_lock = threading.Lock()
+        self._connections = set()
+        self._connections_lock = threading.Lock()
+        _seed(self, cloudflare, attached, scope, provider, provider_token)
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self._host, self._port), _Handler)
+        self._server.sandbox = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True, name="authentik-sandbox")
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+        self._server = None
+        self.pusher.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._server.server_address[1] if self._server else None
+
+    @property
+    def base_url(self):
+        return f"http://{self._host}:{self.port}{PREFIX}"
+
+    # ---- test helpers -----------------------------------------------------------------------------
+
+    @property
+    def calls(self):
+        """(method, full path without query, status) per request; status None when dropped."""
+        with self._calls_lock:
+            return list(self._calls)
+
+    def reset_calls(self):
+        with self._calls_lock:
+            self._calls.clear()
+
+    def inject(self, method, path_regex, kind, times=1):
+        """Misbehave on the next `times` requests matching method ("*" = any) and path regex
+        (searched with and without /api/v3): "5xx" | "429" | "lose" (applied, no answer) |
+        "timeout" (held `timeout_seconds`, dropped, not applied)."""
+        self.faults.inject(method, path_regex, kind, times)
+
+    def full_sync(self, provider_pk=None):
+        """Run a full sync now (what the schedule's send does); returns the task."""
+        return self.pusher.full_sync(provider_pk or self.provider_id)
+
+    # ---- request handling -------------------------------------------------------------------------
+
+    def handle(self, handler):
+        split = urlsplit(handler.path)
+        full_path, method = split.path, handler.command
+        body = _read_body(handler)
+        if self.latency:
+            self._stopping.wait(self.latency)
+        api_path = full_path[len(PREFIX):] if full_path.startswith(PREFIX + "/") else None
+        fault = self.faults.pick(method, full_path, api_path or full_path)
+        if fault == "5xx":
+            status = self.faults.server_error_status()
+            return self._respond(handler, method, full_path, Response(status, {"detail": HTTPStatus(status).phrase}))
+        if fault == "429":
+            return self._respond(handler, method, full_path, Response(429, {"detail": "Request was throttled."}, headers={"Retry-After": "1"}))
+        if fault == "timeout":
+            self._stopping.wait(self.timeout_seconds)
+            return self._drop(handler, method, full_path)
+        request = Request(method, api_path or full_path, Request.parse_query(split.query), body, handler.headers)
+        response = self._route(request, api_path, handler.headers)
+        if fault == "lose":
+            return self._drop(handler, method, full_path)
+        return self._respond(handler, method, full_path, response)
+
+    def _route(self, request, api_path, headers):
+        found = router.match(request.method, api_path) if api_path is not None else None
+        if not found:
+            if api_path is not None and any(r.pattern.match(api_path) for r in router.routes):
+                return Response(405, {"detail": f'Method "{request.method}" not allowed.', "code": "method_not_allowed"})
+            return Response(404, {"detail": "Not found.", "code": "not_found"})
+        denied = self._authenticate(headers)
+        if denied is not None:
+            return denied
+        route, params = found
+        request.context = Context(self.state, self.pusher)
+        request.jobs = []
+        try:
+            with self.state.lock:
+                result = route.handler(request, **params)
+            # Signals and blocking syncs run here: after the write, outside the state lock.
+            if callable(result):
+                result = result()
+            for job in request.jobs:
+                self._run_job(job)
+            return result
+        except AkError as err:
+            return Response(err.status, err.body)
+
+    def _run_job(self, job):
+        try:
+            job()
+        except Exception as err:  # noqa: BLE001 - a failed task is a task entry, never a 500
+            task = TaskLog()
+            task.error(f"Task failed: {type(err).__name__}: {err}")
+            with self.state.lock:
+                self.state.record_task(self.provider_id, "authentik.providers.scim.tasks", "failed", task.logs, failed=True)
+
+    def _authenticate(self, headers):
+        value = headers.get("Authorization")
+        if not value:
+            return Response(403, {"detail": "Authentication credentials were not provided.", "code": "not_authenticated"})
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.token.encode()):
+            return Response(403, {"detail": "Token invalid/expired", "code": "authentication_failed"})
+        return None
+
+    def _record(self, method, path, status):
+        with self._calls_lock:
+            self._calls.append((method, path, status))
+
+    def _respond(self, handler, method, path, response):
+        self._record(method, path, response.status)
+        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
+        lines = [
+            f"HTTP/1.1 {response.status} {_phrase(response.status)}",
+            f"Date: {formatdate(usegmt=True)}",
+            "Server: authentik-sandbox",
+            f"X-authentik-id: {os.urandom(16).hex()}",
+            f"Content-Length: {len(payload)}",
+        ]
+        if response.body is not None:
+            lines.append("Content-Type: application/json")
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
+        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        if self.verbose:
+            sys.stderr.write(f"authentik {method} {path} -> {response.status}\n")
+
+    def _drop(self, handler, method, path):
+        self._record(method, path, None)
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+# ---- seeding ----------------------------------------------------------------------------------------
+
+
+def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token):
+    state = sandbox.state
+    owner = state.add_user("akadmin", "authentik Default Admin", "akadmin@authentik.example")
+    owner["is_superuser"] = True
+    state.owner_pk = owner["pk"]
+    state.unbound_users.add(owner["pk"])
+    state.add_group("authentik Admins", users=[owner["pk"]], is_superuser=True)
+    if cloudflare is None:
+        return
+    with cloudflare.state.lock:
+        cf = cloudflare.state
+        scim_users = [dict(u, groups=dict(u["groups"])) for u in cf.scim_users.values()]
+        system = {gid: g["displayName"] for gid, g in cf.scim_groups.items()}
+        custom = [(g["id"], g["name"], [cf.members[m]["user"]["id"] for m in g["members"] if m in cf.members])
+                  for g in cf.user_groups.values() if g["scim_managed"]]
+        account_id = cf.account["id"]
+    by_scim_id = {}
+    for remote in scim_users:
+        name = remote.get("name") or {}
+        full = " ".join(p for p in (name.get("givenName"), name.get("familyName")) if p) or remote.get("displayName") or remote["userName"]
+        user = state.add_user(remote["userName"], full, remote["userName"], is_active=remote["active"])
+        by_scim_id[remote["id"]] = user
+    provider = None
+    if with_provider:
+        provider = state.add_provider(PROVIDER_NAME, f"{cloudflare.base_url}/accounts/{account_id}/scim/v2",
+                                      provider_token or cloudflare.token)
+        sandbox.provider_id = provider["pk"]
+        for scim_id, user in by_scim_id.items():
+            # As if the last sync wrote them: an unchanged user is not sent again.
+            state.add_link("user", provider["pk"], user["pk"], scim_id, dict(user_payload(user), id=scim_id))
+    listed = []
+    for gid, display in system.items():
+        members = [by_scim_id[u["id"]]["pk"] for u in scim_users if gid in u["groups"]]
+        if not members:
+            continue
+        group = state.add_group(display, users=members)
+        listed.append(group["pk"])
+        if provider:
+            _link_group(state, provider, group, gid)
+    for gid, name, user_ids in custom:
+        group = state.add_group(name, users=[by_scim_id[u]["pk"] for u in user_ids if u in by_scim_id])
+        if provider:
+            _link_group(state, provider, group, gid)
+    # Unrelated to Cloudflare: a group with a CF user and an IdP-only user, and an empty one.
+    outsider = state.add_user("dana.outsider@acme-corp.example", "Dana Outsider", "dana.outsider@acme-corp.example")
+    state.unbound_users.add(outsider["pk"])  # no binding of the application lets her in
+    first = next(iter(by_scim_id.values()), None)
+    state.add_group("Engineering", users=[outsider["pk"]] + ([first["pk"]] if first else []))
+    state.add_group("Contractors")
+    if provider:
+        if scope == "listed":
+            provider["group_filters"] = listed
+        state.add_application("Cloudflare Dashboard", APPLICATION_SLUG, backchannel_providers=[provider["pk"]] if attached else [])
+
+
+def _link_group(state, provider, group, scim_id):
+    # As if the last sync wrote it: an unchanged group is not rewritten (only its members are read).
+    payload = {"schemas": [SCIM_GROUP], "displayName": group["name"], "externalId": group["pk"], "id": scim_id}
+    state.add_link("group", provider["pk"], group["pk"], scim_id, payload)
+
+
+def _read_body(handler):
+    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+        chunks = []
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(chunks)
+            chunks.append(handler.rfile.read(size))
+            handler.rfile.readline()
+    length = int(handler.headers.get("Content-Length") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
+def _phrase(status):
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    sandbox = None
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "authentik-sandbox"
+    timeout = 120
+
+    def setup(self):
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sandbox = self.server.sandbox
+        with sandbox._connections_lock:
+            sandbox._connections.add(self.connection)
+
+    def finish(self):
+        sandbox = self.server.sandbox
+        with sandbox._connections_lock:
+            sandbox._connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def _serve(self):
+        try:
+            self.server.sandbox.handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        if self.server.sandbox.verbose:
+            super().log_message(format, *args)
+
+
+__all__ = ["AuthentikSandbox"]
