@@ -88,6 +88,70 @@ class CloudflareError(VgmigrateError):
         return f"Cloudflare API {where}failed with HTTP {self.status}: {detail}{ray}{advice}"
 
 
+def authentik_error_details(response):
+    """(errors, messages) from a failed Authentik response: GenericError `{"detail", "code"}`,
+    ValidationError `{"<field>": ["msg"], "non_field_errors": [..]}`, or plain text (a proxy's page)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body:
+        if isinstance(body.get("detail"), str):
+            return [{"code": body.get("code") or response.status_code, "message": body["detail"]}], []
+        errors = []
+        for field, value in body.items():
+            if field == "code" and isinstance(value, str):
+                continue
+            text = "; ".join(_flatten(value)) or "invalid"
+            if field == "non_field_errors":
+                errors.append({"code": "invalid", "message": text})
+            else:
+                errors.append({"code": field, "message": f"{field}: {text}"})
+        if errors:
+            return errors, []
+    if isinstance(body, list) and body:
+        return [{"code": "invalid", "message": "; ".join(_flatten(body))}], []
+    text = (response.text or "").strip()
+    return ([" ".join(text.split())[:200]] if text else []), []
+
+
+def _flatten(value):
+    """Every message string in a DRF error value, however nested (`{"users": {"0": ["..."]}}`)."""
+    if isinstance(value, dict):
+        return [f"{k}: {m}" for k, v in value.items() for m in _flatten(v)]
+    if isinstance(value, (list, tuple)):
+        return [m for v in value for m in _flatten(v)]
+    return [] if value is None else [str(value)]
+
+
+AUTHENTIK_TOKEN_ADVICE = (
+    "; the Authentik token is wrong, expired, or its user lacks a permission this call needs: in Authentik "
+    "(Directory > Tokens and App passwords) create a token with intent \"API\" for a user that may view groups, users, "
+    "applications, SCIM providers, their group and user links and tasks (idp check, scan), and also add/change/delete "
+    "groups, add/change SCIM providers, add/change applications and run SCIM syncs (idp check --fix, apply, cutover), "
+    "or a superuser; then set AUTHENTIK_TOKEN and run again"
+)
+
+
+class AuthentikError(CloudflareError):
+    """Authentik's API answered with an error. A CloudflareError subclass on purpose: the executor
+    and rollback treat any API failure alike (`except CloudflareError`)."""
+
+    @classmethod
+    def from_response(cls, response, method, path, *, redact=str, errors=None, messages=None, **extra):
+        if errors is None:
+            errors, messages = authentik_error_details(response)
+        errors = [_redacted(e, redact) for e in errors or []]
+        messages = [_redacted(m, redact) for m in messages or []]
+        return cls(response.status_code, errors, messages, None, method, path, **extra)
+
+    def _describe(self):
+        detail = "; ".join(e.get("message") if isinstance(e, dict) else str(e) for e in self.errors) or "no error detail"
+        where = f"{self.method} {self.path} " if self.method else ""
+        advice = AUTHENTIK_TOKEN_ADVICE if self.status in (401, 403) else ""
+        return f"Authentik API {where}failed with HTTP {self.status}: {detail}{advice}"
+
+
 class OutcomeUnknown(VgmigrateError):
     """A write was sent but its response was lost: it may or may not have happened.
 
@@ -106,3 +170,11 @@ class OutcomeUnknown(VgmigrateError):
 
 class TokenError(VgmigrateError):
     """The token is missing, wrong, expired, or cannot see the account."""
+
+
+class SyncError(VgmigrateError):
+    """The IdP did not bring a group to Cloudflare as the plan needs (sync errors, or it did not
+    arrive in time). Journaled as a failed step, like an API failure."""
+
+    status = None
+    ray = None

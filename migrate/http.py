@@ -28,7 +28,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ConnectTimeoutError
 
 from . import __version__
-from .errors import CloudflareError, OutcomeUnknown, TokenError, VgmigrateError
+from .errors import AuthentikError, CloudflareError, OutcomeUnknown, TokenError, VgmigrateError
 
 log = logging.getLogger("vgmigrate.http")
 ratelimit_log = logging.getLogger("vgmigrate.ratelimit")  # waits for the rate limit; the CLI shows them
@@ -49,16 +49,23 @@ class NetworkError(VgmigrateError):
 class RetriesExhausted(CloudflareError):
     """The API kept answering 429 or 5xx; the message says how long to wait before running again."""
 
+    RATE_ADVICE = "the API rate limit (1200 requests per 5 minutes) is used up: wait 5 minutes and run the command again"
+    TROUBLE_ADVICE = "Cloudflare is having trouble: wait a few minutes and run the command again"
+
     def __init__(self, status, errors=(), messages=(), ray=None, method=None, path=None, attempts=1):
         self.attempts = attempts
         super().__init__(status, errors, messages, ray, method, path)
 
     def _describe(self):
-        if self.status == 429:
-            advice = "the API rate limit (1200 requests per 5 minutes) is used up: wait 5 minutes and run the command again"
-        else:
-            advice = "Cloudflare is having trouble: wait a few minutes and run the command again"
+        advice = self.RATE_ADVICE if self.status == 429 else self.TROUBLE_ADVICE
         return f"{super()._describe()}; gave up after {self.attempts} attempts: {advice}"
+
+
+class AuthentikRetriesExhausted(RetriesExhausted, AuthentikError):
+    """Authentik kept answering 429 or 5xx (an AuthentikError, so it reads "Authentik API ... failed")."""
+
+    RATE_ADVICE = "Authentik kept answering 429 (too many requests): wait a minute and run the command again"
+    TROUBLE_ADVICE = "Authentik is having trouble (is its worker or database down?): wait a few minutes and run the command again"
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -387,8 +394,17 @@ class HttpClient:
         user_agent=f"vgmigrate/{__version__}",
         sleep=time.sleep,
         random=None,
+        base_url_variable="CLOUDFLARE_BASE_URL",
+        api_error=CloudflareError,
+        retries_error=RetriesExhausted,
     ):
+        """`base_url_variable` is the setting network errors tell the user to check; `api_error` and
+        `retries_error` are the error classes raised for this API's failures (Authentik's client
+        passes its own)."""
         self.base_url = base_url.rstrip("/")
+        self.base_url_variable = base_url_variable
+        self.api_error = api_error
+        self.retries_error = retries_error
         self._token = check_token(token)
         self.timeout = _timeouts(timeout)
         self.limiter = limiter if limiter is not None else RateLimiter(sleep=sleep, burst=RateLimiter.DEFAULT_BURST)
@@ -490,7 +506,7 @@ class HttpClient:
         if status >= 500 and status not in _PERMANENT_5XX:
             if method not in IDEMPOTENT_METHODS:
                 # The server may have applied it before failing: never resend a write that is not idempotent.
-                raise OutcomeUnknown(method, path, CloudflareError.from_response(response, method, path, redact=self.redact))
+                raise OutcomeUnknown(method, path, self.api_error.from_response(response, method, path, redact=self.redact))
             self._give_up_if_exhausted(method, path, response, attempt)
             delay = self.backoff(attempt)
             return delay, delay, f"HTTP {status}"
@@ -501,7 +517,7 @@ class HttpClient:
             raise self._error(method, path, response, attempt + 1)
 
     def _error(self, method, path, response, attempts):
-        return RetriesExhausted.from_response(response, method, path, redact=self.redact, attempts=attempts)
+        return self.retries_error.from_response(response, method, path, redact=self.redact, attempts=attempts)
 
     def _after_failure(self, method, path, exc, attempt):
         safe_to_resend = _nothing_was_sent(exc) or method in IDEMPOTENT_METHODS
@@ -520,9 +536,9 @@ class HttpClient:
         if isinstance(exc, requests.exceptions.SSLError):
             advice = "check the system clock, proxy and CA bundle (REQUESTS_CA_BUNDLE), then run again"
         elif final:
-            advice = "check CLOUDFLARE_BASE_URL, then run again"
+            advice = f"check {self.base_url_variable}, then run again"
         else:
-            advice = "check the network, proxy and CLOUDFLARE_BASE_URL, then run the command again"
+            advice = f"check the network, proxy and {self.base_url_variable}, then run the command again"
         tries = "" if final else f" after {attempts} attempts"
         return f"{method} {path}: could not reach {host}{tries} ({type(exc).__name__}: {reason}); {advice}"
 
