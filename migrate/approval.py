@@ -235,7 +235,7 @@ def apply_command(plan, plan_path):
 
 def plan_counts(plan):
     actions = Counter(g["action"] for g in plan["groups"])
-    additions = [m for s in plan["steps"] if s["kind"] == "add_members" for m in s["request"]["members"]]
+    additions = [m for s in plan["steps"] for m in KINDS[s["kind"]].added_members(s["request"])]
     return {
         "actions": actions,
         "member_additions": len(additions),
@@ -371,11 +371,27 @@ def summary_facts(plan, rehearsal, counts):
         ("Virtual groups", f"{counts['virtual_groups']} migrated, {counts['skipped']} not migrated"),
         ("Memberships to add", f"{counts['member_additions']} ({counts['members']} distinct members)"),
         ("Scope", f"{scope} ({where})"),
+        *([("Authentik", idp_text(plan["idp"]))] if plan.get("idp") else []),
         ("API steps", str(len(plan["steps"]))),
         ("Findings", ", ".join(f"{n} {s}" for s, n in severity_counts(plan["findings"]))),
         ("Rehearsal", rehearsal_text(rehearsal)),
     ]
     return facts
+
+
+IDP_SCOPES = {
+    "listed": "only the groups in its filter; the new groups are added to it",
+    "all": "every group (its group filter is empty), so the new groups sync as soon as they exist",
+    "every group": "every group (this version has no group filter)",
+}
+
+
+def idp_text(idp):
+    """The IdP side of an idp-mode plan, in a sentence."""
+    provider = idp["provider"]
+    return (f"groups are created in Authentik {idp.get('version') or '(version unknown)'} at {idp['url']} and pushed to "
+            f"Cloudflare by SCIM provider {provider['name']!r} (pk {provider['pk']}), which syncs {IDP_SCOPES[idp['scope']]}; "
+            "vgmigrate writes only the policies in Cloudflare")
 
 
 def rehearsal_text(rehearsal):
@@ -499,10 +515,12 @@ def _md_renamed(g):
 
 
 def _step_does(step):
-    label = KINDS[step["kind"]].label
+    kind = KINDS[step["kind"]]
     if step["kind"] == "add_members":
-        label = f"add {len(step['request']['members'])} member(s)"
-    return label
+        return f"add {len(step['request']['members'])} member(s)"
+    if step["kind"] == "create_idp_group":
+        return f"{kind.label} ({len(step['request']['users'])})"
+    return kind.label
 
 
 MD_MARKS = {"kept": "\u2713", "lost": "**\u2717 loses**", "gain": "**+ gains**", "": ""}

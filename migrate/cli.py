@@ -23,6 +23,8 @@ class Settings:
     token: str | None
     base_url: str
     debug: bool
+    authentik_url: str | None = None
+    authentik_token: str | None = None
 
 
 class VgmigrateGroup(click.Group):
@@ -58,13 +60,15 @@ class VgmigrateGroup(click.Group):
     show_default=True,
     help="API base URL (env CLOUDFLARE_BASE_URL), e.g. a sandbox.",
 )
+@click.option("--authentik-url", envvar="AUTHENTIK_URL", help="Authentik address, with or without /api/v3 (env AUTHENTIK_URL).")
+@click.option("--authentik-token", envvar="AUTHENTIK_TOKEN", help="Authentik API token (env AUTHENTIK_TOKEN; prefer the variable).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for expected failures.")
 @click.pass_context
-def cli(ctx, db_path, account_id, token, base_url, debug):
+def cli(ctx, db_path, account_id, token, base_url, authentik_url, authentik_token, debug):
     """Move a Cloudflare account off SCIM virtual groups onto native User Groups."""
     if debug:
         log_debug()
-    ctx.obj = Settings(db_path, account_id, token, base_url.rstrip("/"), debug)
+    ctx.obj = Settings(db_path, account_id, token, base_url.rstrip("/"), debug, authentik_url, authentik_token)
     show_rate_limit_waits()
 
 
@@ -111,6 +115,8 @@ def global_params():
         option("--account", field="account_id", help="Cloudflare account id (env CLOUDFLARE_ACCOUNT_ID)."),
         option("--token", field="token", help="API token (env CLOUDFLARE_API_TOKEN; prefer the variable)."),
         option("--base-url", field="base_url", help="API base URL (env CLOUDFLARE_BASE_URL), e.g. a sandbox."),
+        option("--authentik-url", field="authentik_url", help="Authentik address (env AUTHENTIK_URL)."),
+        option("--authentik-token", field="authentik_token", help="Authentik API token (env AUTHENTIK_TOKEN; prefer the variable)."),
         option("--debug", field="debug", is_flag=True, default=None, help="Show tracebacks for expected failures."),
     ]
 
@@ -195,8 +201,26 @@ def connect(settings, parallel=None):
     from .cloudflare import CloudflareClient
 
     if parallel:
-        return CloudflareClient.connect(settings.base_url, settings.token, settings.account_id, parallel=parallel)
-    return CloudflareClient.connect(settings.base_url, settings.token, settings.account_id)
+        client = CloudflareClient.connect(settings.base_url, settings.token, settings.account_id, parallel=parallel)
+    else:
+        client = CloudflareClient.connect(settings.base_url, settings.token, settings.account_id)
+    client.idp = connect_idp(settings, required=False)  # steps that write to Authentik reach it here
+    return client
+
+
+def connect_idp(settings, required=True):
+    """The Authentik client (AUTHENTIK_URL, AUTHENTIK_TOKEN), or a one-line usage error naming the
+    missing one. Not required and not fully configured: None."""
+    url, token = settings.authentik_url, settings.authentik_token
+    if not required and not (url and token):
+        return None
+    if not (url or "").strip():
+        raise UsageProblem("no Authentik URL; set AUTHENTIK_URL (or pass --authentik-url), e.g. https://authentik.example.com")
+    if not (token or "").strip():
+        raise UsageProblem("no Authentik token; set AUTHENTIK_TOKEN (an Authentik API token with intent \"API\")")
+    from .authentik import AuthentikClient
+
+    return AuthentikClient.connect(url, token)
 
 
 class Progress:
@@ -233,8 +257,8 @@ class Progress:
 
 
 @cli.command()
-@click.option("--source", type=click.Choice(["cloudflare", "file"]), default="cloudflare", show_default=True,
-              help="Where to read virtual groups: Cloudflare's SCIM groups, or an IdP export file.")
+@click.option("--source", type=click.Choice(["cloudflare", "file", "authentik"]), default="cloudflare", show_default=True,
+              help="Where to read virtual groups: Cloudflare's SCIM groups, an IdP export file, or Authentik's CF- groups (AUTHENTIK_URL, AUTHENTIK_TOKEN).")
 @click.option("--file", "file_path", type=click.Path(dir_okay=False), help="CSV (group,email) or JSON export, with --source file.")
 @click.option("--mapping", type=click.Path(dir_okay=False), help="TOML file mapping role names to permission groups.")
 @output_format()
@@ -254,10 +278,11 @@ def scan(settings, source, file_path, mapping, fmt):
         from .sources import from_file
 
         from_file(file_path)  # a bad export is refused before any call
+    idp = connect_idp(settings) if source == "authentik" else None  # a missing setting is refused before any call
     inventory = open_inventory(settings)
     client = connect(settings)
     progress = Progress(total=lambda: client.list_total)
-    scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress)
+    scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress, idp=idp)
     progress.finish()
     if fmt == "json":
         return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings))
@@ -362,7 +387,9 @@ format_option = output_format("markdown", "html", help="How to render the plan: 
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the plan file: the artifact an approver signs off and `apply` takes.")
 @click.option("--name-template", default="{role}", show_default=True, help="User Group name; fields {role} (permission group), {vg_role}, {account}.")
 @click.option("--mapping", type=click.Path(dir_okay=False), help="TOML file mapping role names to permission groups.")
-@click.option("--mode", type=click.Choice(["api"]), default="api", show_default=True, help="api: vgmigrate creates groups, policies and members.")
+@click.option("--mode", type=click.Choice(["api", "idp"]), default="api", show_default=True,
+              help="api: vgmigrate creates groups, policies and members in Cloudflare. idp: it creates the groups in Authentik, "
+                   "which pushes them over SCIM, and attaches only the policies in Cloudflare.")
 @click.option("--on-existing", type=click.Choice(["fail", "adopt", "suffix"]), default="fail", show_default=True,
               help="When a User Group the tool did not create already has the target name.")
 @click.option("--only", multiple=True, help="Plan only this virtual group (name or role); repeatable.")
@@ -383,7 +410,13 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     # The mapping the scan used, unless --mapping says otherwise: a plan resolves roles as its scan did.
     role_mapping = load_mapping(mapping) if mapping else json.loads(last["mapping"] or "{}")
     options = PlanOptions(name_template, on_existing, tuple(only), mode, role_mapping)
-    draft = build_plan(inventory.load_scan(last["id"], without=("members",)), options, inventory.own_groups())
+    idp = None
+    if mode == "idp":  # what Authentik holds now, read before planning (the planner makes no calls)
+        from .idp import plan_facts
+
+        client = connect(settings)
+        idp = plan_facts(client.idp or connect_idp(settings), client)
+    draft = build_plan(inventory.load_scan(last["id"], without=("members",)), options, inventory.own_groups(), idp)
     if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
         if not allow_no_break_glass:
             raise VgmigrateError(
@@ -440,6 +473,9 @@ def rehearse(settings, plan_file, parallel):
     from .rehearsal import rehearse as run_rehearsal
 
     sealed = planfile.read(plan_file)
+    if sealed["options"].get("mode") == "idp":
+        raise VgmigrateError("rehearse replays api-mode plans on a Cloudflare replica; an idp plan runs through Authentik: "
+                             "try it against `vgmigrate sandbox serve --authentik` instead")
     inventory = open_inventory(settings)
     check_plan_matches(sealed, sealed["account"]["id"], inventory.scan(sealed["scan"]["id"]))
     result = run_rehearsal(inventory, sealed, parallel=parallel)
@@ -457,9 +493,11 @@ def rehearse(settings, plan_file, parallel):
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent steps sent at once (shared rate limit).")
+@click.option("--sync-timeout", type=click.FloatRange(1), default=120, show_default=True,
+              help="--mode idp plans: seconds to wait for each synced group to reach Cloudflare.")
 @output_format()
 @click.pass_obj
-def apply(settings, plan_file, yes, parallel, fmt):
+def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
     """Carry out exactly this plan; refuses a tampered, stale or foreign plan."""
     from . import planfile, reports
     from .executor import apply_plan, check_plan_matches
@@ -469,6 +507,9 @@ def apply(settings, plan_file, yes, parallel, fmt):
     sealed = planfile.read(plan_file)
     inventory = open_inventory(settings)
     client = connect(settings, parallel)
+    if sealed["options"].get("mode") == "idp":
+        client.idp = client.idp or connect_idp(settings)  # a missing setting is refused before any call
+        client.idp.sync_timeout = sync_timeout
     # What can be refused without a call is refused before anything is printed (apply checks again).
     check_plan_matches(sealed, client.account_id, inventory.scan(sealed["scan"]["id"]))
     inventory.check_lock(LOCK)
@@ -669,13 +710,15 @@ def unlock(settings, lock_id, yes):
 
 @cli.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), help="Where to keep the demo's inventory, plan and reports (default: a new temporary folder).")
-def demo(workdir):
+@click.option("--mode", type=click.Choice(["api", "idp"]), default="api", show_default=True,
+              help="api: vgmigrate writes the User Groups; idp: Authentik (emulated) owns them and vgmigrate attaches the policies.")
+def demo(workdir, mode):
     """The whole migration against the embedded sandbox: no account or token needed."""
     import tempfile
 
     from .demo import run_demo
 
-    run_demo(cli, workdir or tempfile.mkdtemp(prefix="vgmigrate-demo-"))
+    run_demo(cli, workdir or tempfile.mkdtemp(prefix="vgmigrate-demo-"), mode)
 
 
 @cli.command("export")
@@ -705,8 +748,114 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
     click.echo(result.summary_line(out_dir))
 
 
+@cli.command()
+@click.option("--run", "run_id", help="The apply run whose groups replace the CF- groups (default: the latest).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@output_format()
+@click.pass_obj
+def cutover(settings, run_id, yes, fmt):
+    """Take the migrated members out of the old CF- groups in Authentik, once verify is clean.
+
+    Cloudflare then drops the legacy roles; the new User Groups keep granting them. Refuses if
+    verify finds a difference, or if no Super Administrator would be left outside SCIM. Undo with
+    `vgmigrate rollback`.
+    """
+    from . import reports
+    from .cutover import Cutover, prepare
+    from .progress import StepProgress
+    from .runs import LOCK, apply_run
+
+    inventory = open_inventory(settings)
+    inventory.check_lock(LOCK)
+    client = connect(settings)
+    client.idp = client.idp or connect_idp(settings)
+    run = apply_run(inventory, run_id)
+    plan, steps, checks, stay = prepare(client, inventory, run)
+    if stay:
+        click.echo(f"{len(stay)} migrated member(s) stay in their CF- groups: Cloudflare no longer gives them those groups' roles, "
+                   f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {stay[0][0]!r}); "
+                   "remove them in Authentik by hand once you no longer need the rollback", err=True)
+    if not steps:
+        click.echo("Nothing to do: no migrated member is left in a CF- group in Authentik.")
+        return
+    if not yes:
+        need_terminal_or_yes("cutover")
+        for step in steps:
+            click.echo(f"  {step['target']}: {len(step['request']['remove'])} member(s) leave", err=True)
+        click.confirm(f"Remove these members from {len(steps)} CF- group(s) in Authentik?", abort=True, err=True)
+    cut = Cutover(client, inventory, plan, steps, checks)
+    try:
+        with StepProgress("cutover", len(steps), "CF- groups") as bar:
+            cut.progress = lambda step, outcome: bar.update(1)
+            result = cut.run()
+    except KeyboardInterrupt:
+        raise VgmigrateError("interrupted; the journal is consistent: run `vgmigrate cutover` again to finish, or `vgmigrate rollback`") from None
+    if fmt == "json":
+        emit_json(reports.run_json(result, plan=plan["plan_id"]))
+    else:
+        click.echo(reports.run_summary(result))
+    if result.status != "done":
+        raise VgmigrateError(result.message)
+
+
+@cli.group("idp")
+def idp_group():
+    """The IdP side (Authentik): check and fix the SCIM provider that provisions this account."""
+
+
+@idp_group.command("check")
+@click.option("--fix", is_flag=True, help="Create the SCIM provider and/or application if missing, or attach the provider (asks first; journaled; undo with `vgmigrate rollback --run <id>`).")
+@click.option("--yes", is_flag=True, help="With --fix: do not ask for confirmation.")
+@click.option("--scim-token", envvar="CLOUDFLARE_SCIM_TOKEN", help="Cloudflare's SCIM token, for --fix to create the provider with (env CLOUDFLARE_SCIM_TOKEN; prefer the variable).")
+@click.option("--application", help="With --fix: attach the provider to this existing application (slug) instead of cloudflare-dashboard.")
+@output_format()
+@click.pass_obj
+def idp_check(settings, fix, yes, scim_token, application, fmt):
+    """Check the Authentik SCIM provider for this account: URL, application, token, scope, sync status, version.
+
+    Every problem is one line with its fix; exit 1 if any needs fixing.
+    """
+    from . import idp
+
+    idp_client = connect_idp(settings)
+    client = connect(settings)
+    client.idp = idp_client
+    if fix and not yes:
+        need_terminal_or_yes("idp check --fix")
+    report = idp.check(client, idp_client)
+    if fix:
+        steps, _ = idp.plan_fix(report.facts, scim_token=scim_token, application=application)
+        if steps:
+            click.echo(idp.render(report), err=True)
+            click.echo("\n--fix will:", err=True)
+            for step in steps:
+                click.echo(f"  {step.description}", err=True)
+            click.echo("  then start a full sync, so the check after it shows the new set-up", err=True)
+            if not yes:
+                click.confirm("Make these changes in Authentik?", abort=True, err=True)
+            run_id, done = idp.apply_fix(client, open_inventory(settings), steps, scim_token=scim_token,
+                                         provider_pk=(report.facts.provider or {}).get("pk"))
+            for line in done:
+                click.echo(f"  done: {line}", err=True)
+            click.echo(f"idp fix run {run_id}; undo with: vgmigrate rollback --run {run_id}\n", err=True)
+            report = idp.check(client, idp_client)
+        elif report.problems:
+            click.echo("--fix has nothing to create or attach; the problems below need a person", err=True)
+    if fmt == "json":
+        emit_json(report.as_json())
+    else:
+        click.echo(idp.render(report))
+    if report.problems:
+        raise VgmigrateError(f"{len(report.problems)} problem(s) in the Authentik setup; each line above says how to fix it")
+
+
+idp_check.params.extend(global_params())
+
 EXAMPLES = {
-    "scan": ["vgmigrate scan", "vgmigrate scan --source file --file okta-export.csv --mapping roles.toml"],
+    "cutover": ["vgmigrate cutover", "vgmigrate cutover --yes"],
+    "idp": ["vgmigrate idp check", "CLOUDFLARE_SCIM_TOKEN=... vgmigrate idp check --fix"],
+    "scan": ["vgmigrate scan", "vgmigrate scan --source file --file okta-export.csv --mapping roles.toml",
+             "vgmigrate scan --source authentik"],
     "inventory": ["vgmigrate inventory --findings role_not_held", "vgmigrate inventory --group dns --severity critical"],
     "plan": ["vgmigrate plan --out plan.json", "vgmigrate plan --on-existing suffix --only DNS --format markdown"],
     "show": ["vgmigrate show plan.json --format html > plan.html"],

@@ -235,6 +235,7 @@ class CloudflareClient:
         self.http = http
         self.account_id = account_id
         self.parallel = parallel  # pages of one listing fetched at once
+        self.idp = None  # the AuthentikClient, for runs that write to the IdP (--mode idp, cutover)
         self._acct = f"/accounts/{_segment(account_id)}"
         self._local = threading.local()
         self._pool = None
@@ -254,6 +255,11 @@ class CloudflareClient:
 
     def __repr__(self):
         return f"CloudflareClient({self.http.base_url!r}, account={self.account_id!r})"
+
+    @property
+    def calls(self):
+        """Requests sent so far, to Cloudflare and to the IdP this client writes through."""
+        return self.http.calls + (self.idp.http.calls if self.idp is not None else 0)
 
     @property
     def last_ray(self):
@@ -436,6 +442,10 @@ class CloudflareClient:
         return self._result("DELETE", f"{self.user_group_path(gid)}/members/{_segment(member_id)}")
 
     # -- SCIM ------------------------------------------------------------------------------------
+
+    def scim_url(self):
+        """This account's SCIM endpoint, the URL an IdP's SCIM provider must point at."""
+        return f"{self.http.base_url}{self._acct}/scim/v2"
 
     def scim_groups(self, filter=None):
         """`filter` supports only `displayName eq "..."` on Cloudflare."""

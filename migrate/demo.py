@@ -30,7 +30,34 @@ STEPS = [
 ]
 
 
-def run_demo(cli, workdir):
+IDP_STEPS = [
+    ("idp check", "The guide's setup and 'Verify the integration': the Authentik SCIM provider points at this account, is attached "
+                  "to an application, its token is accepted, and what it syncs.",
+     ["idp", "check"]),
+    ("scan", "Read the IdP's own CF- groups and their users, and cross-check them with Cloudflare's SCIM view.",
+     ["scan", "--source", "authentik"]),
+    ("plan", "The dry run of the IdP-managed path: per virtual group a new Authentik group with its members, added to the "
+             "provider's sync scope, synced over SCIM, then its policy attached in Cloudflare. 'Administrator Read Only' is "
+             "taken in Cloudflare, so that group gets a suffix (--on-existing suffix).",
+     ["plan", "--mode", "idp", "--on-existing", "suffix", "--out", "{plan}"]),
+    ("report", "The approval report, with the Authentik side.",
+     ["show", "{plan}", "--format", "markdown"]),
+    ("apply", "Carry out the plan: Authentik creates and pushes each group (locked to the IdP in Cloudflare); vgmigrate "
+              "waits for it to arrive and attaches only the policy.",
+     ["apply", "{plan}", "--yes"]),
+    ("verify", "Check live state member by member.",
+     ["verify"]),
+    ("cutover", "Only now, after a clean verify: take the migrated members out of the old CF- groups in Authentik, so "
+                "Cloudflare drops the legacy roles; the new groups keep granting them.",
+     ["cutover", "--yes"]),
+    ("rollback", "Undo it all from the journal: members back into the CF- groups first, then policies, then the new groups.",
+     ["rollback", "--yes"]),
+    ("history", "The audit trail of runs.",
+     ["history"]),
+]
+
+
+def run_demo(cli, workdir, mode="api"):
     from .rehearsal import iam_state
     from .sandbox import Sandbox
     from .sandbox.seeds import demo_seed
@@ -42,14 +69,18 @@ def run_demo(cli, workdir):
     if db.exists():
         raise VgmigrateError(f"{workdir} already holds a demo inventory; pass another --dir")
     started = time.monotonic()
-    with Sandbox(seed=demo_seed(), rate_limit=None) as sb:
+    steps = IDP_STEPS if mode == "idp" else STEPS
+    with Sandbox(seed=demo_seed(), rate_limit=None) as sb, _authentik(sb, mode) as ak:
         click.secho(f"A Cloudflare sandbox is serving the demo account {sb.account_id} at {sb.base_url}.", bold=True)
         before = iam_state(sb.state.snapshot())
         base = ["--db", str(db), "--account", sb.account_id, "--token", sb.token, "--base-url", sb.base_url]
-        for n, (title, explanation, args) in enumerate(STEPS, 1):
+        if ak:
+            click.secho(f"An Authentik sandbox is serving its IdP at {ak.base_url}, pushing to Cloudflare over SCIM.", bold=True)
+            base += ["--authentik-url", ak.base_url, "--authentik-token", ak.token]
+        for n, (title, explanation, args) in enumerate(steps, 1):
             command = [a.format(**paths) for a in args]
             click.echo()
-            click.secho(f"[{n}/{len(STEPS)}] {title}: vgmigrate {' '.join(command)}", bold=True)
+            click.secho(f"[{n}/{len(steps)}] {title}: vgmigrate {' '.join(command)}", bold=True)
             click.echo(explanation)
             click.echo()
             code = cli.main(base + command, prog_name="vgmigrate", standalone_mode=False)
@@ -59,7 +90,7 @@ def run_demo(cli, workdir):
                 for fmt, name in (("markdown", "report.md"), ("html", "report.html")):
                     with open(workdir / name, "w", encoding="utf-8") as out, redirect_stdout(out):
                         cli.main(base + ["show", paths["plan"], "--format", fmt], prog_name="vgmigrate", standalone_mode=False)
-        calls, restored = len(sb.calls), iam_state(sb.state.snapshot()) == before
+        calls, restored = len(sb.calls) + (len(ak.calls) if ak else 0), iam_state(sb.state.snapshot()) == before
     if not restored:
         raise VgmigrateError("the rollback did not restore the sandbox account exactly; this is a bug, please report it")
     click.echo()
@@ -68,3 +99,14 @@ def run_demo(cli, workdir):
     click.echo(f"Its inventory, plan and reports are in {workdir} (report.html opens in a browser).")
     click.echo("For a real account: export CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, then vgmigrate scan.")
 
+
+
+def _authentik(sb, mode):
+    """The Authentik emulator beside the Cloudflare sandbox for `--mode idp`, else nothing."""
+    from contextlib import nullcontext
+
+    if mode != "idp":
+        return nullcontext()
+    from .sandbox.authentik import AuthentikSandbox
+
+    return AuthentikSandbox(cloudflare=sb)

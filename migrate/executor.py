@@ -10,11 +10,12 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import iam
-from .errors import CloudflareError, OutcomeUnknown, VgmigrateError
+from . import iam, idp
+from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
 from .inventory import utcnow
 from .planfile import inventory_row
 from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
+from .authentik import idp_of
 from .steps import kind_of
 
 class StepFailed(VgmigrateError):
@@ -103,7 +104,7 @@ class Apply:
         self._lock = threading.Lock()
 
     def run(self):
-        started, calls0 = time.monotonic(), self.client.http.calls
+        started, calls0 = time.monotonic(), self.client.calls
         check_plan_matches(self.plan, self.client.account_id, self.inv.scan(self.plan["scan"]["id"]))
         run = current_apply_of_plan(self.inv, self.plan["plan_id"])
         if run and run["status"] == "done":
@@ -121,6 +122,9 @@ class Apply:
                 for gid in self.plan["expected"]["adopted"] if gid in live_ids
             }
             reasons = stale_reasons(self.plan, live_groups, live_rgs, adopted_members, journal, self.client.account_id)
+            if self.plan["options"].get("mode") == "idp":
+                ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in ("done", "pending")}
+                reasons += idp.stale_reasons(self.plan, idp_of(self.client), ours)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
             if self.inv.plan_body(self.plan["plan_id"]) is None:  # verify and export read the plan applied
@@ -131,19 +135,24 @@ class Apply:
                 self.inv.update_run(run_id, status="running", message=None)
             self.run_id, self.journal = run_id, journal
             self.live = {"groups": live_groups, "rgs": live_rgs}
-            status, message = "done", "all steps done"
-            try:
-                self._execute()
-            except StepFailed as err:
-                status, message = "failed", str(err)
-            except BaseException as err:  # Ctrl-C, or anything unexpected: the journal says how far it got
-                status, message = "interrupted", f"stopped by {type(err).__name__}; run apply with the same plan to finish"
-                raise
-            finally:
-                self.inv.update_run(run_id, status=status, message=message, finished_at=utcnow())
+            status, message = self._carry_out("run apply with the same plan to finish")
         finally:
             self.inv.release_lock(LOCK)
-        return RunResult(run_id, status, self.counts, self.client.http.calls - calls0, time.monotonic() - started, message)
+        return RunResult(run_id, status, self.counts, self.client.calls - calls0, time.monotonic() - started, message)
+
+    def _carry_out(self, resume):
+        """Run the steps and record how the run ended: (status, message)."""
+        status, message = "done", "all steps done"
+        try:
+            self._execute()
+        except StepFailed as err:
+            status, message = "failed", str(err)
+        except BaseException as err:  # Ctrl-C, or anything unexpected: the journal says how far it got
+            status, message = "interrupted", f"stopped by {type(err).__name__}; {resume}"
+            raise
+        finally:
+            self.inv.update_run(self.run_id, status=status, message=message, finished_at=utcnow())
+        return status, message
 
     def _execute(self):
         """Run steps as their dependencies finish, at most `parallel` in flight. Nothing is queued
@@ -191,40 +200,38 @@ class Apply:
                 self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error="reconciled with live state after an interrupted run")
                 self._finish(step, found, "reconciled")
                 return
-        if kind.kind == "add_members":
-            request, inverse = self._members_request(request, prior)
-        else:  # a pending row keeps the inverse recorded before its first attempt
-            inverse = prior["inverse"] if prior and prior["status"] == "pending" else dict(step["inverse"])
+        request, inverse = kind.prepare(self, step, request, prior)
         method, path = kind.endpoint(self.client, request)
         self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, request, inverse)
         self.hook("before_call", sid)
+        found = None
         try:
-            nothing_to_send = kind.kind == "add_members" and not request["members"]
-            result = [] if nothing_to_send else kind.send(self.client, request)
+            result = kind.send(self.client, request)
         except OutcomeUnknown:
-            result = self._after_lost_response(step, kind, request)
-        except CloudflareError as err:
+            result = None
+            found = self._after_lost_response(step, kind, request)
+        except (CloudflareError, SyncError) as err:
             self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
             raise StepFailed(
                 f"step {sid} ({kind.label} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"
             ) from None
         self.hook("after_call", sid)
-        object_id = kind.object_id(request, result)
+        object_id = found or kind.object_id(request, result)
         self.inv.journal_update(
             self.run_id,
             self.seq[sid],
             "done",
             object_id=object_id,
             response=result,
-            http_status=self.client.last_status,
-            cf_ray=self.client.last_ray,
+            http_status=kind.transport(self.client).last_status,
+            cf_ray=kind.transport(self.client).last_ray,
         )
         self._finish(step, object_id, "done")
 
     def _finish(self, step, object_id, outcome):
         with self._lock:
             self.ids[step["id"]] = object_id
-            if step["kind"] == "create_user_group":
+            if kind_of(step).makes_group:  # it starts with only what this run puts in it
                 self.created_here.add(object_id)
             self.counts[outcome] = self.counts.get(outcome, 0) + 1
         self.progress(step, outcome)
@@ -235,24 +242,9 @@ class Apply:
         run reconciles it before anything is sent."""
         found = kind.reconcile(self.client, request, self.live, fresh=True)
         if found:
-            return {"id": found}
+            return found
         self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
         raise StepFailed(f"step {step['id']} ({kind.label} {step['target']!r}): the outcome is unknown; run apply again to check and finish")
-
-    def _members_request(self, request, prior):
-        """Send only the members not in the group yet, and record the membership found before the
-        first attempt so rollback restores it exactly. A group this run created starts empty and is
-        deleted whole on rollback, so it needs no read."""
-        group = request["group"]
-        if prior and prior["status"] == "pending":  # the first attempt may have added some already
-            inverse = prior["inverse"]
-            present = {m["id"] for m in self.client.user_group_members(group)}
-        elif group in self.created_here:
-            inverse, present = {"kind": "covered_by_delete", "group": group}, set()
-        else:
-            present = {m["id"] for m in self.client.user_group_members(group)}
-            inverse = {"kind": "restore_members", "group": group, "members": sorted(present)}
-        return {**request, "members": [m for m in request["members"] if m not in present]}, inverse
 
 
 def apply_plan(client, inventory, plan, **kwargs):

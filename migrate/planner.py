@@ -14,6 +14,7 @@ from . import iam
 from .errors import VgmigrateError
 from .findings import sort_findings, Finding
 from .roles import role_resolver
+from .steps import CREATES_POLICY
 
 TEMPLATE_FIELDS = {"role", "vg_role", "account"}
 
@@ -47,15 +48,20 @@ def reused_resource_group(resource_groups):
     return min(wide, key=lambda rg: rg["id"]) if wide else None
 
 
-def build_plan(data, options, own_groups=None):
+def build_plan(data, options, own_groups=None, idp=None):
     """Plan the migration of one scan.
 
     data: inventory.load_scan() output. own_groups: inventory.own_groups(), the User Groups that
     earlier runs of this tool created, adopted or filled (from the journal), so that re-planning
-    after an apply shows nothing to do, even before the next scan. Returns a plan dict without
-    plan_id (planfile adds it).
+    after an apply shows nothing to do, even before the next scan. idp: for `--mode idp`, what
+    Authentik holds (idp.plan_facts). Returns a plan dict without plan_id (planfile adds it).
     """
     check_template(options.name_template)
+    if options.mode == "idp" and idp is None:
+        raise VgmigrateError("--mode idp needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
+    if options.mode == "idp" and options.on_existing == "adopt":
+        raise VgmigrateError("--mode idp cannot adopt an existing group (its members would become the IdP's); "
+                             "use --on-existing suffix or another --name-template")
     own_groups = own_groups or {}
     account_id = data["scan"]["account_id"]
     resolve = role_resolver([pg["raw"] for pg in data["permission_groups"]], options.mapping)
@@ -117,84 +123,88 @@ def build_plan(data, options, own_groups=None):
         "adopted": {},
         "resource_group": {"id": rg["id"]} if rg else {"absent_scope_key": iam.account_scope_key(account_id)},
     }
-    for n, target in enumerate(sorted(targets.values(), key=lambda t: t["name"]), 1):
-        sid = f"g{n:03d}"
-        members = sorted(target["members"].values(), key=lambda m: m["id"])
-        member_ids = [m["id"] for m in members]
-        pg_id = target["permission_group"]["id"]
-        policy = iam.allow_policy(pg_id, rg_ref)
-        group = {
-            "step": sid,
-            "name": target["name"],
-            "permission_group": target["permission_group"],
-            "virtual_groups": target["virtual_groups"],
-            "members": members,
-        }
-        own_id = _own_group_for(target["name"], pg_id, own_groups)
-        current = None if own_id else existing.get(iam.name_key(target["name"]))
-        if own_id:
-            missing = [m for m in member_ids if m not in own_groups[own_id]["members"]]
-            # Who is already in it came there under earlier approved plans.
-            earlier = [{"id": m, "email": None} for m in sorted(own_groups[own_id]["members"])]
-            group.update(action="update" if missing else "none", existing_id=own_id, name=own_groups[own_id]["name"], existing_members=earlier)
-            if missing:
-                steps.append(_add_members(sid, group["name"], own_id, missing, after=[]))
-        elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and _not_adoptable(current, pg_id, pg_names))):
-            prior_members = group_members.get(current["id"], [])
-            conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
-                              "scim_managed": bool(current.get("scim_managed")),
-                              "policies": iam.adoption_blockers(current["policies"], pg_id, pg_names.get)})
-            group.update(action="conflict", existing_id=current["id"])
-        elif current and options.on_existing == "adopt":
-            prior = iam.write_policies(current["policies"])
-            prior_members = sorted(group_members.get(current["id"], []), key=lambda m: m["id"])
-            # The group keeps its own name ("dns" may be adopted for "DNS").
-            group.update(action="adopt", existing_id=current["id"], existing_members=prior_members, name=current["name"])
-            expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior, "members": [m["id"] for m in prior_members]}
-            after = [] if rg else ["rg"]
-            if not iam.grants(current["policies"], pg_id, {rg["id"]} if rg else set()):
-                # The update schema requires an id on every policy, and a new one has none yet: it
-                # gets an id no policy has, which Cloudflare may replace with its own (README).
-                new_policy = {"id": _proposed_policy_id(account_id, current["id"], pg_id), **policy}
-                # Everyone already in the group gains the role with the new policy: the plan says who.
-                group["gains"] = [m for m in prior_members if m["id"] not in target["members"]]
+    ordered = sorted(targets.values(), key=lambda t: t["name"])
+    if options.mode == "idp":
+        _plan_idp_groups(ordered, idp, options.on_existing, account_id, rg, own_groups, existing, steps, groups, conflicts, expected, findings)
+    else:
+        for n, target in enumerate(ordered, 1):
+            sid = f"g{n:03d}"
+            members = sorted(target["members"].values(), key=lambda m: m["id"])
+            member_ids = [m["id"] for m in members]
+            pg_id = target["permission_group"]["id"]
+            policy = iam.allow_policy(pg_id, rg_ref)
+            group = {
+                "step": sid,
+                "name": target["name"],
+                "permission_group": target["permission_group"],
+                "virtual_groups": target["virtual_groups"],
+                "members": members,
+            }
+            own_id = _own_group_for(target["name"], pg_id, own_groups)
+            current = None if own_id else existing.get(iam.name_key(target["name"]))
+            if own_id:
+                missing = [m for m in member_ids if m not in own_groups[own_id]["members"]]
+                # Who is already in it came there under earlier approved plans.
+                earlier = [{"id": m, "email": None} for m in sorted(own_groups[own_id]["members"])]
+                group.update(action="update" if missing else "none", existing_id=own_id, name=own_groups[own_id]["name"], existing_members=earlier)
+                if missing:
+                    steps.append(_add_members(sid, group["name"], own_id, missing, after=[]))
+            elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and _not_adoptable(current, pg_id, pg_names))):
+                prior_members = group_members.get(current["id"], [])
+                conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
+                                  "scim_managed": bool(current.get("scim_managed")),
+                                  "policies": iam.adoption_blockers(current["policies"], pg_id, pg_names.get)})
+                group.update(action="conflict", existing_id=current["id"])
+            elif current and options.on_existing == "adopt":
+                prior = iam.write_policies(current["policies"])
+                prior_members = sorted(group_members.get(current["id"], []), key=lambda m: m["id"])
+                # The group keeps its own name ("dns" may be adopted for "DNS").
+                group.update(action="adopt", existing_id=current["id"], existing_members=prior_members, name=current["name"])
+                expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior, "members": [m["id"] for m in prior_members]}
+                after = [] if rg else ["rg"]
+                if not iam.grants(current["policies"], pg_id, {rg["id"]} if rg else set()):
+                    # The update schema requires an id on every policy, and a new one has none yet: it
+                    # gets an id no policy has, which Cloudflare may replace with its own (README).
+                    new_policy = {"id": _proposed_policy_id(account_id, current["id"], pg_id), **policy}
+                    # Everyone already in the group gains the role with the new policy: the plan says who.
+                    group["gains"] = [m for m in prior_members if m["id"] not in target["members"]]
+                    steps.append(
+                        {
+                            "id": sid,
+                            "kind": "adopt_user_group",
+                            "target": current["name"],
+                            "group": sid,
+                            "after": after,
+                            "request": {"id": current["id"], "policies": prior + [new_policy]},
+                            "inverse": {"kind": "restore_policies", "id": current["id"], "policies": prior},
+                        }
+                    )
+                    after = [sid]
+                steps.append(_add_members(sid, current["name"], current["id"], member_ids, after=after))
+            else:
+                name = target["name"]
+                if current:  # --on-existing suffix
+                    name = _free_name(name, taken)
+                    group.update(requested_name=target["name"], name=name)
+                taken.add(iam.name_key(name))
+                group["action"] = "create"
+                expected["absent_names"].append(name)
                 steps.append(
                     {
                         "id": sid,
-                        "kind": "adopt_user_group",
-                        "target": current["name"],
+                        "kind": "create_user_group",
+                        "target": name,
                         "group": sid,
-                        "after": after,
-                        "request": {"id": current["id"], "policies": prior + [new_policy]},
-                        "inverse": {"kind": "restore_policies", "id": current["id"], "policies": prior},
+                        "after": [] if rg else ["rg"],
+                        "request": {"name": name, "policies": [policy]},
+                        "inverse": {"kind": "delete_user_group"},
                     }
                 )
-                after = [sid]
-            steps.append(_add_members(sid, current["name"], current["id"], member_ids, after=after))
-        else:
-            name = target["name"]
-            if current:  # --on-existing suffix
-                name = _free_name(name, taken)
-                group.update(requested_name=target["name"], name=name)
-            taken.add(iam.name_key(name))
-            group["action"] = "create"
-            expected["absent_names"].append(name)
-            steps.append(
-                {
-                    "id": sid,
-                    "kind": "create_user_group",
-                    "target": name,
-                    "group": sid,
-                    "after": [] if rg else ["rg"],
-                    "request": {"name": name, "policies": [policy]},
-                    "inverse": {"kind": "delete_user_group"},
-                }
-            )
-            if member_ids:
-                steps.append(_add_members(sid, name, f"${sid}", member_ids, after=[sid]))
-        groups.append(group)
+                if member_ids:
+                    steps.append(_add_members(sid, name, f"${sid}", member_ids, after=[sid]))
+            groups.append(group)
 
-    if not rg and any(s["kind"] in ("create_user_group", "adopt_user_group") for s in steps):
+    if not rg and any(s["kind"] in CREATES_POLICY for s in steps):
         key = iam.account_scope_key(account_id)
         steps.insert(
             0,
@@ -224,6 +234,7 @@ def build_plan(data, options, own_groups=None):
             "mapping": dict(options.mapping),
         },
         "resource_group": {"id": rg["id"], "name": rg.get("name")} if rg else {"create": iam.account_scope_key(account_id)},
+        **({"idp": _idp_summary(idp)} if options.mode == "idp" else {}),
         "expected": expected,
         "groups": groups,
         "skipped": skipped,
@@ -232,6 +243,90 @@ def build_plan(data, options, own_groups=None):
         "access": access_picture(data["virtual_group_members"], groups, granted),
         "steps": steps,
     }
+
+
+def _plan_idp_groups(targets, idp, on_existing, account_id, rg, own_groups, existing, steps, groups, conflicts, expected, findings):
+    """`--mode idp`: per target a new Authentik group with the members copied, synced to
+    Cloudflare, then the policy attached there. The new name must be free on both sides: a push
+    of a name Cloudflare already has would take that group over and replace its members."""
+    provider = idp["provider"]
+    taken = set(existing) | {iam.name_key(n) for n in idp["group_names"]}
+    scoped = idp["scope"] == "listed"  # an empty group_filters syncs every group: leave it so
+    expected.update(idp_absent_names=[], idp_provider={"pk": provider["pk"], "group_filters": provider.get("group_filters")})
+    rg_ref = rg["id"] if rg else "$rg"
+    creates, then = [], []  # every group is created (and scoped) before any is synced
+    for n, target in enumerate(targets, 1):
+        sid = f"g{n:03d}"
+        pg_id = target["permission_group"]["id"]
+        members, missing = [], []
+        for m in sorted(target["members"].values(), key=lambda m: m["id"]):
+            (members if iam.email_key(m["email"]) in idp["users"] else missing).append(m)
+        group = {"step": sid, "name": target["name"], "permission_group": target["permission_group"],
+                 "virtual_groups": target["virtual_groups"], "members": members}
+        if missing:
+            group["not_in_idp"] = missing
+            findings.append(Finding(
+                "warning", "member_not_in_idp", target["name"],
+                f"{len(missing)} member(s) have no Authentik user linked to the Cloudflare SCIM provider "
+                f"({', '.join(m['email'] for m in missing[:3])}{', ...' if len(missing) > 3 else ''}): the IdP cannot put them in the new group",
+                "provision them from Authentik first, or give them the role by hand; the cutover leaves them in their CF- groups",
+            ))
+        own_id = _own_group_for(target["name"], pg_id, own_groups)
+        name_key = iam.name_key(target["name"])
+        if own_id:
+            group.update(action="none", existing_id=own_id, name=own_groups[own_id]["name"])
+            groups.append(group)
+            continue
+        if name_key in taken and on_existing != "suffix":
+            where = "Authentik" if name_key in {iam.name_key(x) for x in idp["group_names"]} else "Cloudflare"
+            conflicts.append({"name": target["name"], "existing_id": existing.get(name_key, {}).get("id"), "idp": where})
+            group.update(action="conflict")
+            groups.append(group)
+            continue
+        name = _free_name(target["name"], taken) if name_key in taken else target["name"]
+        if name != target["name"]:
+            group.update(requested_name=target["name"], name=name)
+        taken.add(iam.name_key(name))
+        group["action"] = "create"
+        expected["absent_names"].append(name)
+        expected["idp_absent_names"].append(name)
+        member_ids = [m["id"] for m in members]
+        marker = {"account": account_id, "permission_group": pg_id}
+        creates.append({
+            "id": sid, "kind": "create_idp_group", "target": name, "group": sid, "after": [],
+            "request": {"name": name, "users": sorted({idp["users"][iam.email_key(m["email"])] for m in members}),
+                        "attributes": {"vgmigrate": marker}},
+            "inverse": {"kind": "delete_idp_group"},
+        })
+        then.append({
+            "id": f"{sid}.sync", "kind": "sync_idp_group", "target": name, "group": sid,
+            "after": [sid] + (["scope"] if scoped else []),
+            "request": {"provider": provider["pk"], "group": f"${sid}", "name": name, "members": member_ids},
+            "inverse": {"kind": "deleted_with_idp_group"},
+        })
+        policy = {"id": _proposed_policy_id(account_id, name, pg_id), **iam.allow_policy(pg_id, rg_ref)}
+        then.append({
+            "id": f"{sid}.policy", "kind": "attach_idp_policy", "target": name, "group": sid,
+            "after": [f"{sid}.sync"] + ([] if rg else ["rg"]),
+            "request": {"id": f"${sid}.sync", "policies": [policy]},
+            "inverse": {"kind": "restore_policies"},
+        })
+        groups.append(group)
+    steps.extend(creates)
+    if scoped and creates:
+        steps.append({
+            "id": "scope", "kind": "scope_idp_groups", "target": provider["name"], "after": [c["id"] for c in creates],
+            "request": {"provider": provider["pk"], "add": [f"${c['id']}" for c in creates]},
+            "inverse": {"kind": "restore_group_filters"},
+        })
+    steps.extend(then)
+
+
+def _idp_summary(idp):
+    """What the approver needs to know of the Authentik side."""
+    provider = idp["provider"]
+    return {"url": idp["url"], "version": idp["version"], "scope": idp["scope"],
+            "provider": {"pk": provider["pk"], "name": provider["name"], "url": provider["url"]}}
 
 
 def _not_adoptable(group, pg_id, pg_names):
@@ -244,7 +339,11 @@ def _proposed_policy_id(*parts):
 
 
 def _conflict_finding(conflict, role):
-    if conflict["scim_managed"]:
+    if conflict.get("idp"):
+        message = (f"a group with this name already exists in {conflict['idp']}: pushing a second one would take the "
+                   "Cloudflare group over and replace its members")
+        action = "plan with --on-existing suffix (a new name beside it), or another --name-template"
+    elif conflict["scim_managed"]:
         message = (f"an existing User Group (id {conflict['existing_id']}) already has this name and is managed by your IdP "
                    "over SCIM: vgmigrate cannot add members to it")
         action = "plan with --on-existing suffix (create a new group beside it), or another --name-template"

@@ -11,14 +11,14 @@ import time
 from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
 from .inventory import utcnow
-from .runs import LOCK, UNDONE, RunResult, apply_run, new_run_id
-from .steps import kind_of
+from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id
+from .steps import kind_of, plan_group_of
 
 
 class Rollback:
     def __init__(self, client, inventory, run_id=None, *, force=False, dry_run=False, progress=None, parallel=None):
         self.client, self.inv = client, inventory
-        self.target = apply_run(inventory, run_id)
+        self.target = apply_run(inventory, run_id, kinds=UNDOABLE_KINDS)
         if self.target["account_id"] != client.account_id:
             raise VgmigrateError(f"run {self.target['id']} was made in account {self.target['account_id']}, not {client.account_id}")
         self.force, self.dry_run = force, dry_run
@@ -33,9 +33,10 @@ class Rollback:
         self._marked = set()
 
     def run(self):
-        started, calls0 = time.monotonic(), self.client.http.calls
+        started, calls0 = time.monotonic(), self.client.calls
         actions = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
-        if not actions:
+        self.actions = actions
+        if not actions and not self._cutover_actions():
             return RunResult(None, "nothing_to_do", message=f"run {self.target['id']} has nothing left to undo")
         run_id = None
         if not self.dry_run:
@@ -54,6 +55,10 @@ class Rollback:
                 # Newest first within each group (its member restores before its delete); groups
                 # are independent, so they go in parallel; resource groups last, once every group
                 # that might still use them is done.
+                # A cutover of this run goes first: its members are back in their CF- groups
+                # before the User Groups that replaced them go.
+                for action in self._cutover_actions():
+                    kind_of(action).undo(self, action)
                 groups, last = _by_group(actions)
                 run_parallel(lambda group: [kind_of(a).undo(self, a) for a in group], groups, self.parallel)
                 for action in last:
@@ -68,6 +73,9 @@ class Rollback:
                 self._sort_notes()
                 if run_id:
                     self.inv.update_run(run_id, status=status, finished_at=utcnow(), message="; ".join(self.left_alone) or None)
+                    for cutover in self._cutovers():
+                        left = [a for a in self.inv.actions(cutover["id"]) if a["status"] in ("done", "pending")]
+                        self.inv.update_run(cutover["id"], status="partly_rolled_back" if left else UNDONE)
                     remaining = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
                     # A partly undone run can be applied again: its undone steps are redone.
                     self.inv.update_run(self.target["id"], status="partly_rolled_back" if remaining else UNDONE)
@@ -81,7 +89,7 @@ class Rollback:
             status = "partial" if self.left_alone or remaining else "rolled_back"
             if remaining and not self.left_alone:
                 message = f"{len(remaining)} journaled action(s) are not undone yet"
-        return RunResult(run_id, status, calls=self.client.http.calls - calls0, seconds=time.monotonic() - started,
+        return RunResult(run_id, status, calls=self.client.calls - calls0, seconds=time.monotonic() - started,
                          message=message, left_alone=self.left_alone)
 
     # Each step kind's undo (steps.py) either calls the API through `call` (journaled in the
@@ -95,6 +103,19 @@ class Rollback:
                     if a["kind"] == "add_members" and a["status"] in ("done", "pending"):
                         self._members_actions.setdefault(a["request"]["group"], []).append(a)
             return [a for a in self._members_actions.get(group_id, []) if a["seq"] not in self._marked]
+
+    def _cutovers(self):
+        return [r for r in self.inv.runs("cutover") if r["plan_id"] == self.target["plan_id"]]
+
+    def _cutover_actions(self):
+        """Undoable actions of this run's cutovers, newest first."""
+        return [a for run in reversed(self._cutovers()) for a in reversed(self.inv.actions(run["id"]))
+                if a["status"] in ("done", "pending")]
+
+    def sibling(self, action, kind):
+        """The journaled action of `kind` in the same plan group as `action`, if any."""
+        group = plan_group_of(action["step"])
+        return next((a for a in self.actions if a["kind"] == kind and plan_group_of(a["step"]) == group), None)
 
     def _note(self, which, action, text):
         """Add to `planned` or `left_alone`; `_sort_notes` puts them in newest-first order, as if
@@ -128,7 +149,8 @@ class Rollback:
             else:
                 self.inv.journal_update(self.run_id, seq, "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
                 raise
-        self.inv.journal_update(self.run_id, seq, "done", response=result, http_status=self.client.last_status, cf_ray=self.client.last_ray)
+        sent_by = kind_of(action).transport(self.client)
+        self.inv.journal_update(self.run_id, seq, "done", response=result, http_status=sent_by.last_status, cf_ray=sent_by.last_ray)
         self.inv.mark_undone(action["run_id"], action["seq"], f"{description} (rollback {self.run_id})")
         self._marked.add(action["seq"])
         self._note("done", action, description)
@@ -148,23 +170,15 @@ class Rollback:
 
 
 def _by_group(actions):
-    """(per group, its actions newest first, groups in order of their newest action; resource
-    group actions newest first). A group is the User Group an action creates, adopts or fills."""
+    """(per plan group, its actions newest first, groups in order of their newest action; the
+    shared steps, resource group and sync scope, newest first)."""
     groups, last = {}, []
     for action in sorted(actions, key=lambda a: a["seq"], reverse=True):
-        request = action.get("request") or {}
-        if action["kind"] == "create_resource_group":
+        group = plan_group_of(action["step"])
+        if group is None:
             last.append(action)
-            continue
-        if action["kind"] == "create_user_group":
-            key = action.get("object_id") or ("name", request.get("name"))
-        elif action["kind"] == "add_members":
-            key = request.get("group")
-        elif action["kind"] == "adopt_user_group":
-            key = request.get("id")
         else:
-            key = ("action", action["seq"])
-        groups.setdefault(key, []).append(action)
+            groups.setdefault(group, []).append(action)
     return list(groups.values()), last
 
 

@@ -50,10 +50,13 @@ def latest_apply_run(inventory):
     return (live or runs)[-1]
 
 
-def apply_run(inventory, run_id=None):
-    """The apply run `run_id`, or the latest one; a clear error for anything else."""
+UNDOABLE_KINDS = ("apply", "idp_fix")  # runs `rollback --run` undoes (idp_fix: `idp check --fix`)
+
+
+def apply_run(inventory, run_id=None, kinds=("apply",)):
+    """The apply run `run_id` (or a run of one of `kinds`), or the latest apply; a clear error for anything else."""
     run = inventory.run(run_id) if run_id else latest_apply_run(inventory)
-    if run is None or run["kind"] != "apply":
+    if run is None or run["kind"] not in kinds:
         raise VgmigrateError(f"no apply run {run_id!r}; `vgmigrate history` lists the runs")
     return run
 
@@ -68,7 +71,7 @@ def where_it_stands(runs):
     failed (then that rollback)."""
     latest, applies = runs[-1], [r for r in runs if r["kind"] == "apply"]
     failed_rollback = latest["kind"] == "rollback" and latest["status"] in ("failed", "interrupted", "running")
-    return latest if failed_rollback or not applies else applies[-1]
+    return latest if failed_rollback or latest["kind"] == "cutover" or not applies else applies[-1]
 
 
 NEXT_STEP = {
@@ -79,14 +82,18 @@ NEXT_STEP = {
     ("apply", "rolled_back"): "vgmigrate scan, then plan again",
     ("apply", "partly_rolled_back"): "vgmigrate rollback --force to undo the rest, or vgmigrate apply <the same plan> to redo it",
     ("rollback", "done"): "vgmigrate scan, then plan again",
+    ("cutover", "done"): "the migration is complete: keep the audit trail: vgmigrate export --format html --out audit/",
+    ("cutover", "failed"): "fix the cause shown above, then vgmigrate cutover again (or vgmigrate rollback)",
+    ("cutover", "interrupted"): "vgmigrate cutover again to finish it (or vgmigrate rollback)",
+    ("cutover", "running"): "if no cutover is running, vgmigrate cutover again finishes it",
     ("rollback", "failed"): "vgmigrate rollback again to finish undoing the run",
     ("rollback", "interrupted"): "vgmigrate rollback again to finish undoing the run",
     ("rollback", "running"): "if no rollback is running, vgmigrate rollback again finishes undoing the run",
 }
 
 
-VERIFIED = ("the migration is verified: remove the CF- group mappings in your IdP (vgmigrate never touches them), "
-            "then keep the audit trail: vgmigrate export --format html --out audit/")
+VERIFIED = ("the migration is verified: remove the migrated members from the CF- groups in your IdP (with Authentik: "
+            "vgmigrate cutover), then keep the audit trail: vgmigrate export --format html --out audit/")
 
 
 def verified_since(run, verification):

@@ -3,19 +3,24 @@
 import hashlib
 
 from . import sources
-from .errors import CloudflareError
+from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
 from .inventory import dumps, utcnow
 from .roles import is_account_scoped, is_deprecated
 
 
-def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None):
+def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None, idp=None):
     """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure.
+
+    source: "cloudflare" (its SCIM view), "file" (an IdP export) or "authentik" (the `idp`
+    AuthentikClient's CF- groups, cross-checked with the SCIM view when the token can read it).
 
     Rows are staged as they are read (account members, the largest listing, as they arrive) and
     only the fields the analysis needs stay in memory.
     """
+    if source == "authentik" and idp is None:
+        raise UsageProblem("--source authentik needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
     started = utcnow()
     progress("token")
     token = client.verify_token()
@@ -40,9 +45,12 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         progress("resource groups")
         rgs = listings["rgs"].result()
         ugs = _collect(listings["ugs"], "user groups", progress)
+        source_findings = []
         if source == "file":
             vgs = sources.from_file(file)
             scim_ids = _scim_group_ids(client, progress) if ugs else set()
+        elif source == "authentik":
+            vgs, scim_ids, source_findings = _authentik_source(idp, listings, progress)
         else:
             scim_groups = _collect(listings["scim_groups"], "virtual groups", progress)
             scim_ids = {g["id"] for g in scim_groups}
@@ -50,6 +58,8 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
 
         own_ids = inventory.own_user_group_ids()
         vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
+        if source_findings:
+            findings = sort_findings(findings + source_findings)
         if scim_ids is None:
             findings = sort_findings(findings + [Finding(
                 "warning", "scim_unreadable", client.account_id,
@@ -85,6 +95,72 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         }
         scan_id = writer.save(scan, findings)
     return scan_id, counts, findings
+
+
+def _authentik_source(idp, listings, progress):
+    """(virtual groups, SCIM group ids or None, findings) from Authentik's CF- groups.
+
+    Cloudflare's SCIM view (read alongside, as for the cloudflare source) tells which User Groups
+    an IdP manages and is compared group by group and member by member with Authentik: the two
+    disagree when a sync is pending or failing, and then migrating from either side changes who
+    holds a role.
+    """
+    progress("Authentik CF- groups")
+    groups = idp.cf_groups(include_users=True)
+    users = ()
+    if any(g.get("users_obj") is None and g.get("users") for g in groups):  # a server that left members out
+        progress("Authentik users")
+        users = idp.users(groups_by_pk=[g["pk"] for g in groups if g.get("users_obj") is None])
+    vgs = sources.from_authentik(groups, users)
+    findings = [
+        Finding("info", "idp_inactive_members", vg.name,
+                f"{len(vg.raw['inactive_members'])} inactive Authentik user(s) in this group are left out (Authentik deprovisions them in Cloudflare)",
+                "nothing, unless they should keep the role: reactivate them in Authentik and scan again")
+        for vg in vgs if vg.raw.get("inactive_members")
+    ]
+    try:
+        scim_groups = _collect(listings["scim_groups"], "virtual groups", progress)
+        cloudflare_view = sources.from_scim(scim_groups, listings["scim_users"], progress=lambda: progress("users"))
+    except CloudflareError as err:
+        if err.status not in (401, 403, 404):
+            raise
+        return vgs, None, findings  # the caller says the SCIM view was unreadable
+    return vgs, {g["id"] for g in scim_groups}, findings + compare_views(vgs, cloudflare_view)
+
+
+def compare_views(idp_groups, cloudflare_groups):
+    """Findings where Authentik's CF- groups and Cloudflare's virtual groups disagree (by name, then
+    by member email). Pure."""
+    findings = []
+    theirs = {vg.name: vg for vg in cloudflare_groups}
+    ours = {vg.name: vg for vg in idp_groups}
+    for name, vg in ours.items():
+        other = theirs.get(name)
+        if other is None:
+            findings.append(Finding(
+                "warning", "idp_group_not_in_cloudflare", name,
+                f"is in Authentik with {len(vg.member_emails)} member(s) but Cloudflare has no virtual group of that name with members: "
+                "it is not synced, or its sync failed",
+                "check the sync (`vgmigrate idp check`); migrating from Authentik grants its role to members who may not hold it now"))
+            continue
+        for email in sorted(set(vg.member_emails) - set(other.member_emails)):
+            findings.append(Finding(
+                "warning", "idp_member_not_in_cloudflare", email,
+                f"is in {name!r} in Authentik but not in Cloudflare's virtual group: the sync has not reached Cloudflare",
+                "run a sync and check `vgmigrate idp check`; migrating from Authentik grants them the role"))
+        for email in sorted(set(other.member_emails) - set(vg.member_emails)):
+            findings.append(Finding(
+                "warning", "cloudflare_member_not_in_idp", email,
+                f"is in Cloudflare's virtual group {name!r} but not in Authentik's: migrating from Authentik drops their role",
+                "add them to the group in Authentik if they should keep it, or confirm the removal"))
+    for name, other in theirs.items():
+        if name not in ours:
+            findings.append(Finding(
+                "warning", "cloudflare_group_not_in_idp", name,
+                f"is a virtual group in Cloudflare with {len(other.member_emails)} member(s) but Authentik has no CF- group of that name: "
+                "another IdP or an old sync made it, so a migration from Authentik leaves it out",
+                "scan with --source cloudflare to migrate it, or recreate the group in Authentik"))
+    return findings
 
 
 def _member_rows(listing, kept, account_id, progress):

@@ -50,6 +50,46 @@ def from_scim(scim_groups, scim_users, progress=None):
     ]
 
 
+def from_authentik(groups, users=()):
+    """Authentik's `CF-` groups (as `/core/groups/` lists them) and their members' emails.
+
+    Members come from each group's `users_obj`; when a listing left it out (`include_users=false`,
+    or an older server), its `users` pks are looked up in `users` (`/core/users/` rows). A user
+    without an email is matched by a username that is one (Authentik's SCIM `userName`). Inactive
+    users are left out: Authentik deprovisions them in Cloudflare, so they hold no role there; they
+    are kept in `raw["inactive_members"]`. Names and empty groups follow `from_scim`.
+    """
+    by_pk = {u.get("pk"): u for u in users or () if isinstance(u, dict)}
+    out = []
+    for group in groups:
+        name = group.get("name") or ""
+        if not looks_like_virtual_group(name):
+            continue
+        members = group.get("users_obj")
+        if members is None:
+            members = [by_pk[pk] for pk in group.get("users") or [] if pk in by_pk]
+        active, inactive = [], []
+        for user in members:
+            email = _authentik_email(user)
+            if email:
+                (active if user.get("is_active", True) is not False else inactive).append(email)
+        if not active:
+            continue
+        raw = {k: v for k, v in group.items() if k != "users_obj"}
+        if inactive:
+            raw["inactive_members"] = list(_emails(inactive))
+        out.append(VirtualGroup(id=str(group.get("pk")), name=name, member_emails=_emails(active), raw=raw))
+    return out
+
+
+def _authentik_email(user):
+    email = (user.get("email") or "").strip()
+    if email:
+        return email
+    username = (user.get("username") or "").strip()
+    return username if "@" in username else None
+
+
 def from_file(path):
     """A CSV (`group,email` header) or JSON export from any IdP.
 

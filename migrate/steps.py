@@ -3,16 +3,45 @@ undo it, and what to call it. The executor and rollback are loops over these; no
 dispatches on a step's kind.
 
 Every method takes the CloudflareClient, so the method and path written to the journal are built
-by the same code that sends the call.
+by the same code that sends the call. IdP-mode kinds reach Authentik through `client.idp`.
 """
 
+import logging
+import time
+
 from . import iam
-from .errors import VgmigrateError
+from .authentik import idp_of
+
+from .errors import CloudflareError, SyncError, VgmigrateError
+
+log = logging.getLogger("vgmigrate")
+
+# Plan steps that belong to no single plan group: undone after every group is.
+SHARED_STEPS = ("rg", "scope")
+
+
+def plan_group_of(step_id):
+    """The plan group a step belongs to ("g001" for "g001.members"), None for a shared step."""
+    return None if step_id in SHARED_STEPS else step_id.split(".")[0]
 
 
 class StepKind:
     kind = ""
     label = ""  # what the step does, for reports
+    makes_group = False  # its object id is the plan group's Cloudflare User Group
+
+    def transport(self, client):
+        """The client whose last response the journal records (status, cf-ray)."""
+        return client
+
+    def added_members(self, request):
+        """Member ids this step puts into a User Group (and so gives its role)."""
+        return []
+
+    def prepare(self, apply, step, request, prior):
+        """(request to send, inverse to journal), just before the call. A pending row keeps the
+        inverse recorded before its first attempt."""
+        return request, prior["inverse"] if prior and prior["status"] == "pending" else dict(step["inverse"])
 
     def endpoint(self, client, request):
         """(method, path) of the call, as the journal records it."""
@@ -82,6 +111,7 @@ class CreateResourceGroup(StepKind):
 class CreateUserGroup(StepKind):
     kind = "create_user_group"
     label = "create User Group with its policy"
+    makes_group = True
 
     def endpoint(self, client, request):
         return "POST", client.user_groups_path()
@@ -164,6 +194,24 @@ class AddMembers(StepKind):
     kind = "add_members"
     label = "add members"
 
+    def added_members(self, request):
+        return request["members"]
+
+    def prepare(self, apply, step, request, prior):
+        """Send only the members not in the group yet, and record the membership found before the
+        first attempt so rollback restores it exactly. A group this run created starts empty and is
+        deleted whole on rollback, so it needs no read."""
+        group = request["group"]
+        if prior and prior["status"] == "pending":  # the first attempt may have added some already
+            inverse = prior["inverse"]
+            present = {m["id"] for m in apply.client.user_group_members(group)}
+        elif group in apply.created_here:
+            inverse, present = {"kind": "covered_by_delete", "group": group}, set()
+        else:
+            present = {m["id"] for m in apply.client.user_group_members(group)}
+            inverse = {"kind": "restore_members", "group": group, "members": sorted(present)}
+        return {**request, "members": [m for m in request["members"] if m not in present]}, inverse
+
     def endpoint(self, client, request):
         return "POST", client.user_group_members_path(request["group"])
 
@@ -197,8 +245,246 @@ class AddMembers(StepKind):
                  f"restore the {len(prior)} earlier member(s) of User Group {action['target']!r}")
 
 
-KINDS = {k.kind: k for k in (CreateResourceGroup(), CreateUserGroup(), AdoptUserGroup(), AddMembers())}
-CREATES_POLICY = frozenset({CreateUserGroup.kind, AdoptUserGroup.kind})
+class AttachIdpPolicy(AdoptUserGroup):
+    """The policy on the User Group the IdP pushed. Its id is known only once the sync is done, so
+    the group's policies are read just before the PUT (which replaces them all) and kept for rollback."""
+
+    kind = "attach_idp_policy"
+    label = "attach the policy to the synced User Group"
+
+    def prepare(self, apply, step, request, prior):
+        if prior and prior["status"] == "pending":
+            before = prior["inverse"]["policies"]
+        else:
+            before = iam.write_policies(apply.client.user_group(request["id"]).get("policies"))
+        inverse = {"kind": "restore_policies", "id": request["id"], "policies": before}
+        return {**request, "policies": before + request["policies"]}, inverse
+
+    def reconcile(self, client, request, live, fresh):
+        current = {iam.policy_key(p) for p in client.user_group(request["id"]).get("policies") or []}
+        return request["id"] if {iam.policy_key(p) for p in request["policies"]} <= current else None
+
+
+# --- IdP mode: the group lives in Authentik, which pushes it to Cloudflare over SCIM ----------------
+# Cloudflare locks a SCIM group's name, members and deletion to the IdP, so vgmigrate writes the
+# group and its members in Authentik and only the policy in Cloudflare.
+
+
+class CreateIdpGroup(StepKind):
+    kind = "create_idp_group"
+    label = "create Authentik group with its members"
+
+    def transport(self, client):
+        return idp_of(client)
+
+    def endpoint(self, client, request):
+        return "POST", idp_of(client).groups_path()
+
+    def send(self, client, request):
+        return idp_of(client).create_group(request["name"], users=request["users"], attributes=request["attributes"])
+
+    def object_id(self, request, result):
+        return result["pk"]
+
+    def reconcile(self, client, request, live, fresh):
+        found = self.find(idp_of(client), request)
+        return found["pk"] if found else None
+
+    @staticmethod
+    def find(idp, request):
+        """The group a create made: its exact name, carrying the attributes vgmigrate gave it."""
+        group = idp.group_by_name(request["name"])
+        mine = group and (group.get("attributes") or {}).get("vgmigrate") == request["attributes"]["vgmigrate"]
+        return group if mine else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        request = action["request"]
+        group = idp.group(action["object_id"]) if action["object_id"] else self.find(idp, request)
+        if group is None:
+            return job.mark(action, "already gone")
+        if set(group.get("users") or []) != set(request["users"]) and not job.force:
+            return job.leave(action, f"Authentik group {group['name']!r} left in place: its members changed since the run; "
+                                     "use --force to delete it anyway")
+        job.call(action, "DELETE", idp.group_path(group["pk"]), lambda: idp.delete_group(group["pk"]),
+                 f"delete Authentik group {group['name']!r} (Authentik deletes its User Group in Cloudflare)")
+        synced = job.sibling(action, SyncIdpGroup.kind)
+        if synced and synced["object_id"] and not job.dry_run and _user_group_or_none(job.client, synced["object_id"]):
+            job.leave(action, f"User Group {group['name']!r} ({synced['object_id']}) is still in Cloudflare after its Authentik group "
+                              "was deleted (Authentik could not push the delete): `vgmigrate idp check` shows the sync errors")
+
+
+class ScopeIdpGroups(StepKind):
+    """Add the new groups to the SCIM provider's `group_filters` (one PATCH for all of them: each
+    PATCH replaces the whole list, so concurrent ones would lose each other's additions)."""
+
+    kind = "scope_idp_groups"
+    label = "add groups to the Authentik SCIM provider's sync scope"
+
+    def transport(self, client):
+        return idp_of(client)
+
+    def prepare(self, apply, step, request, prior):
+        if prior and prior["status"] == "pending":
+            before = prior["inverse"]["group_filters"]
+        else:
+            before = list(idp_of(apply.client).scim_provider(request["provider"]).get("group_filters") or [])
+        wanted = before + [g for g in request["add"] if g not in before]
+        inverse = {"kind": "restore_group_filters", "provider": request["provider"], "group_filters": before}
+        return {**request, "group_filters": wanted}, inverse
+
+    def endpoint(self, client, request):
+        return "PATCH", idp_of(client).provider_path(request["provider"])
+
+    def send(self, client, request):
+        return idp_of(client).update_scim_provider(request["provider"], group_filters=request["group_filters"])
+
+    def object_id(self, request, result):
+        return str(request["provider"])
+
+    def reconcile(self, client, request, live, fresh):
+        current = idp_of(client).scim_provider(request["provider"]).get("group_filters") or []
+        return str(request["provider"]) if set(request["add"]) <= set(current) else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        provider = action["request"]["provider"]
+        before = action["inverse"]["group_filters"]
+        current = idp.scim_provider(provider).get("group_filters") or []
+        if set(current) == set(before):
+            return job.mark(action, "already restored")
+        if set(current) != set(before) | set(action["request"]["add"]) and not job.force:
+            return job.leave(action, f"the sync scope of Authentik SCIM provider {provider} changed since the run; use --force to restore it anyway")
+        job.call(action, "PATCH", idp.provider_path(provider), lambda: idp.update_scim_provider(provider, group_filters=before),
+                 f"restore the sync scope of Authentik SCIM provider {provider} ({len(before)} group(s))")
+
+
+class SyncIdpGroup(StepKind):
+    """Sync one group now (Authentik's single-object sync) and wait until Cloudflare has it as a
+    SCIM group with every planned member. Its object id is that User Group's id."""
+
+    kind = "sync_idp_group"
+    label = "sync the group to Cloudflare and wait for it"
+    makes_group = True
+
+    def added_members(self, request):
+        return request["members"]
+    poll_seconds = (0.2, 2.0)  # first and longest pause between checks
+
+    def transport(self, client):
+        return idp_of(client)
+
+    def endpoint(self, client, request):
+        return "POST", idp_of(client).sync_object_path(request["provider"])
+
+    def send(self, client, request):
+        idp = idp_of(client)
+        messages = idp.sync_object(request["provider"], request["group"])
+        problems = [m.get("event") for m in messages or [] if str(m.get("log_level", "")).lower() in ("warning", "error", "critical")]
+        if problems:
+            raise SyncError(f"Authentik could not sync {request['name']!r}: {'; '.join(map(str, problems))[:300]}. "
+                            "`vgmigrate idp check` shows the provider's state; fix it and run apply again")
+        deadline, pause, said = time.monotonic() + idp.sync_timeout, self.poll_seconds[0], time.monotonic()
+        while True:
+            found = self.arrived(client, request)
+            if found:
+                return {"id": found}
+            if time.monotonic() >= deadline:
+                raise SyncError(f"User Group {request['name']!r} did not reach Cloudflare with its {len(request['members'])} member(s) "
+                                f"within {idp.sync_timeout:g} s of the sync; `vgmigrate idp check` shows sync errors. Run apply again to keep waiting")
+            if time.monotonic() - said >= 10:
+                log.warning("still waiting for %r to reach Cloudflare", request["name"])
+                said = time.monotonic()
+            time.sleep(pause)
+            pause = min(pause * 2, self.poll_seconds[1])
+
+    @staticmethod
+    def arrived(client, request):
+        """The User Group's id once Authentik's link names it and Cloudflare has it with every
+        planned member; else None."""
+        links = idp_of(client).scim_group_links(request["provider"], request["group"])
+        scim_id = next((link.get("scim_id") for link in links if link.get("scim_id")), None)
+        if not scim_id or _user_group_or_none(client, scim_id) is None:
+            return None
+        present = {m["id"] for m in client.user_group_members(scim_id)}
+        return scim_id if set(request["members"]) <= present else None
+
+    def object_id(self, request, result):
+        return result["id"]
+
+    def reconcile(self, client, request, live, fresh):
+        return self.arrived(client, request)
+
+    def undo(self, job, action):
+        job.mark(action, "undone with its Authentik group")
+
+
+class RemoveIdpMembers(StepKind):
+    """Cutover: take the migrated members out of an old CF- group in Authentik, which pushes the
+    removal to Cloudflare's virtual group (the legacy role goes; the User Group's stays)."""
+
+    kind = "remove_idp_members"
+    label = "remove migrated members from the CF- group in Authentik"
+
+    def transport(self, client):
+        return idp_of(client)
+
+    def prepare(self, apply, step, request, prior):
+        # PATCH `users` replaces the whole list: read it just before, and keep it for rollback.
+        if prior and prior["status"] == "pending":
+            before = prior["inverse"]["users"]
+        else:
+            before = sorted(idp_of(apply.client).group(request["group"], include_users=False).get("users") or [])
+        inverse = {"kind": "restore_idp_members", "group": request["group"], "users": before}
+        return {**request, "users": [u for u in before if u not in set(request["remove"])]}, inverse
+
+    def endpoint(self, client, request):
+        return "PATCH", idp_of(client).group_path(request["group"])
+
+    def send(self, client, request):
+        return idp_of(client).update_group(request["group"], users=request["users"])
+
+    def object_id(self, request, result):
+        return request["group"]
+
+    def reconcile(self, client, request, live, fresh):
+        group = idp_of(client).group(request["group"], include_users=False)
+        return request["group"] if group and not set(request["remove"]) & set(group.get("users") or []) else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        uuid, before = action["request"]["group"], action["inverse"]["users"]
+        group = idp.group(uuid, include_users=False)
+        if group is None:
+            return job.leave(action, f"Authentik group {action['target']!r} is gone: its {len(before)} earlier member(s) cannot be put back")
+        live = set(group.get("users") or [])
+        if live == set(before):
+            return job.mark(action, "already restored")
+        if live != set(action["request"]["users"]) and not job.force:
+            return job.leave(action, f"membership of Authentik group {action['target']!r} changed since the cutover; use --force to restore it anyway")
+        job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=before),
+                 f"put {len(set(before) - live)} member(s) back into Authentik group {action['target']!r}")
+
+
+def _user_group_or_none(client, gid):
+    try:
+        return client.user_group(gid)
+    except CloudflareError as err:
+        if err.status == 404:
+            return None
+        raise
+
+
+from .idp_steps import IDP_KINDS  # noqa: E402  (`idp check --fix`: create/attach the SCIM provider and application)
+
+KINDS = {
+    k.kind: k
+    for k in (
+        CreateResourceGroup(), CreateUserGroup(), AdoptUserGroup(), AddMembers(),
+        CreateIdpGroup(), ScopeIdpGroups(), SyncIdpGroup(), AttachIdpPolicy(), RemoveIdpMembers(), *IDP_KINDS.values(),
+    )
+}
+CREATES_POLICY = frozenset({CreateUserGroup.kind, AdoptUserGroup.kind, AttachIdpPolicy.kind})
 
 
 def kind_of(step_or_action):

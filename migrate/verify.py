@@ -4,6 +4,7 @@ from . import iam
 from .cloudflare import run_parallel
 from .errors import VgmigrateError
 from .runs import apply_run
+from .steps import kind_of, plan_group_of
 
 
 def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
@@ -48,6 +49,16 @@ def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
     return diffs
 
 
+def live_group_ids(plan, actions):
+    """Plan group step -> the User Group id an apply run's journal gave it (created, synced from
+    the IdP or adopted); None where the run never got that far."""
+    group_ids = {g["step"]: g.get("existing_id") for g in plan["groups"]}
+    for action in actions:
+        if kind_of(action).makes_group and action["status"] == "done":
+            group_ids[plan_group_of(action["step"])] = action["object_id"]
+    return group_ids
+
+
 def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     """Returns (run, differences, counts). Groups' member lists are read `parallel` at a time
     (default: the client's); the differences come out in the same order either way.
@@ -60,10 +71,7 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     plan = inventory.plan_body(run["plan_id"])
     if plan is None:
         raise VgmigrateError(f"the plan of run {run['id']} is not in this inventory")
-    group_ids = {g["step"]: g.get("existing_id") for g in plan["groups"]}
-    for action in inventory.actions(run["id"]):
-        if action["kind"] == "create_user_group" and action["status"] == "done":
-            group_ids[action["step"]] = action["object_id"]
+    group_ids = live_group_ids(plan, inventory.actions(run["id"]))
     listing = client.user_groups().start()  # its pages and the resource groups, concurrently
     rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)
     live_groups = list(listing)

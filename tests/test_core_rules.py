@@ -57,6 +57,10 @@ class FakeClient:
         self.lose = set()  # (method, path): applied, then the response is lost
         self._n = 0
 
+    @property
+    def calls(self):
+        return self.http.calls
+
     def _new_id(self):
         self._n += 1
         return f"{self._n:032x}"

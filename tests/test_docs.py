@@ -61,3 +61,32 @@ def test_the_readme_walkthrough_runs_as_written_against_the_sandbox(sandbox, tmp
     assert ran[:3] == ["scan", "inventory", "plan"] and "rollback" in ran
     assert "passed against the sandbox" in Path("plan.html").read_text()  # rehearsed before it was shown
     assert (tmp_path / "vgmigrate.db").exists() and (tmp_path / "audit" / "summary.html").exists()
+
+
+def test_the_idp_walkthrough_runs_as_written_against_the_sandbox_pair(tmp_path, monkeypatch):
+    """The IdP-managed path, line by line, against the Cloudflare sandbox and the Authentik emulator."""
+    import shlex
+
+    from migrate.sandbox import Sandbox
+    from migrate.sandbox.authentik import AuthentikSandbox
+    from migrate.sandbox.seeds import demo_seed
+
+    block = re.search(r"<!-- idp-walkthrough -->\n```sh\n(.+?)\n```", README, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf) as ak:
+        env = {"CLOUDFLARE_API_TOKEN": cf.token, "CLOUDFLARE_ACCOUNT_ID": cf.account_id, "CLOUDFLARE_BASE_URL": cf.base_url,
+               "VGMIGRATE_DB": None, "AUTHENTIK_URL": ak.base_url, "AUTHENTIK_TOKEN": ak.token}
+        ran = []
+        for line in block.splitlines():
+            command, _, _ = line.partition("#")
+            words = shlex.split(command)
+            redirect = None
+            if ">" in words:
+                words, redirect = words[: words.index(">")], words[words.index(">") + 1]
+            result = CliRunner().invoke(cli, words[1:], env=env)
+            assert result.exit_code == 0, f"{line}\n{result.output}"
+            if redirect:
+                Path(redirect).write_text(result.stdout)
+            ran.append(words[1])
+    assert ran == ["idp", "scan", "plan", "show", "apply", "verify", "cutover", "status", "rollback"]
+    assert "Authentik" in Path("idp-plan.html").read_text()

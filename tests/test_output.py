@@ -68,7 +68,7 @@ def test_json_output_of_the_whole_migration_is_stable_and_alone_on_stdout(sandbo
     verified = stable_json(vg(sandbox, db, "verify", "--format", "json", progress=0))
     assert verified["run"] == applied["run"] and verified["differences"] == [] and verified["counts"]["differences"] == 0
     status = stable_json(vg(sandbox, db, "status", "--json"))
-    assert status["stage"] == "verified" and status["verification"]["differences"] == 0 and "CF- group mappings" in status["next"]
+    assert status["stage"] == "verified" and status["verification"]["differences"] == 0 and "vgmigrate cutover" in status["next"]
     history = stable_json(vg(sandbox, db, "history", "--format", "json"))
     assert [r["id"] for r in history["runs"]] == [applied["run"]] and history["runs"][0]["steps"] == {"done": applied["counts"]["done"]}
     exported = stable_json(vg(sandbox, db, "export", "--json", "--out", tmp_path / "audit"))
@@ -219,12 +219,12 @@ def test_status_follows_scan_plan_rehearsal_apply_and_verify(sandbox, tmp_path):
     text, data = status()
     assert data["stage"] == "apply done" and "Next: vgmigrate verify" in text
     verified = vg(sandbox, db, "verify").output
-    assert "CF- group mappings" in verified
+    assert "vgmigrate cutover" in verified
     rows = list(open_inventory(db).db.query("select * from verifications"))
     assert len(rows) == 1 and rows[0]["differences"] == 0 and rows[0]["run_id"] == data["runs"][-1]["id"]
     text, data = status()
     assert data["stage"] == "verified" and "Next: vgmigrate verify" not in text
-    assert "migration is verified" in text and "remove the CF- group mappings in your IdP" in text
+    assert "migration is verified" in text and "remove the migrated members from the CF- groups in your IdP" in text
 
     dns = sandbox.state.user_groups_by_name()["DNS"]
     client_for(sandbox).remove_user_group_member(dns["id"], dns["members"][0])

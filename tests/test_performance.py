@@ -194,20 +194,24 @@ def test_rollback_in_parallel_undoes_the_same_and_keeps_newest_first_per_group(s
 def test_rollback_groups_each_groups_undos_newest_first_and_resource_groups_last():
     from migrate.rollback import _by_group
 
-    def action(seq, kind, request, object_id=None):
-        return {"seq": seq, "kind": kind, "request": request, "object_id": object_id}
+    def action(seq, step, kind, request, object_id=None):
+        return {"seq": seq, "step": step, "kind": kind, "request": request, "object_id": object_id}
 
     journal = [
-        action(1, "create_resource_group", {"name": "rg"}, "rg1"),
-        action(2, "create_user_group", {"name": "A"}, "ga"),
-        action(3, "add_members", {"group": "ga"}),
-        action(4, "adopt_user_group", {"id": "gb"}),
-        action(5, "add_members", {"group": "gb"}),
-        action(6, "create_user_group", {"name": "C"}, None),  # its answer was lost
+        action(1, "rg", "create_resource_group", {"name": "rg"}, "rg1"),
+        action(2, "g001", "create_user_group", {"name": "A"}, "ga"),
+        action(3, "g001.members", "add_members", {"group": "ga"}),
+        action(4, "g002", "adopt_user_group", {"id": "gb"}),
+        action(5, "g002.members", "add_members", {"group": "gb"}),
+        action(6, "g003", "create_user_group", {"name": "C"}, None),  # its answer was lost
+        action(7, "g004", "create_idp_group", {"name": "D"}, "uuid-d"),
+        action(8, "scope", "scope_idp_groups", {"provider": 1}),
+        action(9, "g004.sync", "sync_idp_group", {"group": "uuid-d"}, "gd"),
+        action(10, "g004.policy", "attach_idp_policy", {"id": "gd"}),
     ]
     groups, last = _by_group(journal)
-    assert [[a["seq"] for a in g] for g in groups] == [[6], [5, 4], [3, 2]]
-    assert [a["seq"] for a in last] == [1]
+    assert [[a["seq"] for a in g] for g in groups] == [[10, 9, 7], [6], [5, 4], [3, 2]]
+    assert [a["seq"] for a in last] == [8, 1]  # the sync scope after every group, the resource group last
 
 
 # -- pacing at the rate-limit bound -------------------------------------------------------------------

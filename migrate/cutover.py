@@ -1,0 +1,124 @@
+"""The cutover: once the new User Groups are verified, take the migrated members out of the old
+`CF-` groups in Authentik, one group at a time, so Cloudflare drops the legacy roles they granted.
+
+Journaled like apply (a run of kind "cutover") and undone by `vgmigrate rollback` before the apply
+it follows. After each group it reads the User Group that replaces it again: everyone removed
+must still be in it, with the policy, or the cutover stops there.
+"""
+
+import time
+
+from . import iam
+from .errors import VgmigrateError
+from .executor import Apply, StepFailed
+from .findings import SUPER_ADMIN
+from .names import parse_virtual_group_name
+from .runs import LOCK, RunResult, new_run_id
+from .verify import live_group_ids, verify_run
+
+
+def cutover_steps(plan, group_ids, idp_groups, held):
+    """Pure: one step per old CF- group that still holds migrated members.
+
+    group_ids: plan group step -> live User Group id. idp_groups: Authentik's CF- groups with
+    `users_obj`. held: email key -> name keys of the legacy roles the member holds in Cloudflare.
+    Only members the plan put into a User Group leave, and only if Cloudflare still gives them the
+    group's role: putting back (rollback) someone who had lost it would grant it again.
+    Returns (steps, checks: step id -> (User Group id, member emails removed, permission group id),
+    stay: (CF- group name, email) of migrated members left in place).
+    """
+    by_name = {iam.name_key(g["name"]): g for g in idp_groups}
+    steps, checks, stay = [], {}, []
+    for group in plan["groups"]:
+        gid = group_ids.get(group["step"])
+        if group.get("action") == "conflict" or not gid:
+            continue
+        migrated = {iam.email_key(m["email"]) for m in group["members"] if m.get("email")}
+        for vg in group["virtual_groups"]:
+            old = by_name.get(iam.name_key(vg["name"]))
+            if old is None:
+                continue
+            leaving = [u for u in old.get("users_obj") or [] if iam.email_key(u.get("email")) in migrated]
+            stay += [(old["name"], u["email"]) for u in leaving if iam.name_key(vg["role"]) not in held.get(iam.email_key(u["email"]), ())]
+            leaving = [u for u in leaving if iam.name_key(vg["role"]) in held.get(iam.email_key(u["email"]), ())]
+            if not leaving:
+                continue
+            sid = f"c{len(steps) + 1:03d}"
+            steps.append({
+                "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
+                "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving)},
+                "inverse": {"kind": "restore_idp_members"},
+            })
+            checks[sid] = (gid, sorted(iam.email_key(u["email"]) for u in leaving), group["permission_group"]["id"])
+    return steps, checks, stay
+
+
+def supers_outside_scim(members, idp_groups):
+    """Accepted Super Administrators who will hold the role without any CF- group once the
+    migrated members leave them: anyone still in a CF- group for it depends on SCIM."""
+    in_super_groups = {
+        iam.email_key(u.get("email"))
+        for g in idp_groups
+        if (parsed := parse_virtual_group_name(g["name"])) and iam.name_key(parsed.role) == iam.name_key(SUPER_ADMIN)
+        for u in g.get("users_obj") or []
+    }
+    return sorted(
+        m["email"] for m in members
+        if m.get("status") == "accepted" and iam.email_key(m["email"]) not in in_super_groups
+        and any(iam.name_key(r.get("name")) == iam.name_key(SUPER_ADMIN) for r in m.get("roles") or [])
+    )
+
+
+class Cutover(Apply):
+    """Apply's journaled step loop, one step at a time, with the access check after each."""
+
+    def __init__(self, client, inventory, plan, steps, checks, progress=None):
+        super().__init__(client, inventory, {**plan, "steps": steps}, parallel=1, progress=progress)
+        self.checks = checks
+
+    def run(self):
+        started, calls0 = time.monotonic(), self.client.calls
+        run_id = new_run_id("cutover")
+        self.inv.acquire_lock(LOCK, run_id)
+        try:
+            self.inv.start_run({"id": run_id, "kind": "cutover", "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})
+            self.run_id, self.journal, self.live = run_id, {}, {}
+            status, message = self._carry_out("`vgmigrate cutover` finishes it, `vgmigrate rollback` puts the members back")
+        finally:
+            self.inv.release_lock(LOCK)
+        return RunResult(run_id, status, self.counts, self.client.calls - calls0, time.monotonic() - started, message)
+
+    def _finish(self, step, object_id, outcome):
+        gid, emails, pg_id = self.checks[step["id"]]
+        group = self.client.user_group(gid)
+        present = {iam.email_key(m.get("email")) for m in self.client.user_group_members(gid)}
+        missing = [e for e in emails if e not in present]
+        if missing or not iam.grants(group.get("policies"), pg_id, iam.account_wide_ids(self.client.resource_groups(), self.client.account_id)):
+            who = ", ".join(missing[:3]) or "its members"
+            raise StepFailed(f"after leaving {step['target']!r}, {who} no longer get its role from User Group {group.get('name')!r}; "
+                             "the cutover stopped: run `vgmigrate rollback` to put the members back, then `vgmigrate verify`")
+        super()._finish(step, object_id, outcome)
+
+
+def prepare(client, inventory, run):
+    """(plan, steps, checks, stay) of the cutover of this apply run, after a live verify and the
+    break-glass check; a one-line error when it must not go ahead."""
+    if run["status"] != "done":
+        raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
+    _, diffs, _ = verify_run(client, inventory, run["id"])
+    if diffs:
+        raise VgmigrateError(f"verify finds {len(diffs)} difference(s): the cutover runs only after a clean `vgmigrate verify`")
+    plan = inventory.plan_body(run["plan_id"])
+    group_ids = live_group_ids(plan, inventory.actions(run["id"]))
+    idp_groups = client.idp.cf_groups(include_users=True)
+    members = list(client.members())
+    role_names = {r["id"]: iam.name_key(r["name"]) for r in client.roles()}
+    held = {iam.email_key(m["email"]): {role_names.get(r["id"] if isinstance(r, dict) else r) for r in m.get("roles") or []} for m in members}
+    steps, checks, stay = cutover_steps(plan, group_ids, idp_groups, held)
+    # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot
+    # tell it from a direct grant) and holds it through a SCIM group: only those in none count.
+    if steps and not supers_outside_scim(members, idp_groups):
+        raise VgmigrateError("the cutover would leave no accepted Super Administrator outside SCIM: grant Super Administrator "
+                             "directly to a break-glass member, then run the cutover again")
+    return plan, steps, checks, stay
+

@@ -1,0 +1,145 @@
+"""Step kinds of `vgmigrate idp check --fix` (runs of kind `idp_fix`): create the Authentik SCIM
+provider, create the application, or attach the provider to an existing application as a
+backchannel provider. They follow the StepKind protocol of `steps.py` (which lists them in
+`KINDS`, so `vgmigrate rollback --run <idp_fix run>` undoes them) without importing it, so either
+module can be imported first.
+
+Their step ids share the prefix "idp." so a rollback treats them as one group, undone newest
+first: the application before the provider it points at.
+
+The SCIM token a new provider carries is never journaled: the request journaled has no `token`.
+"""
+
+from .authentik import idp_of
+from .errors import VgmigrateError
+
+
+class _IdpStep:
+    kind = ""
+    label = ""
+    makes_group = False
+
+    def transport(self, client):
+        return idp_of(client)
+
+    def prepare(self, apply, step, request, prior):
+        return request, prior["inverse"] if prior and prior["status"] == "pending" else step.get("inverse")
+
+
+class CreateScimProvider(_IdpStep):
+    kind = "create_scim_provider"
+    label = "create the Authentik SCIM provider for Cloudflare"
+
+    def endpoint(self, client, request):
+        return "POST", idp_of(client).providers_path()
+
+    def send(self, client, request):
+        return idp_of(client).create_scim_provider(**request)
+
+    def object_id(self, request, result):
+        return str(result["pk"])
+
+    @staticmethod
+    def find(idp, request):
+        from .idp import same_url
+
+        return next((p for p in idp.scim_providers() if same_url(p.get("url"), request["url"]) and p.get("name") == request["name"]), None)
+
+    def reconcile(self, client, request, live, fresh):
+        found = self.find(idp_of(client), request)
+        return str(found["pk"]) if found else None
+
+    def undo(self, job, action):
+        from .errors import AuthentikError
+        from .idp import same_url
+
+        idp = idp_of(job.client)
+        request = action["request"]
+        try:
+            provider = idp.scim_provider(action["object_id"]) if action["object_id"] else self.find(idp, request)
+        except AuthentikError as err:
+            if err.status != 404:
+                raise
+            provider = None
+        if provider is None:
+            return job.mark(action, "already gone")
+        if not same_url(provider.get("url"), request["url"]) and not job.force:
+            return job.leave(action, f"Authentik SCIM provider {provider.get('name')!r} left in place: its URL changed since the run; "
+                                     "use --force to delete it anyway")
+        # Deleting the provider keeps the groups and users it pushed to Cloudflare (Authentik only drops its links).
+        job.call(action, "DELETE", idp.provider_path(provider["pk"]), lambda: idp.delete_scim_provider(provider["pk"]),
+                 f"delete Authentik SCIM provider {provider.get('name')!r}")
+
+
+class CreateApplication(_IdpStep):
+    kind = "create_application"
+    label = "create the Authentik application for Cloudflare"
+
+    def endpoint(self, client, request):
+        return "POST", idp_of(client).applications_path()
+
+    def send(self, client, request):
+        return idp_of(client).create_application(request["name"], request["slug"], request["backchannel_providers"])
+
+    def object_id(self, request, result):
+        return result.get("slug") or request["slug"]
+
+    def reconcile(self, client, request, live, fresh):
+        app = idp_of(client).application(request["slug"])
+        return request["slug"] if app and set(request["backchannel_providers"]) <= set(app.get("backchannel_providers") or []) else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        slug = action["object_id"] or action["request"]["slug"]
+        app = idp.application(slug)
+        if app is None:
+            return job.mark(action, "already gone")
+        ours = set(action["request"]["backchannel_providers"])
+        others = set(app.get("backchannel_providers") or []) - ours
+        if (others or app.get("provider")) and not job.force:
+            return job.leave(action, f"Authentik application {slug!r} left in place: providers were added to it since the run; "
+                                     "use --force to delete it anyway")
+        job.call(action, "DELETE", idp.application_path(slug), lambda: idp.delete_application(slug), f"delete Authentik application {slug!r}")
+
+
+class AttachBackchannelProvider(_IdpStep):
+    """PATCH the application's `backchannel_providers` (the whole list) to the earlier list plus the provider."""
+
+    kind = "attach_backchannel_provider"
+    label = "attach the SCIM provider to an Authentik application"
+
+    def prepare(self, apply, step, request, prior):
+        # Re-read just before the PATCH: it replaces the list, so one added meanwhile must be kept.
+        current = list((idp_of(apply.client).application(request["slug"]) or {}).get("backchannel_providers") or [])
+        wanted = current + [request["provider"]] if request["provider"] not in current else current
+        return {**request, "backchannel_providers": wanted}, {"backchannel_providers": current}
+
+    def endpoint(self, client, request):
+        return "PATCH", idp_of(client).application_path(request["slug"])
+
+    def send(self, client, request):
+        return idp_of(client).update_application(request["slug"], backchannel_providers=request["backchannel_providers"])
+
+    def object_id(self, request, result):
+        return request["slug"]
+
+    def reconcile(self, client, request, live, fresh):
+        app = idp_of(client).application(request["slug"])
+        return request["slug"] if app and request["provider"] in (app.get("backchannel_providers") or []) else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        slug, provider = action["request"]["slug"], action["request"]["provider"]
+        app = idp.application(slug)
+        if app is None:
+            return job.mark(action, "application already gone")
+        current = list(app.get("backchannel_providers") or [])
+        if provider not in current:
+            return job.mark(action, "already detached")
+        # Only the provider this run attached is taken off; anything attached since stays.
+        remaining = [p for p in current if p != provider]
+        job.call(action, "PATCH", idp.application_path(slug), lambda: idp.update_application(slug, backchannel_providers=remaining),
+                 f"detach the SCIM provider from Authentik application {slug!r}")
+
+
+IDP_KINDS = {k.kind: k for k in (CreateScimProvider(), CreateApplication(), AttachBackchannelProvider())}

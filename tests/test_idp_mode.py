@@ -1,0 +1,242 @@
+"""The IdP-managed path end to end: `plan --mode idp`, apply, verify, cutover and rollback against
+the Cloudflare sandbox and the Authentik emulator that pushes into it over SCIM."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from engine_support import iam_state
+
+from migrate.cli import cli
+from migrate.sandbox import Sandbox
+from migrate.sandbox.authentik import AuthentikSandbox
+from migrate.sandbox.seeds import demo_seed
+from migrate.sandbox.watch import AccessWatch
+
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture
+def pair():
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf) as ak:
+        yield cf, ak
+
+
+def vg(pair, db, *args, expect=0, env=None):
+    cf, ak = pair
+    base = {"CLOUDFLARE_API_TOKEN": cf.token, "CLOUDFLARE_ACCOUNT_ID": cf.account_id, "CLOUDFLARE_BASE_URL": cf.base_url,
+            "VGMIGRATE_DB": str(db), "AUTHENTIK_URL": ak.base_url, "AUTHENTIK_TOKEN": ak.token}
+    result = CliRunner().invoke(cli, [str(a) for a in args], env={**base, **(env or {})}, catch_exceptions=False)
+    assert expect is None or result.exit_code == expect, f"{args} exited {result.exit_code}:\n{result.output}"
+    return result
+
+
+def roles(cf):
+    return {m["id"]: frozenset(m["roles"]) for m in cf.state.snapshot()["members"]}
+
+
+def authentik_groups(ak):
+    """Every Authentik group: name -> member pks, read over the API."""
+    import requests
+
+    body = requests.get(f"{ak.base_url}/core/groups/", params={"page_size": 1000}, headers={"Authorization": f"Bearer {ak.token}"}).json()
+    return {g["name"]: sorted(g["users"]) for g in body["results"]}
+
+
+def authentik_user_pks(ak):
+    import requests
+
+    body = requests.get(f"{ak.base_url}/core/users/", params={"page_size": 1000}, headers={"Authorization": f"Bearer {ak.token}"}).json()
+    return {u["email"].casefold(): u["pk"] for u in body["results"]}
+
+
+def plan_idp(pair, tmp_path, *extra):
+    db, out = tmp_path / "v.db", tmp_path / "plan.json"
+    vg(pair, db, "scan")
+    vg(pair, db, "plan", "--mode", "idp", "--on-existing", "suffix", "--out", out, *extra)
+    return db, out, json.loads(out.read_text())
+
+
+def test_idp_mode_migrates_through_authentik_cuts_over_and_rolls_back_exactly(pair, tmp_path):
+    cf, ak = pair
+    start_iam, start_roles, start_ak = iam_state(cf), roles(cf), authentik_groups(ak)
+    db, out, plan = plan_idp(pair, tmp_path)
+    kinds = {s["kind"] for s in plan["steps"]}
+    assert kinds == {"create_idp_group", "scope_idp_groups", "sync_idp_group", "attach_idp_policy"}
+    assert plan["idp"]["scope"] == "listed" and plan["idp"]["provider"]["pk"] == ak.provider_id
+    watch = AccessWatch(cf, plan)
+
+    vg(pair, db, "apply", out, "--yes")
+    created = {g["name"]: g for g in cf.state.snapshot()["user_groups"] if g["name"] in {p["name"] for p in plan["groups"]}}
+    assert len(created) == len(plan["groups"])
+    # Pushed by the IdP, so locked to it; members copied; vgmigrate wrote only the policy.
+    assert all(g["scim_managed"] and g["policies"] for g in created.values())
+    for group in plan["groups"]:
+        assert sorted(created[group["name"]]["members"]) == sorted(m["id"] for m in group["members"])
+    cf_writes = [c for c in cf.calls if c[0] in WRITES and "/scim/" not in c[1]]
+    assert {c[0] for c in cf_writes} == {"PUT"} and len(cf_writes) == len(plan["groups"])
+    assert "Nothing to do" in vg(pair, db, "plan", "--mode", "idp", "--on-existing", "suffix").output
+    vg(pair, db, "verify")
+
+    cut = vg(pair, db, "cutover", "--yes")
+    after_cutover, pk_of = authentik_groups(ak), authentik_user_pks(ak)
+    # The demo account has members in a virtual group whose role was taken from them by hand:
+    # they stay (putting them back on rollback would grant the role again), and the output says so.
+    stayed = set()
+    for group in plan["groups"]:
+        moved = {pk_of[m["email"].casefold()] for m in group["members"]}
+        for v in group["virtual_groups"]:
+            assert moved & set(start_ak[v["name"]])
+            stayed |= moved & set(after_cutover[v["name"]])
+    assert 0 < len(stayed) < sum(len(g["members"]) for g in plan["groups"]) and f"{len(stayed)} migrated member(s) stay" in cut.output
+    lost_legacy = [mid for mid, r in roles(cf).items() if r < start_roles.get(mid, frozenset())]
+    assert lost_legacy, "the cutover took legacy roles away in Cloudflare"
+    assert watch.violations == [] and watch.checks > len(plan["steps"])
+    assert "cutover" in vg(pair, db, "status").output
+
+    vg(pair, db, "rollback", "--yes")
+    watch.stop()
+    assert iam_state(cf) == start_iam and roles(cf) == start_roles and authentik_groups(ak) == start_ak
+    assert "nothing left to undo" in vg(pair, db, "rollback", "--yes").output
+
+
+def test_a_provider_that_syncs_every_group_keeps_its_empty_filter(tmp_path):
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf, scope="all") as ak:
+        db, out, plan = plan_idp((cf, ak), tmp_path)
+        assert plan["idp"]["scope"] == "all" and "scope_idp_groups" not in {s["kind"] for s in plan["steps"]}
+        vg((cf, ak), db, "apply", out, "--yes")
+        vg((cf, ak), db, "verify")
+        assert not [c for c in ak.calls if c[0] == "PATCH" and "/providers/scim/" in c[1]]
+
+
+def test_the_sync_scope_is_widened_once_and_restored_by_rollback(pair, tmp_path):
+    cf, ak = pair
+    before = ak.state.providers[ak.provider_id]["group_filters"][:]
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    after = ak.state.providers[ak.provider_id]["group_filters"]
+    assert after[: len(before)] == before and len(after) == len(before) + len(plan["groups"])
+    assert len([c for c in ak.calls if c[0] == "PATCH" and "/providers/scim/" in c[1]]) == 1
+    vg(pair, db, "rollback", "--yes")
+    assert ak.state.providers[ak.provider_id]["group_filters"] == before
+
+
+def test_a_lost_create_is_found_again_not_sent_twice(pair, tmp_path):
+    cf, ak = pair
+    db, out, plan = plan_idp(pair, tmp_path)
+    ak.inject("POST", r"/core/groups/$", "lose")  # the group is made, the answer never arrives
+    vg(pair, db, "apply", out, "--yes")
+    creates = [c for c in ak.calls if c[0] == "POST" and c[1].endswith("/core/groups/")]
+    assert len(creates) == len(plan["groups"])  # the lost one was reconciled, never resent
+    vg(pair, db, "verify")
+
+
+def test_sync_errors_fail_the_step_in_one_line_and_a_rerun_finishes(tmp_path):
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf, provider_token="wrong-token") as ak:
+        db, out, plan = plan_idp((cf, ak), tmp_path)
+        failed = vg((cf, ak), db, "apply", out, "--yes", expect=1)
+        assert "Authentik could not sync" in failed.output or "did not reach Cloudflare" in failed.output
+        assert "wrong-token" not in failed.output
+        assert not [g for g in cf.state.snapshot()["user_groups"] if g["policies"] and g["name"] in {p["name"] for p in plan["groups"]}]
+        ak.state.providers[ak.provider_id]["token"] = cf.token  # the admin fixes the token
+        vg((cf, ak), db, "apply", out, "--yes")
+        vg((cf, ak), db, "verify")
+
+
+def test_plan_refuses_names_taken_in_authentik_unless_suffixed(pair, tmp_path):
+    cf, ak = pair
+    import requests
+
+    requests.post(f"{ak.base_url}/core/groups/", json={"name": "DNS"}, headers={"Authorization": f"Bearer {ak.token}"}).raise_for_status()
+    db = tmp_path / "v.db"
+    vg(pair, db, "scan")
+    refused = vg(pair, db, "plan", "--mode", "idp", expect=1)
+    assert "already exists in Authentik" in refused.output and "--on-existing suffix" in refused.output
+    assert "adopt" in vg(pair, db, "plan", "--mode", "idp", "--on-existing", "adopt", expect=1).output
+    out = tmp_path / "plan.json"
+    vg(pair, db, "plan", "--mode", "idp", "--on-existing", "suffix", "--out", out)
+    assert "DNS (2)" in {g["name"] for g in json.loads(out.read_text())["groups"]}
+
+
+def test_apply_refuses_a_plan_whose_authentik_side_moved(pair, tmp_path):
+    cf, ak = pair
+    import requests
+
+    db, out, plan = plan_idp(pair, tmp_path)
+    name = plan["groups"][0]["name"]
+    requests.post(f"{ak.base_url}/core/groups/", json={"name": name}, headers={"Authorization": f"Bearer {ak.token}"}).raise_for_status()
+    calls = len(ak.calls)
+    refused = vg(pair, db, "apply", out, "--yes", expect=1)
+    assert f"an Authentik group named {name!r} now exists" in refused.output
+    assert not [c for c in ak.calls[calls:] if c[0] in WRITES]
+
+
+def test_idp_mode_needs_authentik_settings(pair, tmp_path):
+    db = tmp_path / "v.db"
+    vg(pair, db, "scan")
+    missing = vg(pair, db, "plan", "--mode", "idp", env={"AUTHENTIK_URL": ""}, expect=2)
+    assert missing.output.strip().startswith("Error: no Authentik URL") and len(missing.output.strip().splitlines()) == 1
+
+
+def test_cutover_refuses_until_verify_is_clean_and_changes_nothing(pair, tmp_path):
+    cf, ak = pair
+    import requests
+
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    group = next(g for g in plan["groups"] if g["members"])
+    uuid = next(g for g in ak.state.groups.values() if g["name"] == group["name"])["pk"]
+    user = sorted(authentik_groups(ak)[group["name"]])[0]
+    requests.post(f"{ak.base_url}/core/groups/{uuid}/remove_user/", json={"pk": user}, headers={"Authorization": f"Bearer {ak.token}"}).raise_for_status()
+    before, calls = authentik_groups(ak), len(ak.calls)
+    refused = vg(pair, db, "cutover", "--yes", expect=1)
+    assert "difference" in refused.output and "verify" in refused.output
+    assert authentik_groups(ak) == before and not [c for c in ak.calls[calls:] if c[0] in WRITES]
+
+
+def test_cutover_refuses_to_leave_no_super_administrator_outside_scim(pair, tmp_path):
+    cf, ak = pair
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    vg(pair, db, "verify")
+    with cf.state.lock:  # the break-glass admin loses the role directly
+        for member in cf.state.members.values():
+            in_vg = any(g for g in member.get("scim_groups", ()))
+            if not in_vg:
+                member["roles"] = [r for r in member["roles"] if "Super" not in str(cf.state.roles.get(r if isinstance(r, str) else r.get("id"), {}).get("name", ""))]
+    calls = len(ak.calls)
+    refused = vg(pair, db, "cutover", "--yes", expect=1)
+    assert "Super Administrator outside SCIM" in refused.output
+    assert not [c for c in ak.calls[calls:] if c[0] in WRITES]
+
+
+def test_a_sync_whose_answer_is_lost_is_checked_not_resent_and_the_next_run_finishes(pair, tmp_path):
+    cf, ak = pair
+    db, out, plan = plan_idp(pair, tmp_path)
+    watch = AccessWatch(cf, plan)
+    ak.inject("POST", r"/sync/object/$", "5xx")  # a 5xx on a POST: the outcome is unknown
+    result = vg(pair, db, "apply", out, "--yes", expect=None)
+    if result.exit_code == 1:  # not arrived yet: pending, and the next run checks before sending
+        assert "outcome is unknown" in result.output
+        vg(pair, db, "apply", out, "--yes")
+    else:  # the sync had gone through: found there, done
+        assert result.exit_code == 0
+    syncs = [c for c in ak.calls if c[0] == "POST" and c[1].endswith("/sync/object/")]
+    assert len(syncs) == len(plan["groups"]) + (result.exit_code == 1)
+    vg(pair, db, "verify")
+    assert watch.violations == []
+
+
+def test_a_cutover_write_whose_answer_is_lost_is_found_done_and_rollback_restores_exactly(pair, tmp_path):
+    cf, ak = pair
+    start_iam, start_roles, start_ak = iam_state(cf), roles(cf), authentik_groups(ak)
+    db, out, plan = plan_idp(pair, tmp_path)
+    watch = AccessWatch(cf, plan)
+    vg(pair, db, "apply", out, "--yes")
+    ak.inject("PATCH", r"/core/groups/[^/]+/$", "lose")  # the second group's removal: done, answer lost
+    vg(pair, db, "cutover", "--yes")  # the lost one is found done; the cutover finishes
+    assert "cutover" in vg(pair, db, "history").output
+    vg(pair, db, "rollback", "--yes")
+    watch.stop()
+    assert watch.violations == []
+    assert iam_state(cf) == start_iam and roles(cf) == start_roles and authentik_groups(ak) == start_ak
