@@ -240,3 +240,21 @@ def test_a_cutover_write_whose_answer_is_lost_is_found_done_and_rollback_restore
     watch.stop()
     assert watch.violations == []
     assert iam_state(cf) == start_iam and roles(cf) == start_roles and authentik_groups(ak) == start_ak
+
+
+def test_a_group_renamed_in_authentik_mid_run_is_a_difference_and_blocks_the_cutover(pair, tmp_path):
+    cf, ak = pair
+    import requests
+
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    group = plan["groups"][0]
+    uuid = next(g for g in ak.state.groups.values() if g["name"] == group["name"])["pk"]
+    requests.patch(f"{ak.base_url}/core/groups/{uuid}/", json={"name": "Renamed by hand"},
+                   headers={"Authorization": f"Bearer {ak.token}"}).raise_for_status()
+    assert "Renamed by hand" in {g["name"] for g in cf.state.snapshot()["user_groups"]}  # same id, new name
+    assert "name_changed" in vg(pair, db, "verify", expect=3).output
+    before, calls = authentik_groups(ak), len(ak.calls)
+    refused = vg(pair, db, "cutover", "--yes", expect=1)
+    assert len(refused.output.strip().splitlines()) == 1 and "verify" in refused.output
+    assert authentik_groups(ak) == before and not [c for c in ak.calls[calls:] if c[0] in WRITES]
