@@ -420,6 +420,10 @@ class Inventory:
         rows = list(self.db.query("select body from plans where id = ?", [plan_id]))
         return json.loads(rows[0]["body"]) if rows else None
 
+    def has_plan(self, plan_id):
+        """Whether the plan is recorded, without reading its body (tens of MB at 100,000 members)."""
+        return bool(list(self.db.query("select 1 from plans where id = ?", [plan_id])))
+
     def save_rehearsal(self, row):
         with self.transaction() as db:
             db["rehearsals"].insert(row)
