@@ -8,6 +8,7 @@ from pathlib import Path
 from . import __version__
 from .errors import VgmigrateError
 from .inventory import dumps as canonical
+from .inventory import loads_shared
 from .inventory import utcnow
 
 
@@ -48,7 +49,7 @@ def write(plan, path):
 def read(path):
     """Load a plan file and refuse it if it was edited since it was written."""
     try:
-        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+        plan = loads_shared(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise VgmigrateError(f"cannot read plan {path}: {err.strerror}; check the path, or make one with `vgmigrate plan --out`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
