@@ -60,10 +60,9 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     plan = inventory.plan_body(run["plan_id"])
     if plan is None:
         raise VgmigrateError(f"the plan of run {run['id']} is not in this inventory")
+    plan = {"groups": plan["groups"], "scan": plan["scan"]}  # all it reads: free the access picture and steps
     group_ids = {g["step"]: g.get("existing_id") for g in plan["groups"]}
-    for action in inventory.actions(run["id"]):
-        if action["kind"] == "create_user_group" and action["status"] == "done":
-            group_ids[action["step"]] = action["object_id"]
+    group_ids.update(inventory.created_groups(run["id"]))
     listing = client.user_groups().start()  # its pages and the resource groups, concurrently
     rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)
     live_groups = list(listing)
@@ -82,11 +81,10 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     live_members = dict(zip(read, members))
     # What the virtual groups granted, read from the scan itself rather than from the plan.
     migrated = {vg["id"]: g["permission_group"] for g in plan["groups"] if g.get("action") != "conflict" for vg in g["virtual_groups"]}
-    scan_links = inventory.rows("virtual_group_members", plan["scan"]["id"])
     memberships = {
-        (link["member_id"], link["email"], migrated[link["virtual_group_id"]]["id"], migrated[link["virtual_group_id"]]["name"])
-        for link in scan_links
-        if link["virtual_group_id"] in migrated and link["member_id"]
+        (member_id, email, migrated[vg_id]["id"], migrated[vg_id]["name"])
+        for vg_id, email, member_id in inventory.links(plan["scan"]["id"], ("virtual_group_id", "email", "member_id"))
+        if vg_id in migrated and member_id
     }
     diffs = compare(plan, group_ids, live_groups, live_members, rg_ids, memberships)
     counts = {"groups": len([g for g in plan["groups"] if g.get("action") != "conflict"]), "member_roles": len(memberships), "differences": len(diffs)}
