@@ -109,7 +109,7 @@ def prepare(client, inventory, run):
     if diffs:
         raise VgmigrateError(f"verify finds {len(diffs)} difference(s): the cutover runs only after a clean `vgmigrate verify`")
     plan = inventory.plan_body(run["plan_id"])
-    group_ids = live_group_ids(plan, inventory.actions(run["id"]))
+    group_ids = live_group_ids(plan, inventory, run["id"])
     idp_groups = client.idp.cf_groups(include_users=True)
     members = list(client.members())
     role_names = {r["id"]: iam.name_key(r["name"]) for r in client.roles()}

@@ -127,7 +127,7 @@ class Apply:
                 reasons += idp.stale_reasons(self.plan, idp_of(self.client), ours)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
-            if self.inv.plan_body(self.plan["plan_id"]) is None:  # verify and export read the plan applied
+            if not self.inv.has_plan(self.plan["plan_id"]):  # verify and export read the plan applied
                 self.inv.save_plan(inventory_row(self.plan))
             if not run:
                 self.inv.start_run({"id": run_id, "kind": "apply", "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})

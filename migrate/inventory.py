@@ -34,6 +34,54 @@ def dumps(value):
 _STABLE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def dumps_chunks(value):
+    """dumps(value) piece by piece: each entry of a top-level object, and each item of a list in
+    it, encoded on its own (in C). A plan at 100,000 members is ~48 MB of JSON, which need never be
+    one string to hash or store it; Python's own iterencode is four times slower."""
+    if not isinstance(value, dict):
+        yield from _array_chunks(value)
+        return
+    yield "{"
+    for n, key in enumerate(sorted(value)):  # as sort_keys orders them
+        yield ("," if n else "") + dumps(key) + ":"
+        yield from _array_chunks(value[key])
+    yield "}"
+
+
+def _array_chunks(value):
+    if not isinstance(value, (list, tuple)):
+        yield dumps(value)
+        return
+    yield "["
+    for n, item in enumerate(value):
+        if n:
+            yield ","
+        yield dumps(item)
+    yield "]"
+
+
+def loads_shared(text):
+    """json.loads, keeping one copy of each distinct string. A plan names a member in its group,
+    in its step and in the access picture, and json.loads makes a new string for every mention:
+    at 100,000 members the copies alone are ~70 MB."""
+    strings = {}
+    share = strings.setdefault
+
+    def hook(obj):  # called for every object, innermost first
+        for key, value in obj.items():
+            if type(value) is str:
+                obj[key] = share(value, value)
+            elif type(value) is list:
+                value[:] = [share(v, v) if type(v) is str else v for v in value]
+        return obj
+
+    return json.loads(text, object_hook=hook)
+
+
+def _decode(text):
+    return json.loads(text) if text is not None else None
+
+
 # Every table that belongs to one scan carries scan_id in its primary key: scans never overwrite
 # each other, and plans point at the exact rows they read.
 SCAN_TABLES = {
@@ -308,20 +356,41 @@ class Inventory:
         members their decoded JSON alone is most of a plan's memory)."""
         data = {"scan": dict(self.scan(scan_id))}
         data["scan"]["counts"] = json.loads(data["scan"]["counts"])
+        # One copy of each distinct string: a member's id and email recur in every group it is in,
+        # and SQLite hands back a new string per row (~160,000 membership rows at 100,000 members).
+        strings = {}
+        share = strings.setdefault
         for table in [t for t in [*SCAN_TABLES, "findings"] if t not in without]:
-            rows = self.rows(table, scan_id, order_by="seq" if table == "findings" else "rowid")
-            for row in rows:
-                row.pop("scan_id")
-                for key in JSON_COLUMNS & row.keys():
-                    row[key] = json.loads(row[key]) if row[key] is not None else None
-            data[table] = rows
+            columns = [c for c in self.db[table].columns_dict if c != "scan_id"]
+            order_by = "seq" if table == "findings" else "rowid"
+            cursor = self.db.execute(f"select {', '.join(f'[{c}]' for c in columns)} from [{table}] where scan_id = ? order by {order_by}", [scan_id])
+            data[table] = [
+                {c: _decode(v) if c in JSON_COLUMNS else share(v, v) if type(v) is str else v for c, v in zip(columns, values)}
+                for values in cursor
+            ]
         return data
 
     # --- plans, runs and the journal -----------------------------------------------------------
 
     def save_plan(self, row):
+        """Record a plan. Its body is its canonical JSON, or the plan itself, then written as
+        dumps() would give it, piece by piece: binding a ~48 MB string costs three copies of it."""
+        if isinstance(row["body"], str):
+            with self.transaction() as db:
+                db["plans"].insert(row, replace=True)
+            return
+        size = sum(len(chunk.encode()) for chunk in dumps_chunks(row["body"]))
+        columns = [c for c in row if c != "body"]
         with self.transaction() as db:
-            db["plans"].insert(row, replace=True)
+            # A TEXT value of the body's length, then filled in place: incremental blob I/O writes
+            # into TEXT values too, and keeps them TEXT (views and export read it as JSON text).
+            cursor = db.execute(
+                f"insert or replace into plans ({', '.join(columns)}, body) values ({', '.join('?' * len(columns))}, cast(zeroblob(?) as text))",
+                [*(row[c] for c in columns), size],
+            )
+            with db.conn.blobopen("plans", "body", cursor.lastrowid) as blob:
+                for chunk in dumps_chunks(row["body"]):
+                    blob.write(chunk.encode())
 
     def run(self, run_id):
         rows = list(self.db.query("select * from runs where id = ?", [run_id]))
@@ -342,13 +411,34 @@ class Inventory:
         with self.transaction() as db:
             db["runs"].update(run_id, values)
 
-    def actions(self, run_id):
+    def actions(self, run_id, response=True):
+        """The run's journal rows, oldest first, JSON columns decoded. response=False leaves out the
+        answers (None): rollback never reads them, and each member add's answer lists every member
+        it added (~60 MB of dicts at 100,000 members)."""
+        columns = "*" if response else ", ".join("null as response" if c == "response" else c for c in self.db["actions"].columns_dict)
         with self._lock:  # parallel rollback reads while other threads write: one connection, one at a time
-            rows = list(self.db.query("select * from actions where run_id = ? order by seq", [run_id]))
+            rows = list(self.db.query(f"select {columns} from actions where run_id = ? order by seq", [run_id]))
         for row in rows:
             for key in ("request", "inverse", "response"):
                 row[key] = json.loads(row[key]) if row[key] else None
         return rows
+
+    def created_groups(self, run_id, kinds):
+        """{step: object id} of the run's done actions of `kinds` (the step kinds that make a
+        group), without decoding every row's member lists."""
+        marks = ", ".join("?" for _ in kinds)
+        rows = self.db.execute(f"select step, object_id from actions where run_id = ? and kind in ({marks}) "
+                               "and status = 'done' order by seq", [run_id, *kinds])
+        return dict(rows.fetchall())
+
+    def links(self, scan_id, columns):
+        """The scan's virtual group memberships as tuples of `columns`, one at a time, with one copy of
+        each distinct string (~160,000 rows at 100,000 members; dicts of fresh strings are ~75 MB)."""
+        strings = {}
+        share = strings.setdefault
+        rows = self.db.execute(f"select {', '.join(columns)} from virtual_group_members where scan_id = ? order by rowid", [scan_id])
+        for row in rows:
+            yield tuple(share(v, v) if type(v) is str else v for v in row)
 
     def own_groups(self):
         """User Groups that runs of this tool created, adopted or added members to, and that were
@@ -419,7 +509,11 @@ class Inventory:
 
     def plan_body(self, plan_id):
         rows = list(self.db.query("select body from plans where id = ?", [plan_id]))
-        return json.loads(rows[0]["body"]) if rows else None
+        return loads_shared(rows.pop()["body"]) if rows else None
+
+    def has_plan(self, plan_id):
+        """Whether the plan is recorded, without reading its body (tens of MB at 100,000 members)."""
+        return bool(list(self.db.query("select 1 from plans where id = ?", [plan_id])))
 
     def save_rehearsal(self, row):
         with self.transaction() as db:

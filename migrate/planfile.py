@@ -7,20 +7,17 @@ from pathlib import Path
 
 from . import __version__
 from .errors import VgmigrateError
-from .inventory import dumps as canonical
-from .inventory import utcnow
+from .inventory import dumps_chunks, loads_shared, utcnow
 
-
-# The same text as inventory.dumps, produced piece by piece: a plan of 100,000 members is tens of
-# megabytes of JSON, which need never be held whole to hash or write it.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# A plan of 100,000 members is tens of megabytes of JSON, which need never be held whole to hash,
+# record or write it.
 _PRETTY = json.JSONEncoder(sort_keys=True, indent=2, ensure_ascii=False)
 
 
 def content_hash(plan):
     body = {k: v for k, v in plan.items() if k != "plan_id"}
     digest = hashlib.sha256()
-    for chunk in _CANONICAL.iterencode(body):
+    for chunk in dumps_chunks(body):
         digest.update(chunk.encode())
     return digest.hexdigest()
 
@@ -35,7 +32,8 @@ def seal(plan, created_at=None):
 def inventory_row(plan):
     """The plans table row that records a written plan (apply and verify read it back)."""
     return {"id": plan["plan_id"], "created_at": plan["created_at"], "account_id": plan["account"]["id"],
-            "scan_id": plan["scan"]["id"], "mode": plan["options"]["mode"], "steps": len(plan["steps"]), "body": canonical(plan)}
+            "scan_id": plan["scan"]["id"], "mode": plan["options"]["mode"], "steps": len(plan["steps"]),
+            "body": plan}  # save_plan writes its canonical JSON
 
 
 def write(plan, path):
@@ -48,7 +46,7 @@ def write(plan, path):
 def read(path):
     """Load a plan file and refuse it if it was edited since it was written."""
     try:
-        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+        plan = loads_shared(Path(path).read_text(encoding="utf-8"))
     except OSError as err:
         raise VgmigrateError(f"cannot read plan {path}: {err.strerror}; check the path, or make one with `vgmigrate plan --out`") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:

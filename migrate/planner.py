@@ -71,6 +71,7 @@ def build_plan(data, options, own_groups=None, idp=None):
 
     only = {iam.name_key(o) for o in options.only}
     targets, skipped, findings = {}, [], []
+    member_dicts = {}  # one dict per distinct member, however many groups list it
     granted = {}  # virtual group id -> what it granted, as a permission group name when resolved
     for vg in data["virtual_groups"]:
         if only and not only & {iam.name_key(vg["name"]), iam.name_key(vg["role"]), iam.name_key(vg.get("permission_group_name"))}:
@@ -102,7 +103,10 @@ def build_plan(data, options, own_groups=None, idp=None):
         target["virtual_groups"].append({"name": vg["name"], "id": vg["id"], "role": vg["role"], "resolution": res.method})
         for link in memberships.get(vg["id"], []):
             if link["member_id"]:
-                target["members"][link["member_id"]] = {"id": link["member_id"], "email": link["email"], "status": link["member_status"]}
+                member = (link["member_id"], link["email"], link["member_status"])
+                if member not in member_dicts:
+                    member_dicts[member] = dict(zip(("id", "email", "status"), member))
+                target["members"][link["member_id"]] = member_dicts[member]
     if only and not granted and not skipped:
         raise VgmigrateError(f"no virtual group in scan {data['scan']['id']} matches --only {', '.join(options.only)}; "
                              "`vgmigrate inventory` lists their names and roles")
@@ -396,28 +400,38 @@ def access_picture(memberships, groups, granted):
     User Groups will grant, including what the current members of an adopted group gain with it.
     Differences are what an approver must look at."""
     planned = {vg["id"]: g for g in groups for vg in g["virtual_groups"]}
-    rows = {}
-
-    def row_for(email, member_id):
-        return rows.setdefault(email, {"email": email, "member_id": member_id, "before": set(), "after": set(), "why": {}})
-
+    # Each member's links together, in their scan order (the first gives the row its member id),
+    # so that only one member's role sets exist at a time: 100,000 rows of sets are ~60 MB.
+    links = {}
     for link in memberships:
-        if link["virtual_group_id"] not in granted:  # left out by --only
-            continue
-        row = row_for(link["email"], link["member_id"])
-        row["before"].add(granted[link["virtual_group_id"]])
-        group = planned.get(link["virtual_group_id"])
-        if group and link["member_id"] and group.get("action") != "conflict":
-            row["after"].add(group["permission_group"]["name"])
+        if link["virtual_group_id"] in granted:  # else left out by --only
+            links.setdefault(link["email"], []).append(link)
+    gains = {}  # email (or id) -> (member id, role, group name) for current members of adopted groups
     for group in groups:
         for member in group.get("gains", []):
-            role = group["permission_group"]["name"]
-            row = row_for(member["email"] or member["id"], member["id"])
-            if role not in row["after"]:
-                row["after"].add(role)
-                row["why"][role] = f"already in adopted User Group {group['name']!r}"
-    return [
-        {**r, "before": sorted(r["before"]), "after": sorted(r["after"]), "lost": sorted(r["before"] - r["after"]),
-         "gained": sorted(r["after"] - r["before"])}
-        for r in sorted(rows.values(), key=lambda r: r["email"])
-    ]
+            gains.setdefault(member["email"] or member["id"], []).append((member["id"], group["permission_group"]["name"], group["name"]))
+    lists = {}
+
+    def shared(roles):  # equal role lists are one list: most members share a few combinations
+        key = tuple(sorted(roles))
+        if key not in lists:
+            lists[key] = list(key)
+        return lists[key]
+
+    rows = []
+    for email in sorted(links.keys() | gains.keys()):
+        mine = links.pop(email, [])
+        before, after, why = set(), set(), {}
+        for link in mine:
+            before.add(granted[link["virtual_group_id"]])
+            group = planned.get(link["virtual_group_id"])
+            if group and link["member_id"] and group.get("action") != "conflict":
+                after.add(group["permission_group"]["name"])
+        for _, role, group_name in gains.get(email, []):
+            if role not in after:
+                after.add(role)
+                why[role] = f"already in adopted User Group {group_name!r}"
+        member_id = mine[0]["member_id"] if mine else gains[email][0][0]
+        rows.append({"email": email, "member_id": member_id, "before": shared(before), "after": shared(after), "why": why,
+                     "lost": shared(before - after), "gained": shared(after - before)})
+    return rows

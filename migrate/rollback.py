@@ -34,7 +34,7 @@ class Rollback:
 
     def run(self):
         started, calls0 = time.monotonic(), self.client.calls
-        actions = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
+        actions = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in ("done", "pending")]
         self.actions = actions
         if not actions and not self._cutover_actions():
             return RunResult(None, "nothing_to_do", message=f"run {self.target['id']} has nothing left to undo")
@@ -74,9 +74,9 @@ class Rollback:
                 if run_id:
                     self.inv.update_run(run_id, status=status, finished_at=utcnow(), message="; ".join(self.left_alone) or None)
                     for cutover in self._cutovers():
-                        left = [a for a in self.inv.actions(cutover["id"]) if a["status"] in ("done", "pending")]
+                        left = [a for a in self.inv.actions(cutover["id"], response=False) if a["status"] in ("done", "pending")]
                         self.inv.update_run(cutover["id"], status="partly_rolled_back" if left else UNDONE)
-                    remaining = [a for a in self.inv.actions(self.target["id"]) if a["status"] in ("done", "pending")]
+                    remaining = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in ("done", "pending")]
                     # A partly undone run can be applied again: its undone steps are redone.
                     self.inv.update_run(self.target["id"], status="partly_rolled_back" if remaining else UNDONE)
         finally:
@@ -99,7 +99,7 @@ class Rollback:
         with self._lock:  # the journal is read once, not once per group
             if self._members_actions is None:
                 self._members_actions = {}
-                for a in self.inv.actions(self.target["id"]):
+                for a in self.inv.actions(self.target["id"], response=False):
                     if a["kind"] == "add_members" and a["status"] in ("done", "pending"):
                         self._members_actions.setdefault(a["request"]["group"], []).append(a)
             return [a for a in self._members_actions.get(group_id, []) if a["seq"] not in self._marked]

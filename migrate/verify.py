@@ -4,7 +4,7 @@ from . import iam
 from .cloudflare import run_parallel
 from .errors import VgmigrateError
 from .runs import apply_run
-from .steps import kind_of, plan_group_of
+from .steps import KINDS, plan_group_of
 
 
 def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
@@ -49,13 +49,12 @@ def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
     return diffs
 
 
-def live_group_ids(plan, actions):
-    """Plan group step -> the User Group id an apply run's journal gave it (created, synced from
-    the IdP or adopted); None where the run never got that far."""
+def live_group_ids(plan, inventory, run_id):
+    """Plan group step -> the User Group id the apply run gave it (created, synced from the IdP or
+    adopted); None where the run never got that far."""
     group_ids = {g["step"]: g.get("existing_id") for g in plan["groups"]}
-    for action in actions:
-        if kind_of(action).makes_group and action["status"] == "done":
-            group_ids[plan_group_of(action["step"])] = action["object_id"]
+    for step, gid in inventory.created_groups(run_id, [k.kind for k in KINDS.values() if k.makes_group]).items():
+        group_ids[plan_group_of(step)] = gid
     return group_ids
 
 
@@ -71,7 +70,8 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     plan = inventory.plan_body(run["plan_id"])
     if plan is None:
         raise VgmigrateError(f"the plan of run {run['id']} is not in this inventory")
-    group_ids = live_group_ids(plan, inventory.actions(run["id"]))
+    plan = {"groups": plan["groups"], "scan": plan["scan"]}  # all it reads: free the access picture and steps
+    group_ids = live_group_ids(plan, inventory, run["id"])
     listing = client.user_groups().start()  # its pages and the resource groups, concurrently
     rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)
     live_groups = list(listing)
@@ -90,11 +90,10 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     live_members = dict(zip(read, members))
     # What the virtual groups granted, read from the scan itself rather than from the plan.
     migrated = {vg["id"]: g["permission_group"] for g in plan["groups"] if g.get("action") != "conflict" for vg in g["virtual_groups"]}
-    scan_links = inventory.rows("virtual_group_members", plan["scan"]["id"])
     memberships = {
-        (link["member_id"], link["email"], migrated[link["virtual_group_id"]]["id"], migrated[link["virtual_group_id"]]["name"])
-        for link in scan_links
-        if link["virtual_group_id"] in migrated and link["member_id"]
+        (member_id, email, migrated[vg_id]["id"], migrated[vg_id]["name"])
+        for vg_id, email, member_id in inventory.links(plan["scan"]["id"], ("virtual_group_id", "email", "member_id"))
+        if vg_id in migrated and member_id
     }
     diffs = compare(plan, group_ids, live_groups, live_members, rg_ids, memberships)
     counts = {"groups": len([g for g in plan["groups"] if g.get("action") != "conflict"]), "member_roles": len(memberships), "differences": len(diffs)}
