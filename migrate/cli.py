@@ -833,8 +833,7 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
             click.echo("  then start a full sync, so the check after it shows the new set-up", err=True)
             if not yes:
                 click.confirm("Make these changes in Authentik?", abort=True, err=True)
-            run_id, done = idp.apply_fix(client, open_inventory(settings), steps, scim_token=scim_token,
-                                         provider_pk=(report.facts.provider or {}).get("pk"))
+            run_id, done = idp.apply_fix(client, open_inventory(settings), steps, provider_pk=(report.facts.provider or {}).get("pk"))
             for line in done:
                 click.echo(f"  done: {line}", err=True)
             click.echo(f"idp fix run {run_id}; undo with: vgmigrate rollback --run {run_id}\n", err=True)

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from . import iam, idp
+from . import iam
 from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
 from .inventory import utcnow
 from .planfile import inventory_row
@@ -124,7 +124,9 @@ class Apply:
             reasons = stale_reasons(self.plan, live_groups, live_rgs, adopted_members, journal, self.client.account_id)
             if self.plan["options"].get("mode") == "idp":
                 ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in ("done", "pending")}
-                reasons += idp.stale_reasons(self.plan, idp_of(self.client), ours)
+                from .idp import stale_reasons as idp_stale_reasons
+
+                reasons += idp_stale_reasons(self.plan, idp_of(self.client), ours)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
             if not self.inv.has_plan(self.plan["plan_id"]):  # verify and export read the plan applied
@@ -202,7 +204,7 @@ class Apply:
                 return
         request, inverse = kind.prepare(self, step, request, prior)
         method, path = kind.endpoint(self.client, request)
-        self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, request, inverse)
+        self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, kind.journaled(request, request), inverse)
         self.hook("before_call", sid)
         found = None
         try:
@@ -211,7 +213,7 @@ class Apply:
             result = None
             found = self._after_lost_response(step, kind, request)
         except (CloudflareError, SyncError) as err:
-            self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
+            self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=kind.journaled(str(err), request), http_status=err.status, cf_ray=err.ray)
             raise StepFailed(
                 f"step {sid} ({kind.label} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"
             ) from None
@@ -222,7 +224,7 @@ class Apply:
             self.seq[sid],
             "done",
             object_id=object_id,
-            response=result,
+            response=kind.journaled(result, request),
             http_status=kind.transport(self.client).last_status,
             cf_ray=kind.transport(self.client).last_ray,
         )
@@ -245,6 +247,30 @@ class Apply:
             return found
         self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
         raise StepFailed(f"step {step['id']} ({kind.label} {step['target']!r}): the outcome is unknown; run apply again to check and finish")
+
+
+class JournaledRun(Apply):
+    """Steps worked out when the command runs rather than read from an approved plan file (the
+    cutover, `idp check --fix`): journaled and locked like apply, one step at a time; running the
+    command again finishes an interrupted one."""
+
+    kind = ""
+    resume = ""  # how to finish or undo an interrupted run
+
+    def __init__(self, client, inventory, steps, plan_id=None, progress=None):
+        super().__init__(client, inventory, {"plan_id": plan_id, "steps": steps}, parallel=1, progress=progress)
+
+    def run(self):
+        started, calls0 = time.monotonic(), self.client.calls
+        run_id = new_run_id(self.kind)
+        self.inv.acquire_lock(LOCK, run_id)
+        try:
+            self.inv.start_run({"id": run_id, "kind": self.kind, "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})
+            self.run_id, self.journal, self.live = run_id, {}, {}
+            status, message = self._carry_out(self.resume)
+        finally:
+            self.inv.release_lock(LOCK)
+        return RunResult(run_id, status, self.counts, self.client.calls - calls0, time.monotonic() - started, message)
 
 
 def apply_plan(client, inventory, plan, **kwargs):

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from . import iam
 from .authentik import DEFAULT_GROUP_MAPPING, log_lines, version_at_least, version_tuple
-from .errors import AuthentikError, CloudflareError, OutcomeUnknown, TokenError, UsageProblem, VgmigrateError
+from .errors import AuthentikError, CloudflareError, TokenError, UsageProblem, VgmigrateError
+from .executor import JournaledRun
 from .findings import Finding, sort_findings
 from .http import HttpClient, NetworkError, RateLimiter
 
@@ -438,74 +439,28 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
     return steps, left
 
 
-def _secret_free(value, secret):
-    """`value` with the SCIM token dropped (a `token` key) and scrubbed from every string."""
-    if isinstance(value, dict):
-        return {k: _secret_free(v, secret) for k, v in value.items() if k != "token"}
-    if isinstance(value, list):
-        return [_secret_free(v, secret) for v in value]
-    if isinstance(value, str) and secret:
-        return value.replace(secret, "***")
-    return value
+class IdpFix(JournaledRun):
+    kind = "idp_fix"
+    resume = "run `vgmigrate idp check --fix` again to finish, or `vgmigrate rollback --run <this run>`"
 
 
-def apply_fix(cf_client, inventory, steps, *, scim_token=None, provider_pk=None, sync=True):
-    """Carry out the fix steps, each journaled as pending before it is sent, in one `idp_fix` run,
-    then (`sync`) start a full sync so the next check shows the new set-up's status rather than the
-    failures from before (a sync changes no setting, so it is not journaled).
-    Returns (run id, [description of each step done]). Stops at the first failure (journaled)."""
-    from .executor import resolve_refs
-    from .idp_steps import IDP_KINDS
-    from .inventory import utcnow
-    from .runs import LOCK, new_run_id
-
-    ak = cf_client.idp
-    run_id = new_run_id("idp_fix")
-    inventory.acquire_lock(LOCK, run_id)
-    done, ids, status = [], {}, "failed"
-    try:
-        inventory.start_run({"id": run_id, "kind": "idp_fix", "plan_id": None, "account_id": cf_client.account_id})
-        for seq, step in enumerate(steps, 1):
-            kind = IDP_KINDS[step.kind]
-            request, inverse = kind.prepare(_Run(cf_client), {"inverse": step.inverse}, resolve_refs(step.request, ids), None)
-            method, path = kind.endpoint(cf_client, request)
-            inventory.journal_pending(run_id, seq, step.id, kind.kind, step.target, method, path,
-                                      _secret_free(request, scim_token), inverse)
-            try:
-                try:
-                    result = kind.send(cf_client, request)
-                    object_id = kind.object_id(request, result)
-                except OutcomeUnknown:
-                    object_id, result = kind.reconcile(cf_client, request, None, True), None
-                    if object_id is None:
-                        raise VgmigrateError(f"{step.description}: the answer was lost and nothing was made; run `vgmigrate idp check --fix` again") from None
-            except (CloudflareError, VgmigrateError) as err:
-                message = _secret_free(str(err), scim_token)
-                inventory.journal_update(run_id, seq, "failed", error=message, http_status=getattr(err, "status", None))
-                raise VgmigrateError(f"idp fix stopped at `{step.description}`: {message}") from None
-            inventory.journal_update(run_id, seq, "done", object_id=str(object_id), response=_secret_free(result, scim_token),
-                                     http_status=ak.last_status)
-            ids[step.id] = int(object_id) if step.kind == "create_scim_provider" else object_id
-            done.append(step.description)
-        status = "done"
-        provider_pk = ids.get("idp.provider", provider_pk)
-        if sync and steps and provider_pk is not None:
-            how = ak.full_sync(provider_pk)
-            done.append("started a full sync" + (" (by saving the provider unchanged)" if how == "save" else ""))
-    except (KeyboardInterrupt, SystemExit):
-        status = "interrupted"
-        raise
-    finally:
-        inventory.update_run(run_id, status=status, finished_at=utcnow())
-        inventory.release_lock(LOCK)
-    return run_id, done
-
-
-@dataclass
-class _Run:
-    """What a step kind's `prepare` reads of the run carrying it out."""
-
-    client: object
+def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
+    """Carry out the fix steps in one journaled `idp_fix` run, then (`sync`) start a full sync so
+    the next check shows the new set-up's status rather than the failures from before (a sync
+    changes no setting, so it is not journaled). Returns (run id, [description of each step done]);
+    a one-line error at the first step that fails."""
+    ordered = [{"id": s.id, "kind": s.kind, "target": s.target, "request": s.request, "inverse": s.inverse,
+                "after": [steps[n - 1].id] if n else []} for n, s in enumerate(steps)]
+    fix = IdpFix(cf_client, inventory, ordered)
+    result = fix.run()
+    if result.status != "done":
+        raise VgmigrateError(f"idp fix run {result.run_id} stopped: {result.message}")
+    done = [s.description for s in steps]
+    provider_pk = fix.ids.get("idp.provider", provider_pk)
+    if sync and steps and provider_pk is not None:
+        how = cf_client.idp.full_sync(provider_pk)
+        done.append("started a full sync" + (" (by saving the provider unchanged)" if how == "save" else ""))
+    return result.run_id, done
 
 
 # --- the IdP-managed path: what planning and apply read of Authentik ---------------------------

@@ -38,6 +38,10 @@ class StepKind:
         """Member ids this step puts into a User Group (and so gives its role)."""
         return []
 
+    def journaled(self, value, request):
+        """What the journal may keep of this step's request, answer or error (a secret it sends stays out)."""
+        return value
+
     def prepare(self, apply, step, request, prior):
         """(request to send, inverse to journal), just before the call. A pending row keeps the
         inverse recorded before its first attempt."""

@@ -7,7 +7,8 @@ import pytest
 
 from migrate.authentik import version_at_least
 from migrate.errors import UsageProblem
-from migrate.idp import Facts, _secret_free, assess, plan_fix, same_url
+from migrate.idp import Facts, assess, plan_fix, same_url
+from migrate.idp_steps import secret_free
 
 ACCT = "0" * 31 + "1"
 URL = f"https://api.cloudflare.com/client/v4/accounts/{ACCT}/scim/v2"
@@ -145,7 +146,7 @@ def test_fix_creates_the_provider_scoped_to_the_cf_groups_and_the_application():
                                 "group_filters": ["uuid-admin", "uuid-dns"]}
     assert app.request == {"name": "Cloudflare dashboard", "slug": "cloudflare-dashboard", "backchannel_providers": ["$idp.provider"]}
     assert all(s.id.startswith("idp.") for s in steps)  # one group for rollback: undone newest first
-    assert "scim-secret" not in repr(_secret_free(provider.request, "scim-secret"))
+    assert "scim-secret" not in repr(secret_free(provider.request, "scim-secret"))
 
 
 def test_fix_on_a_version_without_group_filters_says_every_group_will_sync():
