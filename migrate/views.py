@@ -117,7 +117,8 @@ select
 from actions a left join runs r on r.id = a.run_id
 order by a.started_at, a.run_id, a.seq""",
     # Who got which access, when, and why: one row per member added to a User Group by an apply,
-    # and one per member who was already in a User Group that an apply adopted (they gain its role).
+    # one per member who was already in a User Group that an apply adopted (they gain its role), and
+    # in IdP mode one per member of a synced group when its policy was attached (the grant itself).
     "access_grants": """
 select
   a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
@@ -154,6 +155,22 @@ join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
 join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.gains') x
 where a.kind = 'adopt_user_group'
+union all
+select
+  a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
+  json_extract(x.value, '$.email') as email, json_extract(x.value, '$.id') as member_id,
+  a.target as user_group, a.object_id as user_group_id,
+  json_extract(g.value, '$.permission_group.name') as permission_group,
+  (select group_concat(json_extract(v.value, '$.name'), char(10)) from json_each(g.value, '$.virtual_groups') v) as because_of,
+  {outcome},
+  a.undone_at as rolled_back_at
+from actions a
+join runs r on r.id = a.run_id and r.kind = 'apply'
+join plans p on p.id = r.plan_id
+join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
+join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
+join json_each(g.value, '$.members') x
+where a.kind = 'attach_idp_policy'
 order by granted_at, run_id, seq, email""".format(outcome=GRANT_OUTCOME),
 }
 
