@@ -29,7 +29,8 @@ The seed, from the Cloudflare sandbox at construction: akadmin (the token's user
 `scim_users` link; one group per non-empty system (virtual) group, same name and members, linked
 to the system group id; one group per SCIM-managed User Group, linked to its id; "Engineering" (an
 IdP-only user plus one Cloudflare user) and "Contractors" (empty); provider "Cloudflare SCIM";
-application "Cloudflare Dashboard" (`cloudflare-dashboard`).
+application "Cloudflare Dashboard" (`cloudflare-dashboard`); when attached with the sandbox's own token, one
+successful full sync in its task history (the account has been provisioned by it).
 
 Where authentik documents nothing, the sandbox chooses, and says so here:
 - Application policy bindings are not modelled; instead a hidden set of unbound users is never in

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from ..faults import Faults
 from ..routing import Request, Response
 from .routes import AkError, router
-from .state import State
+from .state import FULL_SYNC_ACTOR, State, now
 from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
 
 PREFIX = "/api/v3"
@@ -281,6 +281,11 @@ def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token):
         if scope == "listed":
             provider["group_filters"] = listed
         state.add_application("Cloudflare Dashboard", APPLICATION_SLUG, backchannel_providers=[provider["pk"]] if attached else [])
+        if attached and not provider_token:
+            # The account has been provisioned by this provider: its last full sync went well.
+            state.record_task(provider["pk"], FULL_SYNC_ACTOR, f"{PROVIDER_NAME}:full",
+                              [{"timestamp": now(), "log_level": "info", "logger": "authentik.providers.scim.tasks",
+                                "event": "Starting full provider sync", "attributes": {}}])
 
 
 def _link_group(state, provider, group, scim_id):
