@@ -394,6 +394,29 @@ def idp_text(idp):
             "vgmigrate writes only the policies in Cloudflare")
 
 
+def idp_lines(plan):
+    """The Authentik side of an idp-mode plan, one sentence per fact the approver signs off."""
+    idp = plan.get("idp")
+    if not idp:
+        return []
+    creates = [s for s in plan["steps"] if s["kind"] == "create_idp_group"]
+    scoped = next((s for s in plan["steps"] if s["kind"] == "scope_idp_groups"), None)
+    missing = [m["email"] for g in plan["groups"] for m in g.get("not_in_idp", [])]
+    lines = [
+        f"{len(creates)} new Authentik group(s) at {idp['url']}, each with the members of its virtual group copied in "
+        f"({sum(len(s['request']['users']) for s in creates)} memberships): {', '.join(s['target'] for s in creates) or 'none'}.",
+        (f"SCIM provider {idp['provider']['name']!r} (pk {idp['provider']['pk']}) gets them added to its group filter in one change."
+         if scoped else f"SCIM provider {idp['provider']['name']!r} (pk {idp['provider']['pk']}) already syncs every group: its filter is not touched."),
+        "Each group is synced on its own, and apply waits until Cloudflare holds it, locked to the IdP, with every member; "
+        "only then does vgmigrate attach the policy. From then on its name, members and deletion belong to Authentik.",
+        "The old CF- groups keep granting their roles until vgmigrate cutover, after a clean verify.",
+    ]
+    if missing:
+        lines.append(f"{len(missing)} member(s) have no Authentik user linked to the provider and are not copied: "
+                     f"{', '.join(missing[:SHOW_SUBJECTS])}{' ...' if len(missing) > SHOW_SUBJECTS else ''}.")
+    return lines
+
+
 def rehearsal_text(rehearsal):
     if not rehearsal:
         return "not rehearsed"
@@ -438,6 +461,9 @@ def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
         out.pop()
 
     out += _md_decisions(plan)
+
+    if plan.get("idp"):
+        out += ["", "## In Authentik", ""] + [f"- {md_text(line)}" for line in idp_lines(plan)]
 
     out += ["", "## To apply", "", "Run exactly this plan file (editing it changes its id and apply refuses it):", "",
             "```sh", apply_command(plan, plan_path), "```"]
@@ -568,6 +594,8 @@ def render_html(plan, rehearsal=None, plan_path="plan.json"):
         parts.append(f'<div class="banner {level}">{esc(text)}</div>')
     parts += _html_decisions(plan)
 
+    if plan.get("idp"):
+        parts.append("<h2>In Authentik</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in idp_lines(plan)) + "</ul>")
     parts.append("<h2>To apply</h2>")
     parts.append("<p>Run exactly this plan file (editing it changes its id and apply refuses it):</p>")
     parts.append(f'<pre class="command">{esc(apply_command(plan, plan_path))}</pre>')
