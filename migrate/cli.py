@@ -84,6 +84,7 @@ def show_rate_limit_waits():
     if not any(type(h).__name__ == "Stderr" for h in waits.handlers):
         waits.addHandler(Stderr())
         waits.setLevel(logging.INFO)
+        waits.propagate = False  # said once, also under --debug (whose handler sits on the root logger)
 
 
 def log_debug():

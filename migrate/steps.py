@@ -14,7 +14,7 @@ from .authentik import idp_of
 
 from .errors import CloudflareError, SyncError, VgmigrateError
 
-log = logging.getLogger("vgmigrate")
+waits = logging.getLogger("vgmigrate.ratelimit")  # the CLI says on stderr when and why a command waits
 
 # Plan steps that belong to no single plan group: undone after every group is.
 SHARED_STEPS = ("rg", "scope")
@@ -397,7 +397,7 @@ class SyncIdpGroup(StepKind):
                 raise SyncError(f"User Group {request['name']!r} did not reach Cloudflare with its {len(request['members'])} member(s) "
                                 f"within {idp.sync_timeout:g} s of the sync; `vgmigrate idp check` shows sync errors. Run apply again to keep waiting")
             if time.monotonic() - said >= 10:
-                log.warning("still waiting for %r to reach Cloudflare", request["name"])
+                waits.info("waiting for %r to reach Cloudflare from Authentik (up to %g s)", request["name"], idp.sync_timeout)
                 said = time.monotonic()
             time.sleep(pause)
             pause = min(pause * 2, self.poll_seconds[1])
