@@ -496,11 +496,26 @@ class Inventory:
         unknown = values.keys() - self._action_columns
         if unknown:
             raise ValueError(f"actions has no column(s) {sorted(unknown)}")
-        with self.transaction() as db:
+        # An outcome need not reach the disk before the run goes on: lost in a power cut, the row
+        # is pending again and the next run reconciles it with live state. It is durable with
+        # the next pending row anyway (one WAL file: its fsync covers every earlier commit), so
+        # no call that depends on it is sent first. A pending row is always synced before its call.
+        with self._lock, self._synchronous("FULL" if status == "pending" else "NORMAL"), self.transaction() as db:
             db.execute(
                 f"update actions set {', '.join(f'{k} = ?' for k in values)} where run_id = ? and seq = ?",
                 [*values.values(), run_id, seq],
             )
+
+    @contextmanager
+    def _synchronous(self, level):
+        """PRAGMA synchronous for the commits inside (the caller holds the lock); FULL again after."""
+        if level != "FULL":
+            self.db.execute(f"PRAGMA synchronous={level}")
+        try:
+            yield
+        finally:
+            if level != "FULL":
+                self.db.execute("PRAGMA synchronous=FULL")
 
     def mark_undone(self, run_id, seq, note):
         """A rollback undid this action (or found nothing to undo): keep its own timestamps."""
