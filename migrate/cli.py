@@ -751,14 +751,16 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
 
 @cli.command()
 @click.option("--run", "run_id", help="The apply run whose groups replace the CF- groups (default: the latest).")
+@click.option("--delete-groups", is_flag=True, help="Also delete each CF- group in Authentik that nobody is left in (rollback re-creates it).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @output_format()
 @click.pass_obj
-def cutover(settings, run_id, yes, fmt):
+def cutover(settings, run_id, delete_groups, yes, fmt):
     """Take the migrated members out of the old CF- groups in Authentik, once verify is clean.
 
-    Cloudflare then drops the legacy roles; the new User Groups keep granting them. Refuses if
-    verify finds a difference, or if no Super Administrator would be left outside SCIM. Undo with
+    Cloudflare then drops the legacy roles; the new User Groups keep granting them. With
+    --delete-groups, a CF- group left empty is deleted in Authentik too. Refuses if verify finds a
+    difference, or if no Super Administrator would be left outside SCIM. Undo with
     `vgmigrate rollback`.
     """
     from . import reports
@@ -771,7 +773,10 @@ def cutover(settings, run_id, yes, fmt):
     client = connect(settings)
     client.idp = client.idp or connect_idp(settings)
     run = apply_run(inventory, run_id)
-    plan, steps, checks, stay = prepare(client, inventory, run)
+    kept = []
+    plan, steps, checks, stay = prepare(client, inventory, run, delete_groups=delete_groups, kept=kept)
+    for name, why in kept:
+        click.echo(f"{name!r} is not deleted: {why}", err=True)
     if stay:
         click.echo(f"{len(stay)} migrated member(s) stay in their CF- groups: Cloudflare no longer gives them those groups' roles, "
                    f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {stay[0][0]!r}); "
@@ -781,9 +786,12 @@ def cutover(settings, run_id, yes, fmt):
         return
     if not yes:
         need_terminal_or_yes("cutover")
+        removes = [s for s in steps if s["kind"] == "remove_idp_members"]
         for step in steps:
-            click.echo(f"  {step['target']}: {len(step['request']['remove'])} member(s) leave", err=True)
-        click.confirm(f"Remove these members from {len(steps)} CF- group(s) in Authentik?", abort=True, err=True)
+            click.echo(f"  {step['target']}: " + (f"{len(step['request']['remove'])} member(s) leave" if step in removes
+                                                  else "deleted once empty"), err=True)
+        deletes = f" and delete {len(steps) - len(removes)} emptied group(s)" if len(steps) > len(removes) else ""
+        click.confirm(f"Remove these members from {len(removes)} CF- group(s) in Authentik{deletes}?", abort=True, err=True)
     cut = Cutover(client, inventory, plan, steps, checks)
     try:
         with StepProgress("cutover", len(steps), "CF- groups") as bar:
@@ -852,7 +860,7 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
 idp_check.params.extend(global_params())
 
 EXAMPLES = {
-    "cutover": ["vgmigrate cutover", "vgmigrate cutover --yes"],
+    "cutover": ["vgmigrate cutover", "vgmigrate cutover --yes", "vgmigrate cutover --delete-groups"],
     "idp": ["vgmigrate idp check", "CLOUDFLARE_SCIM_TOKEN=... vgmigrate idp check --fix"],
     "scan": ["vgmigrate scan", "vgmigrate scan --source file --file okta-export.csv --mapping roles.toml",
              "vgmigrate scan --source authentik"],

@@ -3,7 +3,8 @@
 
 Journaled like apply (a run of kind "cutover") and undone by `vgmigrate rollback` before the apply
 it follows. After each group it reads the User Group that replaces it again: everyone removed
-must still be in it, with the policy, or the cutover stops there.
+must still be in it, with the policy, or the cutover stops there. With `--delete-groups` a group
+the removal left empty is then deleted too (and checked the same way); rollback re-creates it.
 """
 
 import time
@@ -17,18 +18,23 @@ from .runs import LOCK, RunResult, new_run_id
 from .verify import live_group_ids, verify_run
 
 
-def cutover_steps(plan, group_ids, idp_groups, held):
+def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptied_before=None):
     """Pure: one step per old CF- group that still holds migrated members.
 
     group_ids: plan group step -> live User Group id. idp_groups: Authentik's CF- groups with
     `users_obj`. held: email key -> name keys of the legacy roles the member holds in Cloudflare.
     Only members the plan put into a User Group leave, and only if Cloudflare still gives them the
     group's role: putting back (rollback) someone who had lost it would grant it again.
+    delete_groups: also a delete step ("<remove step>.delete", after it) for each group the removal
+    leaves empty; emptied_before: group uuid -> earlier members, of groups an earlier cutover run of
+    this plan emptied (an interrupted `--delete-groups` run deletes them now).
     Returns (steps, checks: step id -> (User Group id, member emails removed, permission group id),
-    stay: (CF- group name, email) of migrated members left in place).
+    stay: (CF- group name, email) of migrated members left in place, kept: (CF- group name, why)
+    of the groups --delete-groups leaves).
     """
     by_name = {iam.name_key(g["name"]): g for g in idp_groups}
-    steps, checks, stay = [], {}, []
+    provider = (plan.get("idp") or {}).get("provider", {}).get("pk")
+    steps, checks, stay, kept, n = [], {}, [], [], 0
     for group in plan["groups"]:
         gid = group_ids.get(group["step"])
         if group.get("action") == "conflict" or not gid:
@@ -41,16 +47,46 @@ def cutover_steps(plan, group_ids, idp_groups, held):
             leaving = [u for u in old.get("users_obj") or [] if iam.email_key(u.get("email")) in migrated]
             stay += [(old["name"], u["email"]) for u in leaving if iam.name_key(vg["role"]) not in held.get(iam.email_key(u["email"]), ())]
             leaving = [u for u in leaving if iam.name_key(vg["role"]) in held.get(iam.email_key(u["email"]), ())]
-            if not leaving:
+            users = old.get("users_obj") or []
+            if not leaving and not (delete_groups and not users and old["pk"] in (emptied_before or {})):
+                if delete_groups and users:
+                    kept.append((old["name"], _why_kept(users, leaving, migrated)))
                 continue
-            sid = f"c{len(steps) + 1:03d}"
-            steps.append({
-                "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
-                "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving)},
-                "inverse": {"kind": "restore_idp_members"},
-            })
-            checks[sid] = (gid, sorted(iam.email_key(u["email"]) for u in leaving), group["permission_group"]["id"])
-    return steps, checks, stay
+            n += 1
+            sid = f"c{n:03d}"
+            emails = sorted(iam.email_key(u["email"]) for u in leaving)
+            if leaving:
+                steps.append({
+                    "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
+                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving)},
+                    "inverse": {"kind": "restore_idp_members"},
+                })
+                checks[sid] = (gid, emails, group["permission_group"]["id"])
+            if not delete_groups:
+                continue
+            if len(leaving) < len(users):
+                kept.append((old["name"], _why_kept(users, leaving, migrated)))
+            elif old.get("children") or old.get("roles"):
+                kept.append((old["name"], "it has child groups or roles, which a rollback could not restore"))
+            else:
+                request = {"group": old["pk"], "provider": provider}
+                if not leaving:  # emptied by an earlier run: its journal has the members
+                    request["users_before"] = (emptied_before or {})[old["pk"]]
+                steps.append({
+                    "id": f"{sid}.delete", "kind": "delete_idp_group", "target": old["name"], "group": sid,
+                    "after": [sid] if leaving else [], "request": request, "inverse": {"kind": "recreate_idp_group"},
+                })
+                # The same check again: deleting the group must take no role the new one gives.
+                checks[f"{sid}.delete"] = (gid, emails, group["permission_group"]["id"])
+    return steps, checks, stay, kept
+
+
+def _why_kept(users, leaving, migrated):
+    """Why `--delete-groups` leaves a CF- group: who is still in it."""
+    left = [u for u in users if u not in leaving]
+    moved = sum(1 for u in left if iam.email_key(u.get("email")) in migrated)
+    parts = ([f"{len(left) - moved} not migrated"] if len(left) > moved else []) + ([f"{moved} migrated but no longer holding its role"] if moved else [])
+    return f"{len(left)} member(s) left in it ({', '.join(parts)})"
 
 
 def supers_outside_scim(members, idp_groups):
@@ -100,9 +136,10 @@ class Cutover(Apply):
         super()._finish(step, object_id, outcome)
 
 
-def prepare(client, inventory, run):
+def prepare(client, inventory, run, delete_groups=False, kept=None):
     """(plan, steps, checks, stay) of the cutover of this apply run, after a live verify and the
-    break-glass check; a one-line error when it must not go ahead."""
+    break-glass check; a one-line error when it must not go ahead. With delete_groups, `kept` (a
+    list) gets (CF- group name, why) of each group left in place."""
     if run["status"] != "done":
         raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
     _, diffs, _ = verify_run(client, inventory, run["id"])
@@ -114,7 +151,16 @@ def prepare(client, inventory, run):
     members = list(client.members())
     role_names = {r["id"]: iam.name_key(r["name"]) for r in client.roles()}
     held = {iam.email_key(m["email"]): {role_names.get(r["id"] if isinstance(r, dict) else r) for r in m.get("roles") or []} for m in members}
-    steps, checks, stay = cutover_steps(plan, group_ids, idp_groups, held)
+    emptied_before = {}
+    if delete_groups:  # groups an earlier, unfinished cutover emptied and did not delete yet
+        for earlier in inventory.runs("cutover"):
+            if earlier["plan_id"] == run["plan_id"]:
+                for a in inventory.actions(earlier["id"], response=False):
+                    if a["kind"] == "remove_idp_members" and a["status"] == "done" and not a["request"]["users"]:
+                        emptied_before[a["request"]["group"]] = a["inverse"]["users"]
+    steps, checks, stay, left = cutover_steps(plan, group_ids, idp_groups, held, delete_groups, emptied_before)
+    if kept is not None:
+        kept.extend(left)
     # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot
     # tell it from a direct grant) and holds it through a SCIM group: only those in none count.
     if steps and not supers_outside_scim(members, idp_groups):

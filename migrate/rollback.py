@@ -112,6 +112,12 @@ class Rollback:
         return [a for run in reversed(self._cutovers()) for a in reversed(self.inv.actions(run["id"]))
                 if a["status"] in ("done", "pending")]
 
+    def replaced_idp_groups(self):
+        """{old uuid: name} of the CF- groups this plan's cutovers deleted (`--delete-groups`): their
+        undo re-creates them under a new uuid."""
+        return {a["inverse"]["group"]: a["inverse"]["name"] for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
+                if a["kind"] == "delete_idp_group" and a["inverse"] and a["status"] != "failed"}
+
     def sibling(self, action, kind):
         """The journaled action of `kind` in the same plan group as `action`, if any."""
         group = plan_group_of(action["step"])
@@ -132,10 +138,13 @@ class Rollback:
 
     # --- journal ----------------------------------------------------------------------------
 
-    def call(self, action, method, path, send, description):
+    def call(self, action, method, path, send, description, final=True):
+        """final=False: one of several calls that undo `action`; only the last marks it undone,
+        so an interrupted undo is taken up again by the next rollback."""
         if self.dry_run:
             self._note("planned", action, description)
-            self.progress(action, f"would {description}")
+            if final:
+                self.progress(action, f"would {description}")
             return
         with self._lock:
             self.seq += 1
@@ -151,10 +160,11 @@ class Rollback:
                 raise
         sent_by = kind_of(action).transport(self.client)
         self.inv.journal_update(self.run_id, seq, "done", response=result, http_status=sent_by.last_status, cf_ray=sent_by.last_ray)
-        self.inv.mark_undone(action["run_id"], action["seq"], f"{description} (rollback {self.run_id})")
-        self._marked.add(action["seq"])
         self._note("done", action, description)
-        self.progress(action, description)
+        if final:
+            self.inv.mark_undone(action["run_id"], action["seq"], f"{description} (rollback {self.run_id})")
+            self._marked.add(action["seq"])
+            self.progress(action, description)
 
     def mark(self, action, why):
         if self.dry_run:

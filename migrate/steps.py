@@ -12,7 +12,7 @@ import time
 from . import iam
 from .authentik import idp_of
 
-from .errors import CloudflareError, SyncError, VgmigrateError
+from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
 
 waits = logging.getLogger("vgmigrate.ratelimit")  # the CLI says on stderr when and why a command waits
 
@@ -355,6 +355,12 @@ class ScopeIdpGroups(StepKind):
         provider = action["request"]["provider"]
         before = action["inverse"]["group_filters"]
         current = idp.scim_provider(provider).get("group_filters") or []
+        # A CF- group `cutover --delete-groups` deleted comes back (rollback, cutover first) with a
+        # new uuid, put back into the scope by that undo: it stands for the old one here.
+        for old, name in job.replaced_idp_groups().items():
+            if old in before and old not in current:
+                again = None if job.dry_run else idp.group_by_name(name, include_users=False)
+                before = [again["pk"] if u == old else u for u in before] if again else [u for u in before if u != old]
         if set(current) == set(before):
             return job.mark(action, "already restored")
         if set(current) != set(before) | set(action["request"]["add"]) and not job.force:
@@ -459,15 +465,130 @@ class RemoveIdpMembers(StepKind):
         idp = idp_of(job.client)
         uuid, before = action["request"]["group"], action["inverse"]["users"]
         group = idp.group(uuid, include_users=False)
+        if group is None:  # deleted by `cutover --delete-groups` and re-created (new uuid) by its undo
+            if job.dry_run and uuid in job.replaced_idp_groups():
+                return job.mark(action, "restored with the group its re-create brings back")
+            group = idp.group_by_name(action["target"], include_users=False)
         if group is None:
             return job.leave(action, f"Authentik group {action['target']!r} is gone: its {len(before)} earlier member(s) cannot be put back")
-        live = set(group.get("users") or [])
+        uuid, live = group["pk"], set(group.get("users") or [])
         if live == set(before):
             return job.mark(action, "already restored")
         if live != set(action["request"]["users"]) and not job.force:
             return job.leave(action, f"membership of Authentik group {action['target']!r} changed since the cutover; use --force to restore it anyway")
         job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=before),
                  f"put {len(set(before) - live)} member(s) back into Authentik group {action['target']!r}")
+
+
+class DeleteIdpGroup(StepKind):
+    """Cutover `--delete-groups`: delete a CF- group in Authentik once its remove step left nobody in
+    it. Authentik pushes a DELETE, which Cloudflare refuses for a system group (a task warning), and
+    drops the group's SCIM links and its place in the provider's `group_filters` with it.
+
+    The inverse keeps what rollback needs to rebuild the group as it was before the cutover: name,
+    attributes, is_superuser, parents, its earlier members and the SCIM link's Cloudflare id."""
+
+    kind = "delete_idp_group"
+    label = "delete the emptied CF- group in Authentik"
+
+    def transport(self, client):
+        return idp_of(client)
+
+    def prepare(self, apply, step, request, prior):
+        from .executor import StepFailed  # the executor imports this module
+
+        if prior and prior["status"] == "pending":
+            return request, prior["inverse"]
+        idp = idp_of(apply.client)
+        group = idp.group(request["group"], include_users=False)
+        if group is None or group.get("users") or group.get("children") or group.get("roles"):
+            why = ("it is gone" if group is None else f"it has {len(group['users'])} member(s) again" if group.get("users")
+                   else "it has child groups or roles, which a rollback could not restore")
+            raise StepFailed(f"Authentik group {step['target']!r} was not deleted: {why}; the cutover stopped there. "
+                             "Run `vgmigrate cutover` again (without --delete-groups to keep it)")
+        # Its members before the cutover: the remove step of the same plan group journaled them
+        # just before emptying it (this run), else an earlier cutover run did (`users_before`).
+        removed = next((a for a in apply.inv.actions(apply.run_id, response=False)
+                        if a["kind"] == RemoveIdpMembers.kind and a["status"] == "done" and a["step"] == plan_group_of(step["id"])), None)
+        users = removed["inverse"]["users"] if removed else request.get("users_before")
+        if users is None:
+            raise StepFailed(f"Authentik group {step['target']!r} was not deleted: its earlier members are not in the journal")
+        provider = request["provider"]
+        links = idp.scim_group_links(provider, request["group"])
+        inverse = {
+            "kind": "recreate_idp_group", "group": request["group"], "name": group["name"],
+            "attributes": group.get("attributes") or {}, "is_superuser": bool(group.get("is_superuser")),
+            # 2025.12+ renders `parents`, earlier versions one `parent`.
+            "parents": group["parents"] if "parents" in group else ([group["parent"]] if group.get("parent") else []),
+            "users": sorted(users), "provider": provider,
+            "scim_id": next((link["scim_id"] for link in links if link.get("scim_id")), None),
+            "in_group_filters": request["group"] in (idp.scim_provider(provider).get("group_filters") or []),
+        }
+        return request, inverse
+
+    def endpoint(self, client, request):
+        return "DELETE", idp_of(client).group_path(request["group"])
+
+    def send(self, client, request):
+        try:
+            return idp_of(client).delete_group(request["group"])
+        except CloudflareError as err:
+            # The HTTP layer resends a DELETE whose answer was lost; a 404 then may mean that the
+            # first one did it: let the executor look instead of failing the step.
+            if err.status == 404:
+                raise OutcomeUnknown("DELETE", idp_of(client).group_path(request["group"]), err) from None
+            raise
+
+    def object_id(self, request, result):
+        return request["group"]
+
+    def reconcile(self, client, request, live, fresh):
+        return request["group"] if idp_of(client).group(request["group"], include_users=False) is None else None
+
+    def undo(self, job, action):
+        """Re-create the group empty (its direct sync has no link yet, and Cloudflare refuses a CF-
+        name on POST /Groups anyway: nothing reaches Cloudflare), link it to the same Cloudflare
+        system group, put it back into the sync scope, then its members: Authentik pushes those
+        membership adds, which give the legacy roles back. Each call is journaled; the action counts
+        as undone after the last, and a rerun skips what is already there."""
+        idp = idp_of(job.client)
+        rec = action["inverse"] or {}
+        name, provider = rec.get("name") or action["target"], rec.get("provider")
+        if idp.group(action["request"]["group"], include_users=False) is not None:
+            return job.mark(action, "not deleted (the group is still there)")
+        group = idp.group_by_name(name, include_users=False)
+        if job.dry_run:
+            what = "re-create" if group is None else "finish re-creating"
+            return job.call(action, "POST", idp.groups_path(), None,
+                            f"{what} Authentik group {name!r} with its {len(rec['users'])} earlier member(s) and its SCIM link")
+        if group is None:
+            made = {}
+            job.call(action, "POST", idp.groups_path(), lambda: made.setdefault("group", idp.create_group(name, attributes=rec["attributes"])),
+                     f"re-create Authentik group {name!r} (deleted by the cutover), empty for now", final=False)
+            group = made["group"]
+        elif (group.get("attributes") or {}) != rec["attributes"] and not job.force:
+            return job.leave(action, f"an Authentik group named {name!r} exists again but is not the one the cutover deleted; "
+                                     "use --force to restore its members and SCIM link anyway")
+        uuid = group["pk"]
+        if rec.get("scim_id") and not any(link.get("scim_id") == rec["scim_id"] for link in idp.scim_group_links(provider, uuid)):
+            job.call(action, "POST", idp.scim_group_links_path(), lambda: idp.create_scim_group_link(provider, uuid, rec["scim_id"]),
+                     f"link Authentik group {name!r} to Cloudflare group {rec['scim_id']} again", final=False)
+        if rec.get("in_group_filters"):
+            filters = list(idp.scim_provider(provider).get("group_filters") or [])
+            if uuid not in filters:
+                job.call(action, "PATCH", idp.provider_path(provider), lambda: idp.update_scim_provider(provider, group_filters=filters + [uuid]),
+                         f"put Authentik group {name!r} back into the sync scope of SCIM provider {provider}", final=False)
+        fields = {}
+        if set(idp.group(uuid, include_users=False).get("users") or []) != set(rec["users"]):
+            fields["users"] = rec["users"]
+        if rec.get("is_superuser") and not group.get("is_superuser"):
+            fields["is_superuser"] = True
+        if rec.get("parents") and set(rec["parents"]) != set(group.get("parents") or ([group["parent"]] if group.get("parent") else [])):
+            fields.update({"parents": rec["parents"]} if "parents" in group else {"parent": rec["parents"][0]})
+        if not fields:
+            return job.mark(action, f"Authentik group {name!r} re-created with its members")
+        job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, **fields),
+                 f"put {len(rec['users'])} member(s) back into Authentik group {name!r} (Authentik gives their roles back in Cloudflare)")
 
 
 def _user_group_or_none(client, gid):
@@ -485,7 +606,7 @@ KINDS = {
     k.kind: k
     for k in (
         CreateResourceGroup(), CreateUserGroup(), AdoptUserGroup(), AddMembers(),
-        CreateIdpGroup(), ScopeIdpGroups(), SyncIdpGroup(), AttachIdpPolicy(), RemoveIdpMembers(), *IDP_KINDS.values(),
+        CreateIdpGroup(), ScopeIdpGroups(), SyncIdpGroup(), AttachIdpPolicy(), RemoveIdpMembers(), DeleteIdpGroup(), *IDP_KINDS.values(),
     )
 }
 CREATES_POLICY = frozenset({CreateUserGroup.kind, AdoptUserGroup.kind, AttachIdpPolicy.kind})

@@ -258,3 +258,134 @@ def test_a_group_renamed_in_authentik_mid_run_is_a_difference_and_blocks_the_cut
     refused = vg(pair, db, "cutover", "--yes", expect=1)
     assert len(refused.output.strip().splitlines()) == 1 and "verify" in refused.output
     assert authentik_groups(ak) == before and not [c for c in ak.calls[calls:] if c[0] in WRITES]
+
+
+def test_the_audit_export_lists_each_grant_made_through_the_idp(pair, tmp_path):
+    import sqlite3
+
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    rows = sqlite3.connect(db).execute("select email, user_group, permission_group, outcome from access_grants").fetchall()
+    expected = {(m["email"], g["name"], g["permission_group"]["name"], "granted") for g in plan["groups"] for m in g["members"]}
+    assert set(rows) == expected and len(rows) == len(expected)
+    vg(pair, db, "rollback", "--yes")
+    assert {r[0] for r in sqlite3.connect(db).execute("select outcome from access_grants")} == {"rolled back"}
+
+
+def test_the_approval_report_shows_the_authentik_side(pair, tmp_path):
+    db, out, plan = plan_idp(pair, tmp_path)
+    report = vg(pair, db, "show", out, "--format", "markdown").output
+    side = report.split("## In Authentik", 1)[1].split("## To apply", 1)[0]
+    assert all(g["name"] in side for g in plan["groups"]) and "group filter" in side and "cutover" in side
+    assert "<h2>In Authentik</h2>" in vg(pair, db, "show", out, "--format", "html").output
+
+
+@pytest.mark.parametrize("setup, env, says", [
+    ({}, {"AUTHENTIK_TOKEN": "not-the-token"}, "Authentik API"),
+    ({"attached": False}, {}, "not attached to an application"),
+    ({"provider": False}, {}, "no Authentik SCIM provider points at"),
+    ({"version": "2024.6.3"}, {}, "cannot sync one group on demand"),
+])
+def test_plan_idp_refuses_an_unusable_authentik_in_one_line_and_writes_nothing(tmp_path, setup, env, says):
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf, **setup) as ak:
+        db = tmp_path / "v.db"
+        vg((cf, ak), db, "scan")
+        refused = vg((cf, ak), db, "plan", "--mode", "idp", "--on-existing", "suffix", "--out", tmp_path / "p.json", env=env, expect=1)
+        assert says in refused.output and len(refused.output.strip().splitlines()) == 1
+        assert "not-the-token" not in refused.output and not (tmp_path / "p.json").exists()
+        assert not [c for c in ak.calls + cf.calls if c[0] in WRITES]
+
+
+def test_a_group_that_never_reaches_cloudflare_times_out_and_the_next_apply_finishes(pair, tmp_path):
+    cf, ak = pair
+    db, out, plan = plan_idp(pair, tmp_path)
+    ak.state.providers[ak.provider_id]["dry_run"] = True  # someone turns dry run on after approval: nothing is pushed
+    failed = vg(pair, db, "apply", out, "--yes", "--sync-timeout", "1", expect=1)
+    assert "did not reach Cloudflare" in failed.output and "within 1 s" in failed.output
+    assert not [g for g in cf.state.snapshot()["user_groups"] if g["name"] in {p["name"] for p in plan["groups"]}]
+    ak.state.providers[ak.provider_id]["dry_run"] = False
+    vg(pair, db, "apply", out, "--yes")
+    vg(pair, db, "verify")
+
+
+def scim_links(ak):
+    """Authentik group name -> Cloudflare ids its SCIM group links point at."""
+    links = {}
+    for link in ak.state.group_links.values():
+        links.setdefault(ak.state.groups[link["group"]]["name"], set()).add(link["scim_id"])
+    return links
+
+
+def group_filter_names(ak):
+    return {ak.state.groups[g]["name"] for g in ak.state.providers[ak.provider_id]["group_filters"]}
+
+
+def test_cutover_delete_groups_deletes_only_emptied_groups_and_rollback_rebuilds_them_exactly(pair, tmp_path):
+    cf, ak = pair
+    start = iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak), group_filter_names(ak)
+    system_groups = set(cf.state.scim_groups)
+    db, out, plan = plan_idp(pair, tmp_path)
+    watch = AccessWatch(cf, plan)
+    vg(pair, db, "apply", out, "--yes")
+    cut = vg(pair, db, "cutover", "--yes", "--delete-groups")
+    after = authentik_groups(ak)
+    deleted = set(start[2]) - set(after)
+    planned = {v["name"] for g in plan["groups"] for v in g["virtual_groups"]}
+    assert deleted and deleted <= planned  # never a group the plan does not migrate (e.g. the empty "Contractors")
+    for name in planned - deleted:  # kept: someone is still in it, and the output says so
+        assert after[name] and f"{name!r} is not deleted: {len(after[name])} member(s) left in it" in cut.output
+    # Cloudflare refuses to delete a system group over SCIM: it stays, so its id can be linked again.
+    assert set(cf.state.scim_groups) == system_groups
+    assert not deleted & set(scim_links(ak)) and not deleted & group_filter_names(ak)
+    assert watch.violations == []
+
+    vg(pair, db, "rollback", "--yes")
+    watch.stop()
+    assert watch.violations == []
+    assert (iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak), group_filter_names(ak)) == start
+    assert "nothing left to undo" in vg(pair, db, "rollback", "--yes").output
+
+
+def test_a_lost_answer_to_the_group_delete_is_reconciled_and_rolled_back(pair, tmp_path):
+    cf, ak = pair
+    start = roles(cf), authentik_groups(ak), scim_links(ak)
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    ak.inject("DELETE", r"/core/groups/", "lose")  # the first group is deleted, the answer never arrives
+    vg(pair, db, "cutover", "--yes", "--delete-groups")
+    deletes = [c for c in ak.calls if c[0] == "DELETE" and "/core/groups/" in c[1]]
+    lost = deletes[0]
+    assert lost[2] is None and [c for c in deletes if c[1] == lost[1] and c[2] == 204] == []  # deleted once, by the lost call
+    assert len({c[1] for c in deletes}) == len(set(start[1]) - set(authentik_groups(ak)))
+    assert "cutover" in vg(pair, db, "history").output
+    vg(pair, db, "rollback", "--yes")
+    assert (roles(cf), authentik_groups(ak), scim_links(ak)) == start
+
+
+def test_a_second_cutover_with_delete_groups_deletes_what_the_first_emptied(pair, tmp_path):
+    cf, ak = pair
+    start = iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak)
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    vg(pair, db, "cutover", "--yes")
+    emptied = {name for name, users in authentik_groups(ak).items() if not users and name.upper().startswith("CF-")}
+    assert emptied
+    vg(pair, db, "cutover", "--yes", "--delete-groups")  # its members come from the first run's journal
+    assert not emptied & set(authentik_groups(ak))
+    vg(pair, db, "rollback", "--yes")
+    assert (iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak)) == start
+
+
+def test_a_rollback_stopped_while_rebuilding_a_deleted_group_is_finished_by_the_next(pair, tmp_path):
+    cf, ak = pair
+    start = iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak)
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    vg(pair, db, "cutover", "--yes", "--delete-groups")
+    ak.inject("POST", r"/providers/scim_groups/$", "5xx")  # the group is back, its SCIM link is not
+    stopped = vg(pair, db, "rollback", "--yes", expect=1)
+    assert "scim_groups" in stopped.output and ak.token not in stopped.output
+    preview = vg(pair, db, "rollback", "--dry-run").output
+    assert "finish re-creating Authentik group" in preview and "would leave" not in preview
+    vg(pair, db, "rollback", "--yes")
+    assert (iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak)) == start
