@@ -274,12 +274,16 @@ class AttachIdpPolicy(AdoptUserGroup):
 # group and its members in Authentik and only the policy in Cloudflare.
 
 
-class CreateIdpGroup(StepKind):
-    kind = "create_idp_group"
-    label = "create Authentik group with its members"
+class IdpStep(StepKind):
+    """A step sent to Authentik: its answer is the one the journal records."""
 
     def transport(self, client):
         return idp_of(client)
+
+
+class CreateIdpGroup(IdpStep):
+    kind = "create_idp_group"
+    label = "create Authentik group with its members"
 
     def endpoint(self, client, request):
         return "POST", idp_of(client).groups_path()
@@ -318,15 +322,12 @@ class CreateIdpGroup(StepKind):
                               "was deleted (Authentik could not push the delete): `vgmigrate idp check` shows the sync errors")
 
 
-class ScopeIdpGroups(StepKind):
+class ScopeIdpGroups(IdpStep):
     """Add the new groups to the SCIM provider's `group_filters` (one PATCH for all of them: each
     PATCH replaces the whole list, so concurrent ones would lose each other's additions)."""
 
     kind = "scope_idp_groups"
     label = "add groups to the Authentik SCIM provider's sync scope"
-
-    def transport(self, client):
-        return idp_of(client)
 
     def prepare(self, apply, step, request, prior):
         if prior and prior["status"] == "pending":
@@ -369,7 +370,7 @@ class ScopeIdpGroups(StepKind):
                  f"restore the sync scope of Authentik SCIM provider {provider} ({len(before)} group(s))")
 
 
-class SyncIdpGroup(StepKind):
+class SyncIdpGroup(IdpStep):
     """Sync one group now (Authentik's single-object sync) and wait until Cloudflare has it as a
     SCIM group with every planned member. Its object id is that User Group's id."""
 
@@ -380,9 +381,6 @@ class SyncIdpGroup(StepKind):
     def added_members(self, request):
         return request["members"]
     poll_seconds = (0.2, 2.0)  # first and longest pause between checks
-
-    def transport(self, client):
-        return idp_of(client)
 
     def endpoint(self, client, request):
         return "POST", idp_of(client).sync_object_path(request["provider"])
@@ -429,15 +427,12 @@ class SyncIdpGroup(StepKind):
         job.mark(action, "undone with its Authentik group")
 
 
-class RemoveIdpMembers(StepKind):
+class RemoveIdpMembers(IdpStep):
     """Cutover: take the migrated members out of an old CF- group in Authentik, which pushes the
     removal to Cloudflare's virtual group (the legacy role goes; the User Group's stays)."""
 
     kind = "remove_idp_members"
     label = "remove migrated members from the CF- group in Authentik"
-
-    def transport(self, client):
-        return idp_of(client)
 
     def prepare(self, apply, step, request, prior):
         # PATCH `users` replaces the whole list: read it just before, and keep it for rollback.
@@ -480,7 +475,7 @@ class RemoveIdpMembers(StepKind):
                  f"put {len(set(before) - live)} member(s) back into Authentik group {action['target']!r}")
 
 
-class DeleteIdpGroup(StepKind):
+class DeleteIdpGroup(IdpStep):
     """Cutover `--delete-groups`: delete a CF- group in Authentik once its remove step left nobody in
     it. Authentik pushes a DELETE, which Cloudflare refuses for a system group (a task warning), and
     drops the group's SCIM links and its place in the provider's `group_filters` with it.
@@ -490,9 +485,6 @@ class DeleteIdpGroup(StepKind):
 
     kind = "delete_idp_group"
     label = "delete the emptied CF- group in Authentik"
-
-    def transport(self, client):
-        return idp_of(client)
 
     def prepare(self, apply, step, request, prior):
         from .executor import StepFailed  # the executor imports this module
