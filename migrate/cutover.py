@@ -89,9 +89,10 @@ def _why_kept(users, leaving, migrated):
     return f"{len(left)} member(s) left in it ({', '.join(parts)})"
 
 
-def supers_outside_scim(members, idp_groups):
+def supers_outside_scim(members, idp_groups, account_id):
     """Accepted Super Administrators who will hold the role without any CF- group once the
-    migrated members leave them: anyone still in a CF- group for it depends on SCIM."""
+    migrated members leave them (by a legacy role or a policy, as the scan counts them): anyone
+    still in a CF- group for it depends on SCIM."""
     in_super_groups = {
         iam.email_key(u.get("email"))
         for g in idp_groups
@@ -101,8 +102,34 @@ def supers_outside_scim(members, idp_groups):
     return sorted(
         m["email"] for m in members
         if m.get("status") == "accepted" and iam.email_key(m["email"]) not in in_super_groups
-        and any(iam.name_key(r.get("name")) == iam.name_key(SUPER_ADMIN) for r in m.get("roles") or [])
+        and iam.name_key(SUPER_ADMIN) in iam.held_permission_group_names(m, account_id)
     )
+
+
+def legacy_roles(client, members=None):
+    """Email key -> name keys of the legacy roles each account member holds in Cloudflare (what a
+    CF- group gives, and takes away when its member leaves it)."""
+    names = {r["id"]: iam.name_key(r["name"]) for r in client.roles()}
+    return {iam.email_key(m["email"]): {names.get(r["id"] if isinstance(r, dict) else r) for r in m.get("roles") or []}
+            for m in (client.members() if members is None else members)}
+
+
+def roles_not_back(client, removals):
+    """[(removal action, Authentik group, user pks)]: members a cutover took out of a CF- group,
+    whom Authentik has back in it but Cloudflare has not given the group's role again (the push
+    failed). A rollback must not take their new User Group away while this list is not empty."""
+    idp, held, out = client.idp, None, []
+    for action in removals:
+        parsed = parse_virtual_group_name(action["target"])
+        group = idp.group(action["request"]["group"]) or idp.group_by_name(action["target"])
+        if parsed is None or group is None:
+            continue
+        held = held if held is not None else legacy_roles(client)
+        back = {u["pk"]: u for u in group.get("users_obj") or [] if u["pk"] in set(action["request"]["remove"])}
+        missing = sorted(pk for pk, u in back.items() if iam.name_key(parsed.role) not in held.get(iam.email_key(u.get("email")), ()))
+        if missing:
+            out.append((action, group, missing))
+    return out
 
 
 class Cutover(Apply):
@@ -149,8 +176,7 @@ def prepare(client, inventory, run, delete_groups=False, kept=None):
     group_ids = live_group_ids(plan, inventory, run["id"])
     idp_groups = client.idp.cf_groups(include_users=True)
     members = list(client.members())
-    role_names = {r["id"]: iam.name_key(r["name"]) for r in client.roles()}
-    held = {iam.email_key(m["email"]): {role_names.get(r["id"] if isinstance(r, dict) else r) for r in m.get("roles") or []} for m in members}
+    held = legacy_roles(client, members)
     emptied_before = {}
     if delete_groups:  # groups an earlier, unfinished cutover emptied and did not delete yet
         for earlier in inventory.runs("cutover"):
@@ -163,7 +189,7 @@ def prepare(client, inventory, run, delete_groups=False, kept=None):
         kept.extend(left)
     # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot
     # tell it from a direct grant) and holds it through a SCIM group: only those in none count.
-    if steps and not supers_outside_scim(members, idp_groups):
+    if steps and not supers_outside_scim(members, idp_groups, client.account_id):
         raise VgmigrateError("the cutover would leave no accepted Super Administrator outside SCIM: grant Super Administrator "
                              "directly to a break-glass member, then run the cutover again")
     return plan, steps, checks, stay

@@ -213,6 +213,11 @@ class Apply:
             result = None
             found = self._after_lost_response(step, kind, request)
         except (CloudflareError, SyncError) as err:
+            found = kind.reconcile(self.client, request, self.live, fresh=True) if err.status in (400, 409) else None
+            if found:  # refused because it is already there: an earlier attempt of ours that landed late
+                self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error=f"already done: {kind.journaled(str(err), request)}")
+                self._finish(step, found, "reconciled")
+                return
             self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=kind.journaled(str(err), request), http_status=err.status, cf_ray=err.ray)
             raise StepFailed(
                 f"step {sid} ({kind.label} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"

@@ -12,7 +12,8 @@ from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
 from .inventory import utcnow
 from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id
-from .steps import kind_of, plan_group_of
+from .cutover import roles_not_back
+from .steps import RemoveIdpMembers, kind_of, plan_group_of, push_again
 
 
 class Rollback:
@@ -59,6 +60,8 @@ class Rollback:
                 # before the User Groups that replaced them go.
                 for action in self._cutover_actions():
                     kind_of(action).undo(self, action)
+                if actions and not self.dry_run:
+                    self._legacy_roles_back()
                 groups, last = _by_group(actions)
                 run_parallel(lambda group: [kind_of(a).undo(self, a) for a in group], groups, self.parallel)
                 for action in last:
@@ -103,6 +106,23 @@ class Rollback:
                     if a["kind"] == "add_members" and a["status"] in ("done", "pending"):
                         self._members_actions.setdefault(a["request"]["group"], []).append(a)
             return [a for a in self._members_actions.get(group_id, []) if a["seq"] not in self._marked]
+
+    def _legacy_roles_back(self):
+        """Before any User Group goes: everyone a cutover took out of a CF- group holds its role in
+        Cloudflare again. Authentik logs a failed push and goes on, so ask it to push once more;
+        if the role is still missing, stop here, with the new groups still granting it."""
+        removals = [a for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
+                    if a["kind"] == RemoveIdpMembers.kind and a["status"] != "failed"]
+        if not removals:
+            return
+        for action, group, pks in roles_not_back(self.client, removals):
+            push_again(self, action, group, pks)
+        still = roles_not_back(self.client, removals)
+        if still:
+            action, group, pks = still[0]
+            raise VgmigrateError(f"rollback stopped before removing any User Group: Cloudflare has not given {len(pks)} member(s) of "
+                                 f"{group['name']!r} its role back (Authentik's push failed; `vgmigrate idp check` shows why). "
+                                 "Fix it, then run `vgmigrate rollback` again")
 
     def _cutovers(self):
         return [r for r in self.inv.runs("cutover") if r["plan_id"] == self.target["plan_id"]]

@@ -475,6 +475,18 @@ class RemoveIdpMembers(IdpStep):
                  f"put {len(set(before) - live)} member(s) back into Authentik group {action['target']!r}")
 
 
+def push_again(job, action, group, user_pks):
+    """Make Authentik push these members of a CF- group to Cloudflare once more: out and back in,
+    each a membership change it sends at once. They hold the group's role nowhere yet, so taking
+    them out changes nothing in Cloudflare; putting them back gives it."""
+    idp = idp_of(job.client)
+    for pk in user_pks:
+        job.call(action, "POST", idp.group_users_path(group["pk"], "remove_user"), lambda: idp.remove_user(group["pk"], pk),
+                 f"take user {pk} out of Authentik group {group['name']!r} again", final=False)
+        job.call(action, "POST", idp.group_users_path(group["pk"], "add_user"), lambda: idp.add_user(group["pk"], pk),
+                 f"put user {pk} back into Authentik group {group['name']!r}, so Authentik pushes it to Cloudflare", final=False)
+
+
 class DeleteIdpGroup(IdpStep):
     """Cutover `--delete-groups`: delete a CF- group in Authentik once its remove step left nobody in
     it. Authentik pushes a DELETE, which Cloudflare refuses for a system group (a task warning), and
