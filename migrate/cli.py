@@ -773,9 +773,9 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
     client = connect(settings)
     client.idp = client.idp or connect_idp(settings)
     run = apply_run(inventory, run_id)
-    kept = []
-    plan, steps, checks, stay = prepare(client, inventory, run, delete_groups=delete_groups, kept=kept)
-    for name, why in kept:
+    work = prepare(client, inventory, run, delete_groups=delete_groups)
+    steps, stay = work.steps, work.stay
+    for name, why in work.kept:
         click.echo(f"{name!r} is not deleted: {why}", err=True)
     if stay:
         click.echo(f"{len(stay)} migrated member(s) stay in their CF- groups: Cloudflare no longer gives them those groups' roles, "
@@ -792,7 +792,7 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
                                                   else "deleted once empty"), err=True)
         deletes = f" and delete {len(steps) - len(removes)} emptied group(s)" if len(steps) > len(removes) else ""
         click.confirm(f"Remove these members from {len(removes)} CF- group(s) in Authentik{deletes}?", abort=True, err=True)
-    cut = Cutover(client, inventory, plan, steps, checks)
+    cut = Cutover(client, inventory, steps, work.checks, work.plan["plan_id"])
     try:
         with StepProgress("cutover", len(steps), "CF- groups") as bar:
             cut.progress = lambda step, outcome: bar.update(1)
@@ -800,7 +800,7 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
     except KeyboardInterrupt:
         raise VgmigrateError("interrupted; the journal is consistent: run `vgmigrate cutover` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
-        emit_json(reports.run_json(result, plan=plan["plan_id"]))
+        emit_json(reports.run_json(result, plan=work.plan["plan_id"]))
     else:
         click.echo(reports.run_summary(result))
     if result.status != "done":

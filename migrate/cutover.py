@@ -7,14 +7,13 @@ must still be in it, with the policy, or the cutover stops there. With `--delete
 the removal left empty is then deleted too (and checked the same way); rollback re-creates it.
 """
 
-import time
+from dataclasses import dataclass
 
 from . import iam
 from .errors import VgmigrateError
-from .executor import Apply, StepFailed
+from .executor import JournaledRun, StepFailed
 from .findings import SUPER_ADMIN
 from .names import parse_virtual_group_name
-from .runs import LOCK, RunResult, new_run_id
 from .verify import live_group_ids, verify_run
 
 
@@ -132,24 +131,15 @@ def roles_not_back(client, removals):
     return out
 
 
-class Cutover(Apply):
-    """Apply's journaled step loop, one step at a time, with the access check after each."""
+class Cutover(JournaledRun):
+    """The cutover's steps, one at a time, with the access check after each."""
 
-    def __init__(self, client, inventory, plan, steps, checks, progress=None):
-        super().__init__(client, inventory, {**plan, "steps": steps}, parallel=1, progress=progress)
+    kind = "cutover"
+    resume = "`vgmigrate cutover` finishes it, `vgmigrate rollback` puts the members back"
+
+    def __init__(self, client, inventory, steps, checks, plan_id, progress=None):
+        super().__init__(client, inventory, steps, plan_id, progress)
         self.checks = checks
-
-    def run(self):
-        started, calls0 = time.monotonic(), self.client.calls
-        run_id = new_run_id("cutover")
-        self.inv.acquire_lock(LOCK, run_id)
-        try:
-            self.inv.start_run({"id": run_id, "kind": "cutover", "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})
-            self.run_id, self.journal, self.live = run_id, {}, {}
-            status, message = self._carry_out("`vgmigrate cutover` finishes it, `vgmigrate rollback` puts the members back")
-        finally:
-            self.inv.release_lock(LOCK)
-        return RunResult(run_id, status, self.counts, self.client.calls - calls0, time.monotonic() - started, message)
 
     def _finish(self, step, object_id, outcome):
         gid, emails, pg_id = self.checks[step["id"]]
@@ -163,10 +153,20 @@ class Cutover(Apply):
         super()._finish(step, object_id, outcome)
 
 
-def prepare(client, inventory, run, delete_groups=False, kept=None):
-    """(plan, steps, checks, stay) of the cutover of this apply run, after a live verify and the
-    break-glass check; a one-line error when it must not go ahead. With delete_groups, `kept` (a
-    list) gets (CF- group name, why) of each group left in place."""
+@dataclass
+class Work:
+    """The cutover of one apply run, worked out from live state (cutover_steps says what each is)."""
+
+    plan: dict
+    steps: list
+    checks: dict
+    stay: list
+    kept: list
+
+
+def prepare(client, inventory, run, delete_groups=False):
+    """The cutover of this apply run, after a live verify and the break-glass check; a one-line
+    error when it must not go ahead."""
     if run["status"] != "done":
         raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
     _, diffs, _ = verify_run(client, inventory, run["id"])
@@ -184,13 +184,11 @@ def prepare(client, inventory, run, delete_groups=False, kept=None):
                 for a in inventory.actions(earlier["id"], response=False):
                     if a["kind"] == "remove_idp_members" and a["status"] == "done" and not a["request"]["users"]:
                         emptied_before[a["request"]["group"]] = a["inverse"]["users"]
-    steps, checks, stay, left = cutover_steps(plan, group_ids, idp_groups, held, delete_groups, emptied_before)
-    if kept is not None:
-        kept.extend(left)
+    steps, checks, stay, kept = cutover_steps(plan, group_ids, idp_groups, held, delete_groups, emptied_before)
     # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot
     # tell it from a direct grant) and holds it through a SCIM group: only those in none count.
     if steps and not supers_outside_scim(members, idp_groups, client.account_id):
         raise VgmigrateError("the cutover would leave no accepted Super Administrator outside SCIM: grant Super Administrator "
                              "directly to a break-glass member, then run the cutover again")
-    return plan, steps, checks, stay
+    return Work(plan, steps, checks, stay, kept)
 

@@ -275,8 +275,8 @@ def operator_runs(cf, ak, db, plan, rnd):
         run = apply_run(inventory)
         if any(r["plan_id"] == plan["plan_id"] and r["status"] == "done" for r in inventory.runs("cutover")):
             return True
-        sealed, steps, checks, _stay = prepare(client, inventory, run)
-        return not steps or Cutover(client, inventory, sealed, steps, checks).run().status in ("done", "nothing_to_do")
+        work = prepare(client, inventory, run)
+        return not work.steps or Cutover(client, inventory, work.steps, work.checks, work.plan["plan_id"]).run().status == "done"
 
     def rollback():
         return rollback_run(fast_client(cf, ak), Inventory(db)).status in ("rolled_back", "nothing_to_do")
