@@ -197,7 +197,7 @@ class Apply:
             return
         request = resolve_refs(step["request"], self.ids)
         if prior and prior["status"] == "pending":
-            found = kind.reconcile(self.client, request, self.live, fresh=False)
+            found = kind.reconcile(self.client, prior["request"] or request, self.live, fresh=False)  # what was sent
             if found:
                 self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error="reconciled with live state after an interrupted run")
                 self._finish(step, found, "reconciled")
@@ -213,8 +213,8 @@ class Apply:
             result = None
             found = self._after_lost_response(step, kind, request)
         except (CloudflareError, SyncError) as err:
-            found = kind.reconcile(self.client, request, self.live, fresh=True) if err.status in (400, 409) else None
-            if found:  # refused because it is already there: an earlier attempt of ours that landed late
+            found = kind.already_done(self.client, request, err)
+            if found:  # refused because an earlier attempt of this run landed late
                 self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error=f"already done: {kind.journaled(str(err), request)}")
                 self._finish(step, found, "reconciled")
                 return

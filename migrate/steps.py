@@ -38,6 +38,12 @@ class StepKind:
         """Member ids this step puts into a User Group (and so gives its role)."""
         return []
 
+    def already_done(self, client, request, err):
+        """The object id when `err` refuses the call because an earlier attempt of this same run
+        already did it (sent by a process that was killed, and landed late); else None. Only a
+        kind that can tell its own objects from anyone else's says so."""
+        return None
+
     def journaled(self, value, request):
         """What the journal may keep of this step's request, answer or error (a secret it sends stays out)."""
         return value
@@ -284,6 +290,16 @@ class IdpStep(StepKind):
 class CreateIdpGroup(IdpStep):
     kind = "create_idp_group"
     label = "create Authentik group with its members"
+
+    def prepare(self, apply, step, request, prior):
+        # The group carries the run that made it, so a late copy of its create is told from another
+        # inventory's group of the same name and permission group.
+        marker = {**request["attributes"]["vgmigrate"], "run": apply.run_id}
+        return {**request, "attributes": {**request["attributes"], "vgmigrate": marker}}, dict(step["inverse"])
+
+    def already_done(self, client, request, err):
+        found = self.find(idp_of(client), request) if err.status == 400 else None
+        return found["pk"] if found else None
 
     def endpoint(self, client, request):
         return "POST", idp_of(client).groups_path()
