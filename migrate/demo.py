@@ -97,7 +97,11 @@ def run_demo(cli, workdir, mode="api"):
     click.secho("Done.", bold=True)
     click.echo(f"The demo made {calls} API calls in {time.monotonic() - started:.1f} s; after the rollback the account's User Groups, policies and members are exactly as before.")
     click.echo(f"Its inventory, plan and reports are in {workdir} (report.html opens in a browser).")
-    click.echo("For a real account: export CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, then vgmigrate scan.")
+    if mode == "idp":
+        click.echo("For a real account: export CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, AUTHENTIK_URL and AUTHENTIK_TOKEN, "
+                   "then vgmigrate idp check.")
+    else:
+        click.echo("For a real account: export CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, then vgmigrate scan.")
 
 
 

@@ -22,6 +22,15 @@ def test_demo_walks_the_whole_migration(tmp_path):
     assert again.exit_code == 1 and "already holds a demo inventory" in again.output
 
 
+def test_demo_walks_the_idp_managed_path(tmp_path):
+    result = CliRunner().invoke(cli, ["demo", "--mode", "idp", "--dir", str(tmp_path / "demo")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for step in ("idp check", "scan", "plan", "report", "apply", "verify", "cutover", "rollback", "history"):
+        assert f"] {step}: vgmigrate" in result.output
+    assert "no problems found" in result.output and "## In Authentik" in result.output
+    assert "exactly as before" in result.output and "AUTHENTIK_URL" in result.output
+
+
 def test_rehearsal_never_touches_the_account_and_is_reported(tmp_path):
     with Sandbox(seed=demo_seed(), rate_limit=None) as sb:
         db, plan = tmp_path / "inv.db", tmp_path / "plan.json"

@@ -389,3 +389,9 @@ def test_a_rollback_stopped_while_rebuilding_a_deleted_group_is_finished_by_the_
     assert "finish re-creating Authentik group" in preview and "would leave" not in preview
     vg(pair, db, "rollback", "--yes")
     assert (iam_state(cf), roles(cf), authentik_groups(ak), scim_links(ak)) == start
+
+
+def test_rehearse_says_it_replays_api_mode_plans_only(pair, tmp_path):
+    db, out, plan = plan_idp(pair, tmp_path)
+    refused = vg(pair, db, "rehearse", out, expect=1)
+    assert "api-mode plans" in refused.output and "sandbox serve --authentik" in refused.output
