@@ -11,11 +11,11 @@ import threading
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from ..faults import Faults
 from ..routing import Request, Response
+from ..server import _Handler as _CloudflareHandler, _phrase, _read_body, _Server
 from .routes import AkError, router
 from .state import FULL_SYNC_ACTOR, State, now
 from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
@@ -294,70 +294,10 @@ def _link_group(state, provider, group, scim_id):
     state.add_link("group", provider["pk"], group["pk"], scim_id, payload)
 
 
-def _read_body(handler):
-    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        chunks = []
-        while True:
-            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-    length = int(handler.headers.get("Content-Length") or 0)
-    return handler.rfile.read(length) if length else b""
+class _Handler(_CloudflareHandler):
+    """The Cloudflare sandbox's keep-alive handler (one write per answer, TCP_NODELAY), named for Authentik."""
 
-
-def _phrase(status):
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    sandbox = None
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
     server_version = "authentik-sandbox"
-    timeout = 120
-
-    def setup(self):
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sandbox = self.server.sandbox
-        with sandbox._connections_lock:
-            sandbox._connections.add(self.connection)
-
-    def finish(self):
-        sandbox = self.server.sandbox
-        with sandbox._connections_lock:
-            sandbox._connections.discard(self.connection)
-        try:
-            super().finish()
-        except OSError:
-            pass
-
-    def _serve(self):
-        try:
-            self.server.sandbox.handle(self)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
-
-    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
-        if self.server.sandbox.verbose:
-            super().log_message(format, *args)
 
 
 __all__ = ["AuthentikSandbox"]
