@@ -10,6 +10,7 @@ the removal left empty is then deleted too (and checked the same way); rollback 
 from dataclasses import dataclass
 
 from . import iam
+from .authentik import idp_of
 from .errors import VgmigrateError
 from .executor import JournaledRun, StepFailed
 from .findings import SUPER_ADMIN
@@ -117,7 +118,7 @@ def roles_not_back(client, removals):
     """[(removal action, Authentik group, user pks)]: members a cutover took out of a CF- group,
     whom Authentik has back in it but Cloudflare has not given the group's role again (the push
     failed). A rollback must not take their new User Group away while this list is not empty."""
-    idp, held, out = client.idp, None, []
+    idp, held, out = idp_of(client), None, []
     for action in removals:
         parsed = parse_virtual_group_name(action["target"])
         group = idp.group(action["request"]["group"]) or idp.group_by_name(action["target"])
@@ -174,7 +175,7 @@ def prepare(client, inventory, run, delete_groups=False):
         raise VgmigrateError(f"verify finds {len(diffs)} difference(s): the cutover runs only after a clean `vgmigrate verify`")
     plan = inventory.plan_body(run["plan_id"])
     group_ids = live_group_ids(plan, inventory, run["id"])
-    idp_groups = client.idp.cf_groups(include_users=True)
+    idp_groups = idp_of(client).cf_groups(include_users=True)
     members = list(client.members())
     held = legacy_roles(client, members)
     emptied_before = {}

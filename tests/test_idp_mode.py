@@ -395,3 +395,17 @@ def test_rehearse_says_it_replays_api_mode_plans_only(pair, tmp_path):
     db, out, plan = plan_idp(pair, tmp_path)
     refused = vg(pair, db, "rehearse", out, expect=1)
     assert "api-mode plans" in refused.output and "sandbox serve --authentik" in refused.output
+
+
+def test_rollback_of_an_idp_migration_without_authentik_settings_says_so_and_changes_nothing(pair, tmp_path):
+    cf, ak = pair
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    vg(pair, db, "cutover", "--yes")
+    before, calls = (iam_state(cf), authentik_groups(ak)), len(ak.calls) + len(cf.calls)
+    refused = vg(pair, db, "rollback", "--yes", env={"AUTHENTIK_URL": "", "AUTHENTIK_TOKEN": ""}, expect=2)
+    assert "set AUTHENTIK_URL and AUTHENTIK_TOKEN" in refused.output and "Traceback" not in refused.output
+    assert (iam_state(cf), authentik_groups(ak)) == before
+    assert not [c for c in (ak.calls + cf.calls)[calls:] if c[0] in WRITES]
+    vg(pair, db, "rollback", "--yes")  # with the settings back, it finishes
+    assert not [g for g in cf.state.snapshot()["user_groups"] if g["name"] in {p["name"] for p in plan["groups"]}]
