@@ -51,8 +51,53 @@ class Context:
     audited: list = None  # v2 audit entries written by this request (their status is set after)
 
 
-class Sandbox:
+class Served:
+    """Serving an emulator on loopback: start(), stop() (which also closes keep-alive connections,
+    so no client reaches a stopped sandbox), or a `with` block. The emulator sets `_host`, `_port`,
+    `_server = None`, `_stopping`, `_connections` and `_connections_lock`, and has `handle(handler)`."""
+
+    thread_name = "sandbox"
+
+    def handler_class(self):
+        return _Handler
+
+    def start(self):
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server((self._host, self._port), self.handler_class())
+        self._server.sandbox = self
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True, name=self.thread_name)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._server is None:
+            return
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:  # keep-alive clients must not reach a stopped sandbox
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._thread.join(timeout=5)
+        self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+class Sandbox(Served):
     """A stateful Cloudflare API emulator. Use as a context manager or start()/stop()."""
+
+    thread_name = "cf-sandbox"
 
     def __init__(
         self,
@@ -101,37 +146,6 @@ class Sandbox:
 
     # ---- lifecycle ------------------------------------------------------------------------------
 
-    def start(self):
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self._host, self._port), _Handler)
-        self._server.sandbox = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True, name="cf-sandbox")
-        self._thread.start()
-        return self
-
-    def stop(self):
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:  # keep-alive clients must not reach a stopped sandbox
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
-        self._server = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     @property
     def port(self):

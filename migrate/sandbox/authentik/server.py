@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from ..faults import Faults
 from ..routing import Request, Response
-from ..server import _Handler as _CloudflareHandler, _phrase, _read_body, _Server
+from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
 from .routes import AkError, router
 from .state import FULL_SYNC_ACTOR, State, now
 from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
@@ -32,12 +32,14 @@ class Context:
     pusher: Pusher
 
 
-class AuthentikSandbox:
+class AuthentikSandbox(Served):
     """A stateful authentik API emulator. Use as a context manager or start()/stop().
 
     cloudflare: a started `migrate.sandbox.Sandbox` to seed from and push into (None: an empty
     authentik with no provider). See the package docstring for the options.
     """
+
+    thread_name = "authentik-sandbox"
 
     def __init__(self, cloudflare=None, version="2026.5.6", attached=True, scope="listed", provider=True,
                  provider_token=None, token=None, host="127.0.0.1", port=0, latency_ms=0, random_seed=0,
@@ -65,38 +67,14 @@ class AuthentikSandbox:
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
-    def start(self):
-        if self._server is not None:
-            return self
-        self._stopping.clear()
-        self._server = _Server((self._host, self._port), _Handler)
-        self._server.sandbox = self
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True, name="authentik-sandbox")
-        self._thread.start()
-        return self
+    def handler_class(self):
+        return _Handler
 
     def stop(self):
-        if self._server is None:
-            return
-        self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        self._thread.join(timeout=5)
-        self._server = None
-        self.pusher.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
+        running = self._server is not None
+        super().stop()
+        if running:
+            self.pusher.close()
 
     @property
     def port(self):

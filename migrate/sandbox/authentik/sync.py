@@ -383,20 +383,7 @@ class Pusher:
 
     def _create_group(self, client, provider_pk, group_uuid):
         payload, users = self._group_payload(client, provider_pk, group_uuid)
-        try:
-            response = client.request("POST", "/Groups", payload)
-        except RemoteError as exc:
-            if exc.kind != "exists" or not client.filter:
-                raise
-            found = client.request("GET", "/Groups", params={"filter": f'displayName eq "{payload["displayName"]}"'})
-            resources = found.get("Resources") or []
-            if not resources:
-                raise
-            remote = resources[0]
-        else:
-            remote = response
-            if not remote.get("id"):
-                raise RemoteError("bad", None, "SCIM Response with missing or invalid `id`")
+        remote = _create_or_adopt(client, "/Groups", payload, f'displayName eq "{payload["displayName"]}"')
         with self.state.lock:
             if group_uuid not in self.state.groups:
                 return
@@ -461,18 +448,7 @@ class Pusher:
                     raise
             with self.state.lock:
                 self.state.user_links.pop(link["id"], None)
-        try:
-            remote = client.request("POST", "/Users", payload)
-        except RemoteError as exc:
-            if exc.kind != "exists" or not client.filter:
-                raise
-            found = client.request("GET", "/Users", params={"filter": f'userName eq "{user["username"]}"'})
-            resources = found.get("Resources") or []
-            if not resources:
-                raise
-            remote = resources[0]
-        if not remote.get("id"):
-            raise RemoteError("bad", None, "SCIM Response with missing or invalid `id`")
+        remote = _create_or_adopt(client, "/Users", payload, f'userName eq "{user["username"]}"')
         with self.state.lock:
             if user_pk in self.state.users:
                 self.state.add_link("user", provider_pk, user_pk, remote["id"], remote)
@@ -487,3 +463,20 @@ def _failure(label, exc):
 def _name(state, provider_pk):
     provider = state.providers.get(provider_pk)
     return provider["name"] if provider else str(provider_pk)
+
+
+def _create_or_adopt(client, path, payload, filter):
+    """POST the object; on a 409, when the remote can filter, the same-named remote object it
+    finds instead (authentik adopts it); its remote id either way."""
+    try:
+        remote = client.request("POST", path, payload)
+    except RemoteError as exc:
+        if exc.kind != "exists" or not client.filter:
+            raise
+        found = client.request("GET", path, params={"filter": filter}).get("Resources") or []
+        if not found:
+            raise
+        return found[0]
+    if not remote.get("id"):
+        raise RemoteError("bad", None, "SCIM Response with missing or invalid `id`")
+    return remote
