@@ -36,6 +36,7 @@ def main():
         return
 
     from migrate import planfile
+    from migrate.cli import render_plan
     from migrate.cloudflare import CloudflareClient
     from migrate.http import RateLimiter
     from migrate.inventory import Inventory
@@ -62,7 +63,8 @@ def main():
 
         sealed = planfile.seal(build_plan(inventory.load_scan(inventory.last_scan(args.account)["id"], without=("members",)),
                                           PlanOptions(on_existing="suffix"), inventory.own_groups()))
-        inventory.save_plan(planfile.inventory_row(sealed)) if hasattr(planfile, "inventory_row") else None
+        render_plan(sealed, "table", inventory, args.plan)  # the table `vgmigrate plan` prints
+        inventory.save_plan(planfile.inventory_row(sealed))
         planfile.write(sealed, args.plan)
         extra = {"steps": len(sealed["steps"])}
     elif args.command == "apply":

@@ -25,7 +25,7 @@ from .approval import (
     esc, html_name, html_page, html_table, md_code, md_table, md_text, severity_counts, sorted_findings,
 )
 from .errors import VgmigrateError
-from .inventory import utcnow
+from .inventory import plan_text, utcnow
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
 
@@ -100,7 +100,7 @@ def collect(inventory, run_id=None, account_id=None):
     for name, (view, key) in TABLES.items():
         columns[name] = _view_columns(db, view)
         tables[name] = _select(db, view, key, keys[key])
-    plans = {row["id"]: row["body"] for row in _select(db, "plans", "id", plan_ids)}
+    plans = {row["id"]: plan_text(row["body"]) for row in _select(db, "plans", "id", plan_ids)}
     acct = account_id or (runs[0]["account_id"] if runs else None)
     last = inventory.last_scan(acct) or {}
     account = {"id": acct or last.get("account_id"), "name": last.get("account_name")}

@@ -68,11 +68,11 @@ order by f.scan_id, {SEVERITY_RANK.format(col="f.severity")}, f.seq""",
     "plan_overview": """
 select
   p.id as plan_id, p.created_at, p.account_id, p.scan_id, p.mode,
-  json_extract(p.body, '$.options.on_existing') as on_existing,
-  json_extract(p.body, '$.options.name_template') as name_template,
-  json_array_length(p.body, '$.groups') as user_groups,
-  json_array_length(p.body, '$.skipped') as not_migrated,
-  json_array_length(p.body, '$.findings') as findings,
+  json_extract(cast(p.body as text), '$.options.on_existing') as on_existing,
+  json_extract(cast(p.body as text), '$.options.name_template') as name_template,
+  json_array_length(cast(p.body as text), '$.groups') as user_groups,
+  json_array_length(cast(p.body as text), '$.skipped') as not_migrated,
+  json_array_length(cast(p.body as text), '$.findings') as findings,
   p.steps,
   (select count(*) from runs r where r.plan_id = p.id and r.kind = 'apply') as apply_runs
 from plans p
@@ -86,7 +86,7 @@ select
   json_array_length(g.value, '$.members') as members,
   (select group_concat(json_extract(v.value, '$.name'), char(10)) from json_each(g.value, '$.virtual_groups') v) as virtual_groups,
   json_extract(g.value, '$.existing_id') as existing_user_group_id
-from plans p, json_each(p.body, '$.groups') g
+from plans p, json_each(cast(p.body as text), '$.groups') g
 order by p.created_at, g.key""",
     # Each rehearsal of a plan on a private sandbox replica (apply, verify, rollback) before approval.
     "plan_rehearsals": """
@@ -136,8 +136,8 @@ from actions a
 join runs r on r.id = a.run_id and r.kind = 'apply'
 join json_each(a.request, '$.members') m
 left join plans p on p.id = r.plan_id
-left join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
-left join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
+left join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
+left join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 where a.kind = 'add_members'
 union all
 select
@@ -151,8 +151,8 @@ select
 from actions a
 join runs r on r.id = a.run_id and r.kind = 'apply'
 join plans p on p.id = r.plan_id
-join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
-join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
+join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
+join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.gains') x
 where a.kind = 'adopt_user_group'
 union all
@@ -167,8 +167,8 @@ select
 from actions a
 join runs r on r.id = a.run_id and r.kind = 'apply'
 join plans p on p.id = r.plan_id
-join json_each(p.body, '$.steps') s on json_extract(s.value, '$.id') = a.step
-join json_each(p.body, '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
+join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
+join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.members') x
 where a.kind = 'attach_idp_policy'
 order by granted_at, run_id, seq, email""".format(outcome=GRANT_OUTCOME),

@@ -118,7 +118,7 @@ def applied(sb, tmp_path, name, on_existing="suffix"):
     client = connect(sb, 4)
     scan_id, _, _ = run_scan(client, inventory)
     plan = planfile.seal(build_plan(inventory.load_scan(scan_id), PlanOptions(on_existing=on_existing), inventory.own_groups()))
-    inventory.save_plan(planfile.inventory_row(plan)) if hasattr(planfile, "inventory_row") else None
+    inventory.save_plan(planfile.inventory_row(plan))
     result = apply_plan(client, inventory, plan, parallel=4)
     assert result.status == "done", result.message
     return inventory, result.run_id

@@ -124,3 +124,26 @@ def test_journal_and_runs_match_the_actions(migrated):
     assert (overview["plan_id"], overview["user_groups"], overview["apply_runs"]) == (plan["plan_id"], len(plan["groups"]), 1)
     adopted = [r for r in rows(inventory, "user_group_overview") if r["user_group"] == "Administrator Read Only"]
     assert adopted and adopted[0]["managed_by_vgmigrate"] == 1
+
+
+def test_plan_bodies_are_canonical_json_and_older_text_bodies_read_the_same(migrated, tmp_path):
+    import sqlite3
+
+    from migrate.export import collect
+    from migrate.inventory import dumps
+
+    inventory, plan = migrated
+    (stored,) = list(inventory.db.query("select typeof(body) as type, body from plans"))
+    assert stored["type"] == "blob" and stored["body"] == dumps(plan).encode()  # save_plan: bytes, not TEXT
+    copy = tmp_path / "older.db"
+    with sqlite3.connect(copy) as target:
+        inventory.db.conn.backup(target)
+    older = Inventory(copy)
+    with older.transaction() as db:
+        db.execute("update plans set body = cast(body as text)")  # as vgmigrate wrote it before
+    assert next(older.db.query("select typeof(body) as type from plans"))["type"] == "text"
+    for view in ("plan_overview", "plan_groups", "access_grants"):
+        assert rows(older, view) == rows(inventory, view) and rows(inventory, view)
+    assert older.plan_body(plan["plan_id"]) == inventory.plan_body(plan["plan_id"]) == plan
+    assert collect(older).plans == collect(inventory).plans == {plan["plan_id"]: dumps(plan)}
+    older.close()
