@@ -407,7 +407,9 @@ def list_members(request, account_id):
 
     def matching(newest_first=False):
         members = reversed(state.members.values()) if newest_first else state.members.values()
-        return (m for m in members if status is None or m["status"] == status)
+        if status is None:
+            return iter(members)  # paged() skips to the page in C: a Python filter made a scan quadratic
+        return (m for m in members if m["status"] == status)
 
     if order is None:
         rows = matching(newest_first=direction == "desc")

@@ -63,7 +63,9 @@ def user_group(state, group):
 
 
 def role(r):
-    return {"id": r["id"], "name": r["name"], "description": r["description"], "permissions": deepcopy(r["permissions"])}
+    # {area: {"read": bool, "write": bool}}: two levels to copy (deepcopy was most of a members page)
+    permissions = {area: dict(rights) if isinstance(rights, dict) else rights for area, rights in r["permissions"].items()}
+    return {"id": r["id"], "name": r["name"], "description": r["description"], "permissions": permissions}
 
 
 def member(state, m):
