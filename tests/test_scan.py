@@ -149,6 +149,18 @@ def test_a_failed_scan_leaves_the_previous_one_intact(sandbox, tmp_path):
     with pytest.raises(VgmigrateError):
         run_scan(client, Inventory(db))
     assert Inventory(db).last_scan() == first
+    assert not list(tmp_path.glob(".vgmigrate-scan-*"))  # the staging file beside the inventory is gone
+
+
+def test_staged_rows_are_recorded_whole_and_in_order_across_statements(tmp_path):
+    from migrate.inventory import STAGE_BATCH
+
+    inventory = Inventory(tmp_path / "inv.db")
+    rows = [{"id": f"m{i:04d}", "email": f"u{i}@example.com", "status": "accepted", "user_id": None, "roles": "[]", "raw": f'{{"n":{i}}}'}
+            for i in range(2 * STAGE_BATCH + 3)]  # two full statements and a short one
+    scan_id = inventory.save_scan({"account_id": "a" * 32, "fingerprint": "f" * 64, "counts": "{}"}, {"members": iter(rows)}, [])
+    stored = inventory.db.query("select id, email, status, user_id, roles, raw from members where scan_id = ? order by rowid", [scan_id])
+    assert list(stored) == rows
 
 
 def test_scan_progress_bar_knows_each_lists_total(sandbox, tmp_path):
