@@ -154,7 +154,7 @@ class Pages:
             return
         pending = {}
         next_page = 2
-        ahead = max(1, client.parallel)  # pages fetched but not yet read: at most `parallel`
+        ahead = max(1, client.parallel) * 4  # pages fetched but not yet read: at most `parallel`
         try:
             yield from items
             for page in range(2, count + 1):

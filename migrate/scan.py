@@ -1,6 +1,7 @@
 """The scan workflow: read the account (read-only), analyse it, record it as one inventory scan."""
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 from . import sources
 from .errors import CloudflareError, UsageProblem
@@ -23,16 +24,26 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         raise UsageProblem("--source authentik needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
     started = utcnow()
     progress("token")
-    token = client.verify_token()
-    progress("account")
-    account = client.account()
-    # Every list's first page at once; each list's other pages follow concurrently as it is read.
+    # The token check, the account and every list's first page at once (all reads: a bad token
+    # fails them alike, and the token check's error is the one reported); each list's other pages
+    # follow concurrently as it is read.
+    token_call, account_call = client._submit(client.verify_token), client._submit(client.account)
     listings = {"pgs": client.permission_groups().start(), "members": client.members().start(),
                 "rgs": client._submit(client.resource_groups), "ugs": client.user_groups().start()}
     if source != "file":
         listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
+    token = token_call.result()
+    progress("account")
+    account = account_call.result()
     pgs = _collect(listings["pgs"], "permission groups", progress)
-    with inventory.scan_writer() as writer:
+    ugs = _collect(listings["ugs"], "user groups", progress)
+    own_ids = inventory.own_user_group_ids()
+    # One listing per group a plan may adopt (adopting grants the role to everyone in it), started now.
+    adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
+    with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:
+        # Cloudflare's SCIM view is read on a thread of its own while the members are staged here:
+        # one after the other, the two longest listings took the sum of their times.
+        scim_view = background.submit(_read_scim_view, listings) if source == "cloudflare" else None
         fingerprint = Fingerprint()
 
         def stage(table, rows):
@@ -44,7 +55,6 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         stage("members", _member_rows(listings["members"], members, client.account_id, progress))
         progress("resource groups")
         rgs = listings["rgs"].result()
-        ugs = _collect(listings["ugs"], "user groups", progress)
         source_findings = []
         if source == "file":
             vgs = sources.from_file(file)
@@ -52,11 +62,10 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         elif source == "authentik":
             vgs, scim_ids, source_findings = _authentik_source(idp, listings, progress)
         else:
-            scim_groups = _collect(listings["scim_groups"], "virtual groups", progress)
-            scim_ids = {g["id"] for g in scim_groups}
-            vgs = sources.from_scim(scim_groups, listings["scim_users"], progress=lambda: progress("users"))
+            progress("virtual groups")
+            scim_ids, vgs, users = scim_view.result()
+            progress("users", users)
 
-        own_ids = inventory.own_user_group_ids()
         vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
         if source_findings:
             findings = sort_findings(findings + source_findings)
@@ -67,8 +76,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                 "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
         stage("permission_groups", map(_permission_group_row, pgs))
         stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
-        # One listing per group a plan may adopt: adopting grants the role to everyone in it.
-        stage("user_group_members", _adoptable_members(client, [g for g in ugs if g["id"] not in own_ids], progress))
+        stage("user_group_members", _adoptable_members(adoptable, progress))
         stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
         stage("virtual_group_members", vgm_rows)
         stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
@@ -95,6 +103,14 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         }
         scan_id = writer.save(scan, findings)
     return scan_id, counts, findings
+
+
+def _read_scim_view(listings):
+    """(SCIM group ids, virtual groups, users read) from Cloudflare's SCIM listings."""
+    users = []
+    scim_groups = list(listings["scim_groups"])
+    vgs = sources.from_scim(scim_groups, listings["scim_users"], progress=lambda: users.append(1))
+    return {g["id"] for g in scim_groups}, vgs, len(users)
 
 
 def _authentik_source(idp, listings, progress):
@@ -221,8 +237,7 @@ def _scim_group_ids(client, progress):
         raise
 
 
-def _adoptable_members(client, groups, progress):
-    listings = [(group, client.user_group_members(group["id"]).start()) for group in groups]  # read concurrently
+def _adoptable_members(listings, progress):
     for group, listing in listings:
         for m in listing:
             progress("user group members")
