@@ -109,7 +109,7 @@ class Pages:
 
     The first page is fetched on the first `next()` (or at once by `start()`, so that several
     listings' first round trips overlap). When it says how many pages there are, the rest are
-    fetched concurrently, at most `client.parallel` ahead of the reader, and yielded in order.
+    fetched concurrently, at most 4 x `client.parallel` ahead of the reader, and yielded in order.
     Without a total, pages are read one after the other until a short or empty page.
     """
 
@@ -154,7 +154,9 @@ class Pages:
             return
         pending = {}
         next_page = 2
-        ahead = max(1, client.parallel) * 4  # pages fetched but not yet read: at most `parallel`
+        # Pages fetched but not yet read: enough that the workers stay busy while the reader works
+        # on a page, few enough to bound memory (~30 pages of 50 members, a few MB).
+        ahead = max(1, client.parallel) * 4
         try:
             yield from items
             for page in range(2, count + 1):
