@@ -92,6 +92,24 @@ print(json.dumps({
 """
 
 
+def scan_minimum(sizes):
+    """The fewest calls a scan of the seed can make: token check, account read, every list at its
+    largest page, resource groups in one call, and one member listing per existing User Group (a
+    plan may adopt it; the seed's hold fewer than a page)."""
+    ugs = sizes["user_groups"]
+    return (
+        2
+        + pages(sizes["permission_groups"], PAGE_SIZES["permission_groups"])
+        + pages(sizes["members"], PAGE_SIZES["members"])
+        + 1
+        + pages(ugs, PAGE_SIZES["user_groups"])
+        # Cloudflare's SCIM Groups lists the virtual groups and every user group (a custom SCIM group).
+        + pages(sizes["scim_groups"] + ugs, PAGE_SIZES["scim"])
+        + pages(sizes["scim_users"], PAGE_SIZES["scim"])
+        + ugs
+    )
+
+
 def seed_sizes(groups, members, random_seed=0):
     """Object counts of the generated seed, computed in a child process (the seed stays out of ours)."""
     out = subprocess.run(

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PAGE_SIZES, pages, print_table, sandbox_process, seed_sizes
+from common import PAGE_SIZES, pages, print_table, sandbox_process, scan_minimum, seed_sizes
 
 HERE = Path(__file__).resolve().parent
 COMMANDS = ("scan", "plan", "apply", "verify", "rollback")
@@ -73,9 +73,7 @@ def minimums(sizes, plan):
     after = pages(ugs + created, PAGE_SIZES["user_groups"]) + 1  # user groups, and the resource groups
     rg_created = any(s["kind"] == "create_resource_group" for s in plan["steps"])
     return {
-        "scan": 2 + pages(sizes["permission_groups"], PAGE_SIZES["permission_groups"]) + pages(sizes["members"], PAGE_SIZES["members"])
-        + 1 + pages(ugs, PAGE_SIZES["user_groups"]) + pages(sizes["scim_groups"] + ugs, PAGE_SIZES["scim"])
-        + pages(sizes["scim_users"], PAGE_SIZES["scim"]) + ugs,  # + the members of each group a plan may adopt
+        "scan": scan_minimum(sizes),
         "plan": 0,
         "apply": pages(ugs, PAGE_SIZES["user_groups"]) + 1 + len(plan["steps"]),
         "verify": after + member_pages,
