@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -13,7 +14,9 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def commands(group, prefix=()):
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # as `--help` lists them, `sandbox` (loaded on demand) too
+        command = group.get_command(ctx, name)
         yield (*prefix, name)
         if hasattr(command, "commands"):
             yield from commands(command, (*prefix, name))
