@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import PAGE_SIZES, pages, print_table, sandbox_process, scan_minimum, seed_sizes
+from common import PAGE_SIZES, compile_bytecode, pages, print_table, sandbox_process, scan_minimum, seed_sizes
 
 HERE = Path(__file__).resolve().parent
 COMMANDS = ("scan", "plan", "apply", "verify", "rollback")
@@ -39,7 +39,7 @@ MAX_RSS_MB = 250
 
 def step(command, sandbox, rate, parallel, db=None, plan=None):
     base_url, account, token = sandbox
-    args = [sys.executable, str(HERE / "step.py"), command, "--base-url", base_url, "--account", account, "--token", token,
+    args = [sys.executable, str(HERE / "step.py"), command, "--base-url", base_url, "--account", account, f"--token={token}",  # a token may start with "-"
             "--parallel", str(parallel)]
     if rate:
         args += ["--rate", rate]
@@ -143,6 +143,7 @@ def main():
     args = parser.parse_args()
     command_line = "python bench/migration.py " + " ".join(sys.argv[1:])
 
+    compile_bytecode()
     starts = {command: startup(command) for command in COMMANDS}
     ok = True
     with tempfile.TemporaryDirectory(prefix="vgmigrate-bench-") as folder:
