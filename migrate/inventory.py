@@ -531,7 +531,8 @@ class Inventory:
             db["actions"].update((run_id, seq), {"status": "rolled_back", "undone_at": utcnow(), "undo_note": note})
 
     def plan_body(self, plan_id):
-        rows = list(self.db.query("select body from plans where id = ?", [plan_id]))
+        # Cast in SQL: json.loads of the bytes would hold a decoded copy beside them while it parses.
+        rows = list(self.db.query("select cast(body as text) as body from plans where id = ?", [plan_id]))
         return loads_shared(rows.pop()["body"]) if rows else None
 
     def has_plan(self, plan_id):
