@@ -104,17 +104,21 @@ def run_parallel(fn, items, parallel):
         return [future.result() for future in futures]
 
 
+AHEAD_ITEMS = 1600  # 32 pages of 50 members: the scan's reader keeps 8 workers busy
+
+
 class Pages:
     """One listing: an iterator over its items, page by page in order.
 
     The first page is fetched on the first `next()` (or at once by `start()`, so that several
     listings' first round trips overlap). When it says how many pages there are, the rest are
-    fetched concurrently, at most 4 x `client.parallel` ahead of the reader, and yielded in order.
+    fetched concurrently, a bounded number ahead of the reader, and yielded in order.
     Without a total, pages are read one after the other until a short or empty page.
     """
 
-    def __init__(self, client, fetch, plan):
+    def __init__(self, client, fetch, plan, page_size):
         self._client = client
+        self._page_size = page_size
         self._fetch = fetch  # page number (1-based) -> (items, body)
         self._plan = plan  # (first page's body, its items) -> number of pages, or None if unknown
         self._first = None
@@ -154,9 +158,10 @@ class Pages:
             return
         pending = {}
         next_page = 2
-        # Pages fetched but not yet read: enough that the workers stay busy while the reader works
-        # on a page, few enough to bound memory (~30 pages of 50 members, a few MB).
-        ahead = max(1, client.parallel) * 4
+        # Pages fetched but not yet read: enough that the workers stay busy while a slow reader (the
+        # scan staging members) works on a page, few enough to bound memory when several listings are
+        # read at once (verify's groups): `parallel` pages, or AHEAD_ITEMS items if that is more.
+        ahead = max(1, client.parallel, AHEAD_ITEMS // max(1, self._page_size))
         try:
             yield from items
             for page in range(2, count + 1):
@@ -195,7 +200,7 @@ class _V4Pages(Pages):
                 return max(1, info["total_pages"])
             return None
 
-        super().__init__(client, fetch, plan)
+        super().__init__(client, fetch, plan, per_page)
         self.per_page = per_page
         self._seen = 0
 
@@ -221,7 +226,7 @@ class _ScimPages(Pages):
             self.step = len(items) if len(items) < count and total > len(items) else count  # a server's smaller cap
             return max(1, math.ceil(total / self.step))
 
-        super().__init__(client, fetch, plan)
+        super().__init__(client, fetch, plan, count)
         self.count = count
         self._next_index = 1
 
