@@ -10,6 +10,7 @@ import html
 import shlex
 import unicodedata
 from collections import Counter
+from itertools import chain, repeat
 
 from .findings import SEVERITIES
 from .iam import email_key
@@ -87,9 +88,15 @@ def md_code(text, in_table=True):
 
 
 def md_table(headers, rows):
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return "\n".join(md_table_lines(headers, rows))
+
+
+def md_table_lines(headers, rows):
+    """The table's lines, one row at a time as `rows` (any iterable) yields them."""
+    yield "| " + " | ".join(headers) + " |"
+    yield "|" + "|".join("---" for _ in headers) + "|"
+    for row in rows:
+        yield "| " + " | ".join(row) + " |"
 
 
 def esc(text):
@@ -110,14 +117,17 @@ def html_name(text):
 
 def html_table(headers, rows, row_classes=None, cls=None):
     """rows hold HTML already escaped by the caller; row_classes marks rows (e.g. 'lost')."""
-    row_classes = row_classes or [""] * len(rows)
+    return "".join(html_table_chunks(headers, rows, row_classes, cls))
+
+
+def html_table_chunks(headers, rows, row_classes=None, cls=None):
+    """html_table piece by piece, a row at a time as `rows` and `row_classes` (iterables) yield them."""
     head = "".join(f"<th>{h}</th>" for h in headers)
-    body = "\n".join(
-        f'<tr{f" class={chr(34)}{c}{chr(34)}" if c else ""}>' + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
-        for row, c in zip(rows, row_classes)
-    )
     table_cls = f' class="{cls}"' if cls else ""
-    return f"<table{table_cls}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+    yield f"<table{table_cls}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
+    for n, (row, c) in enumerate(zip(rows, repeat("") if row_classes is None else row_classes)):
+        yield ("\n" if n else "") + f'<tr{f" class={chr(34)}{c}{chr(34)}" if c else ""}>' + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+    yield "\n</tbody>\n</table>"
 
 
 CSS = """
@@ -200,12 +210,38 @@ footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px
 
 def html_page(title, body):
     """One self-contained page: inline CSS, no scripts, no external references."""
-    return (
+    return "".join(html_page_chunks(title, [body]))
+
+
+def html_page_chunks(title, parts):
+    """html_page(title, "\n".join(parts)) piece by piece."""
+    yield (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
     )
+    for n, part in enumerate(parts):
+        if n:
+            yield "\n"
+        yield from _pieces(part)
+    yield "\n</body>\n</html>\n"
+
+
+def _lines(lines):
+    """"\n".join(lines) piece by piece; an entry may be an iterable of lines (a long table)."""
+    n = 0
+    for entry in lines:
+        for line in _pieces(entry):
+            if n:
+                yield "\n"
+            yield line
+            n += 1
+
+
+def _pieces(part):
+    """A part of a report: text, or an iterable of texts made as they are written."""
+    return (part,) if isinstance(part, str) else part
 
 
 def severity_counts(findings):
@@ -444,6 +480,10 @@ def step_target(step):
 
 
 def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
+    return "".join(_lines(_markdown_lines(plan, rehearsal, plan_path)))
+
+
+def _markdown_lines(plan, rehearsal, plan_path):
     counts = plan_counts(plan)
     out = [f"# Migration plan for approval: {md_text(plan['account'].get('name') or plan['account']['id'])}", ""]
     out.append(f"Virtual groups to IAM User Groups. Plan `{plan['plan_id'][:12]}`; nothing has changed yet.")
@@ -507,7 +547,7 @@ def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
         for n, s in enumerate(plan["steps"], 1)
     ]) if plan["steps"] else "None.")
     out += ["", f"_Generated from plan `{plan['plan_id']}`: its id is the SHA-256 of the content above._", ""]
-    return "\n".join(out)
+    return out
 
 
 SHOW_SUBJECTS = 5  # the first few names of a grouped decision; the rest are in the sections below
@@ -559,15 +599,14 @@ def _md_access(plan):
     roles = access_roles(plan)
     lines = ["Who has what through virtual groups today, and who will have it through User Groups. "
              "Differences come first and are marked: \u2713 kept, **\u2717 loses**, **+ gains**.", ""]
+    # Rows are made as they are written: at 100,000 members the table is most of the report.
     if len(roles) <= MATRIX_MAX_ROLES:
         headers = ["Member"] + [md_text(r) for r in roles] + ["Change"]
-        body = [
-            [_md_member(r)] + [MD_MARKS[cell_state(r, role)] for role in roles] + [_md_change(r)] for r in rows
-        ]
+        body = ([_md_member(r)] + [MD_MARKS[cell_state(r, role)] for role in roles] + [_md_change(r)] for r in rows)
     else:
         headers = ["Member", "Before (virtual groups)", "After (User Groups)", "Change"]
-        body = [[_md_member(r), md_text(", ".join(r["before"])), md_text(", ".join(r["after"])), _md_change(r)] for r in rows]
-    lines.append(md_table(headers, body))
+        body = ([_md_member(r), md_text(", ".join(r["before"])), md_text(", ".join(r["after"])), _md_change(r)] for r in rows)
+    lines.append(md_table_lines(headers, body))
     return lines
 
 
@@ -584,6 +623,11 @@ def _md_change(row):
 
 
 def render_html(plan, rehearsal=None, plan_path="plan.json"):
+    return "".join(html_page_chunks(*_html_parts(plan, rehearsal, plan_path)))
+
+
+def _html_parts(plan, rehearsal, plan_path):
+    """(title, the page's parts)."""
     counts = plan_counts(plan)
     title = f"Migration plan for approval: {plan['account'].get('name') or plan['account']['id']}"
     parts = [f"<h1>{esc(title)}</h1>",
@@ -654,7 +698,7 @@ def render_html(plan, rehearsal=None, plan_path="plan.json"):
         parts.append("<p>None.</p>")
     parts.append(f"<footer>Generated from plan <code>{esc(plan['plan_id'])}</code>: its id is the SHA-256 of the content above. "
                  f"{esc(plan.get('tool', 'vgmigrate'))}.</footer>")
-    return html_page(title, "\n".join(parts))
+    return title, parts
 
 
 def _html_decisions(plan):
@@ -700,19 +744,20 @@ def _html_access(plan):
     else:
         headers = ["Member", "Before (virtual groups)", "After (User Groups)", "Change"]
 
+    def row(r):
+        anchor = f'<a id="{esc(member_anchor(r["email"]))}"></a>'
+        member = anchor + (f"<strong>{esc(r['email'])}</strong>" if r["change"] != "same" else esc(r["email"]))
+        change = f'<span class="{r["change"]}">{esc(change_text(r))}</span>' if r["change"] != "same" else esc(change_text(r))
+        if matrix:
+            cells = [f'<span class="{s}">{HTML_MARKS[s]}</span>' if s else "" for s in (cell_state(r, role) for role in roles)]
+        else:
+            cells = [esc(", ".join(r["before"])), esc(", ".join(r["after"]))]
+        return [member, *cells, change]
+
     def render(subset):
-        body, classes = [], []
-        for r in subset:
-            anchor = f'<a id="{esc(member_anchor(r["email"]))}"></a>'
-            member = anchor + (f"<strong>{esc(r['email'])}</strong>" if r["change"] != "same" else esc(r["email"]))
-            change = f'<span class="{r["change"]}">{esc(change_text(r))}</span>' if r["change"] != "same" else esc(change_text(r))
-            if matrix:
-                cells = [f'<span class="{s}">{HTML_MARKS[s]}</span>' if s else "" for s in (cell_state(r, role) for role in roles)]
-            else:
-                cells = [esc(", ".join(r["before"])), esc(", ".join(r["after"]))]
-            body.append([member, *cells, change])
-            classes.append(r["change"] if r["change"] != "same" else "")
-        return html_table(headers, body, classes, cls="matrix" if matrix else None)
+        # Rows are made as they are written: at 100,000 members the table is most of the report.
+        classes = (r["change"] if r["change"] != "same" else "" for r in subset)
+        return html_table_chunks(headers, map(row, subset), classes, cls="matrix" if matrix else None)
 
     changed = [r for r in rows if r["change"] != "same"]
     same = [r for r in rows if r["change"] == "same"]
@@ -722,15 +767,22 @@ def _html_access(plan):
         out.append('<div class="banner ok">Everyone keeps exactly the access they have today.</div>')
     if same:
         title = f"{len(same)} member(s) keep exactly the access they have today"
-        out.append(f"<details><summary>{esc(title)}</summary>{render(same)}</details>" if len(same) > FOLD_UNCHANGED_OVER
-                   else f"<h3>{esc(title)}</h3>{render(same)}")
+        opening, closing = ((f"<details><summary>{esc(title)}</summary>", "</details>") if len(same) > FOLD_UNCHANGED_OVER
+                            else (f"<h3>{esc(title)}</h3>", ""))
+        out.append(chain([opening], render(same), [closing]))
     return out
 
 
 def render(plan, fmt, rehearsal=None, plan_path="plan.json"):
     """The approval report for `plan` (a sealed plan dict) as "markdown" or "html"."""
+    return "".join(render_chunks(plan, fmt, rehearsal, plan_path))
+
+
+def render_chunks(plan, fmt, rehearsal=None, plan_path="plan.json"):
+    """render() piece by piece: at 100,000 members the report is ~30 MB, and written as it comes it
+    is never held whole (nor encoded whole) beside the plan."""
     if fmt == "markdown":
-        return render_markdown(plan, rehearsal, plan_path)
+        return _lines(_markdown_lines(plan, rehearsal, plan_path))
     if fmt == "html":
-        return render_html(plan, rehearsal, plan_path)
+        return html_page_chunks(*_html_parts(plan, rehearsal, plan_path))
     raise ValueError(f"unknown report format {fmt!r}; use markdown or html")

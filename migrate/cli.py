@@ -381,17 +381,31 @@ def page(text):
 
 
 def render_plan(plan, fmt, inventory=None, plan_path=None):
-    from . import reports
+    """The plan as `fmt`, piece by piece (echo_chunks writes it)."""
+    from . import planfile, reports
 
     if fmt == "json":
-        return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False)
+        return planfile.pretty_chunks(plan)
     if fmt in ("markdown", "html"):
         from . import approval
 
         rehearsed = inventory.last_rehearsal(plan["plan_id"]) if inventory else None
         rehearsal = {"passed": bool(rehearsed["passed"]), "calls": rehearsed["apply_calls"], "at": rehearsed["at"]} if rehearsed else None
-        return approval.render(plan, fmt, rehearsal=rehearsal, plan_path=plan_path or "plan.json")
-    return reports.plan_table(plan) + "\n\n" + reports.plan_summary_line(plan)
+        return approval.render_chunks(plan, fmt, rehearsal=rehearsal, plan_path=plan_path or "plan.json")
+    return [reports.plan_table(plan) + "\n\n" + reports.plan_summary_line(plan)]
+
+
+def echo_chunks(chunks, size=1 << 20):
+    """Write text given in pieces, then a newline, about `size` characters at a time: a report of
+    tens of MB is never one string, and JSON's many small pieces are not one write each."""
+    batch, length = [], 0
+    for chunk in chunks:
+        batch.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            click.echo("".join(batch), nl=False)
+            batch, length = [], 0
+    click.echo("".join(batch))
 
 
 format_option = output_format("markdown", "html", help="How to render the plan: a terminal table, a report for the approver, or JSON (the plan file itself).")
@@ -441,7 +455,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
             )
         draft["options"]["allow_no_break_glass"] = True  # the approver sees the override in the plan
     sealed = planfile.seal(draft)
-    click.echo(render_plan(sealed, fmt, inventory, out))
+    echo_chunks(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
         how = " ".join(f"{f['subject']!r}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
         raise VgmigrateError(f"name_conflict: {len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create. {how}")
@@ -469,7 +483,7 @@ def show(settings, plan_file, fmt):
 
     sealed = planfile.read(plan_file)
     inventory = open_inventory(settings) if Path(settings.db_path).exists() else None
-    click.echo(render_plan(sealed, fmt, inventory, plan_file))
+    echo_chunks(render_plan(sealed, fmt, inventory, plan_file))
 
 
 @cli.command()

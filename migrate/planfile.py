@@ -36,9 +36,14 @@ def inventory_row(plan):
             "body": plan}  # save_plan writes its canonical JSON
 
 
+def pretty_chunks(plan):
+    """The plan file's JSON (indented, keys sorted) piece by piece."""
+    return _PRETTY.iterencode(plan)
+
+
 def write(plan, path):
     with open(path, "w", encoding="utf-8") as out:
-        for chunk in _PRETTY.iterencode(plan):
+        for chunk in pretty_chunks(plan):
             out.write(chunk)
         out.write("\n")
 

@@ -264,6 +264,22 @@ def test_long_member_lists_fold_away_in_html(plan):
     assert '<div><span class="name">DNS</span> <span class="muted">(7 members)</span><ul class="members">' in page
 
 
+def test_many_unchanged_members_fold_into_one_table_made_row_by_row(plan):
+    many = {**plan, "access": plan["access"] + [
+        {"email": f"same{i:04d}@example.com", "member_id": f"m{i:04d}", "before": ["DNS"], "after": ["DNS"], "lost": [], "gained": [], "why": {}}
+        for i in range(approval.FOLD_UNCHANGED_OVER + 5)]}
+    page = approval.render(many, "html")
+    folded = re.search(r"<details><summary>(\d+) member\(s\) keep exactly the access they have today</summary><table.*?</table></details>",
+                       page, re.S)
+    assert folded and int(folded.group(1)) >= approval.FOLD_UNCHANGED_OVER + 5
+    assert all(f"same{i:04d}@example.com" in folded.group(0) for i in range(approval.FOLD_UNCHANGED_OVER + 5))
+    check_page(page)
+    markdown = approval.render(many, "markdown")
+    assert all(f"| same{i:04d}@example.com |" in markdown for i in range(approval.FOLD_UNCHANGED_OVER + 5))
+    for fmt, whole in (("html", page), ("markdown", markdown)):  # what the CLI writes piece by piece
+        assert "".join(approval.render_chunks(many, fmt)) == whole
+
+
 def test_html_is_printable(plan):
     page = approval.render(plan, "html")
     assert "@media print" in page and "break-inside: avoid" in page

@@ -61,6 +61,7 @@ def test_json_output_of_the_whole_migration_is_stable_and_alone_on_stdout(sandbo
     vg(sandbox, db, "plan", "--out", plan, "--on-existing", "suffix")
     assert stable_json(vg(sandbox, db, "plan", "--on-existing", "suffix", "--json"))["steps"]
     assert stable_json(vg(sandbox, db, "show", plan, "--json"))["plan_id"] == json.loads(plan.read_text())["plan_id"]
+    assert vg(sandbox, db, "show", plan, "--json").stdout == plan.read_text()  # the plan file, byte for byte
 
     applied = stable_json(vg(sandbox, db, "apply", plan, "--yes", "--json", progress=0))
     assert applied["status"] == "done" and applied["run"].startswith("apply-") and applied["counts"]["done"] == len(json.loads(plan.read_text())["steps"])
