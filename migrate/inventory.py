@@ -656,9 +656,8 @@ class ScanWriter:
     def insert(self, table, rows):
         """Stage row dicts (without scan_id) of a scan table; a generator is staged as it yields.
 
-        Rows go in 256 to a statement: SQLite runs without the GIL, and each time it gives the GIL
-        back the reader waits for the threads parsing pages to let go of it (up to 5 ms), so one
-        statement per row made the reader, not the network, set the pace of a large scan."""
+        Rows go in 256 to a statement: each statement gives up the GIL and takes it back, which the
+        threads parsing pages may hold, so fewer statements keep the reader from waiting on them."""
         columns = list(SCAN_TABLES[table])
         known = set(columns)
         values = []

@@ -1,7 +1,9 @@
 """The scan workflow: read the account (read-only), analyse it, record it as one inventory scan."""
 
 import hashlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from . import sources
 from .errors import CloudflareError, UsageProblem
@@ -40,10 +42,12 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     own_ids = inventory.own_user_group_ids()
     # One listing per group a plan may adopt (adopting grants the role to everyone in it), started now.
     adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
-    with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:
+    stop = threading.Event()
+    with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background, \
+            _setting_on_error(stop):
         # Cloudflare's SCIM view is read on a thread of its own while the members are staged here:
         # one after the other, the two longest listings took the sum of their times.
-        scim_view = background.submit(_read_scim_view, listings) if source == "cloudflare" else None
+        scim_view = background.submit(_read_scim_view, listings, stop) if source == "cloudflare" else None
         fingerprint = Fingerprint()
 
         def stage(table, rows):
@@ -105,12 +109,32 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     return scan_id, counts, findings
 
 
-def _read_scim_view(listings):
-    """(SCIM group ids, virtual groups, users read) from Cloudflare's SCIM listings."""
+def _read_scim_view(listings, stop):
+    """(SCIM group ids, virtual groups, users read) from Cloudflare's SCIM listings; gives up
+    when `stop` is set (the scan failed or was interrupted: no reason to read on)."""
     users = []
+
+    def read_one():
+        if stop.is_set():
+            raise ScanStopped()
+        users.append(1)
+
     scim_groups = list(listings["scim_groups"])
-    vgs = sources.from_scim(scim_groups, listings["scim_users"], progress=lambda: users.append(1))
+    vgs = sources.from_scim(scim_groups, listings["scim_users"], progress=read_one)
     return {g["id"] for g in scim_groups}, vgs, len(users)
+
+
+class ScanStopped(Exception):
+    """The scan ended with an error of its own while its SCIM view was still being read."""
+
+
+@contextmanager
+def _setting_on_error(event):
+    try:
+        yield
+    except BaseException:
+        event.set()
+        raise
 
 
 def _authentik_source(idp, listings, progress):

@@ -152,6 +152,19 @@ def test_a_failed_scan_leaves_the_previous_one_intact(sandbox, tmp_path):
     assert not list(tmp_path.glob(".vgmigrate-scan-*"))  # the staging file beside the inventory is gone
 
 
+def test_a_failing_scan_stops_reading_the_scim_view_beside_it(tmp_path):
+    from migrate.sandbox.seeds import generate_seed
+
+    with Sandbox(seed=generate_seed(50, 3000), rate_limit=None, latency_ms=20) as sb:
+        sb.inject("GET", r"/members$", "5xx", times=100)  # the members listing fails at once
+        client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id, max_retries=0)
+        with pytest.raises(VgmigrateError):
+            run_scan(client, Inventory(tmp_path / "inv.db"))
+        users_pages = [c for c in sb.calls if c[1].endswith("/scim/v2/Users")]
+    # 30 pages of SCIM users: read to the end, the error would wait for all of them.
+    assert len(users_pages) < 15, len(users_pages)
+
+
 def test_staged_rows_are_recorded_whole_and_in_order_across_statements(tmp_path):
     from migrate.inventory import STAGE_BATCH
 
