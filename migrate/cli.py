@@ -30,7 +30,7 @@ class Settings:
 class VgmigrateGroup(click.Group):
     """Turns expected failures into one line on stderr and a non-zero exit; --debug shows the traceback.
 
-    `sandbox` is loaded when asked for: importing the emulator would add ~60 ms to every command's
+    `sandbox` is loaded when asked for: importing the emulator would add ~40 ms to every command's
     start-up."""
 
     def list_commands(self, ctx):
