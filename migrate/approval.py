@@ -221,27 +221,20 @@ def html_page_chunks(title, parts):
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
     )
-    for n, part in enumerate(parts):
-        if n:
-            yield "\n"
-        yield from _pieces(part)
+    yield from _joined(parts)
     yield "\n</body>\n</html>\n"
 
 
-def _lines(lines):
-    """"\n".join(lines) piece by piece; an entry may be an iterable of lines (a long table)."""
-    n = 0
-    for entry in lines:
-        for line in _pieces(entry):
-            if n:
-                yield "\n"
-            yield line
-            n += 1
-
-
-def _pieces(part):
-    """A part of a report: text, or an iterable of texts made as they are written."""
-    return (part,) if isinstance(part, str) else part
+def _joined(parts):
+    """"\n".join(parts) piece by piece; a part may be an iterable of pieces made as they are
+    written (a long table)."""
+    for n, part in enumerate(parts):
+        if n:
+            yield "\n"
+        if isinstance(part, str):
+            yield part
+        else:
+            yield from part
 
 
 def severity_counts(findings):
@@ -479,10 +472,6 @@ def step_target(step):
 # ---- Markdown -------------------------------------------------------------------------------------------
 
 
-def render_markdown(plan, rehearsal=None, plan_path="plan.json"):
-    return "".join(_lines(_markdown_lines(plan, rehearsal, plan_path)))
-
-
 def _markdown_lines(plan, rehearsal, plan_path):
     counts = plan_counts(plan)
     out = [f"# Migration plan for approval: {md_text(plan['account'].get('name') or plan['account']['id'])}", ""]
@@ -606,7 +595,7 @@ def _md_access(plan):
     else:
         headers = ["Member", "Before (virtual groups)", "After (User Groups)", "Change"]
         body = ([_md_member(r), md_text(", ".join(r["before"])), md_text(", ".join(r["after"])), _md_change(r)] for r in rows)
-    lines.append(md_table_lines(headers, body))
+    lines.append(_joined(md_table_lines(headers, body)))
     return lines
 
 
@@ -620,10 +609,6 @@ def _md_change(row):
 
 
 # ---- HTML --------------------------------------------------------------------------------------------------
-
-
-def render_html(plan, rehearsal=None, plan_path="plan.json"):
-    return "".join(html_page_chunks(*_html_parts(plan, rehearsal, plan_path)))
 
 
 def _html_parts(plan, rehearsal, plan_path):
@@ -782,7 +767,7 @@ def render_chunks(plan, fmt, rehearsal=None, plan_path="plan.json"):
     """render() piece by piece: at 100,000 members the report is ~30 MB, and written as it comes it
     is never held whole (nor encoded whole) beside the plan."""
     if fmt == "markdown":
-        return _lines(_markdown_lines(plan, rehearsal, plan_path))
+        return _joined(_markdown_lines(plan, rehearsal, plan_path))
     if fmt == "html":
         return html_page_chunks(*_html_parts(plan, rehearsal, plan_path))
     raise ValueError(f"unknown report format {fmt!r}; use markdown or html")
