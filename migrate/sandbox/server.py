@@ -270,7 +270,7 @@ class Sandbox(Served):
 
     def _respond(self, handler, method, path, response):
         self._record(method, path, response.status)
-        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
+        payload = b"" if response.body is None else _JSON.encode(response.body).encode()
         lines = [
             f"HTTP/1.1 {response.status} {_phrase(response.status)}",
             f"Date: {formatdate(usegmt=True)}",
@@ -347,6 +347,10 @@ def _phrase(status):
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+# Response bodies are trees the handlers just built: the cycle check only costs time.
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 class _Server(ThreadingHTTPServer):

@@ -41,6 +41,7 @@ class State:
         self._ids = random.Random(f"sandbox-ids-{random_seed}")
         self.audit = []  # v1 audit entries, oldest first
         self.audit_v2 = []  # Audit Logs v2 entries, oldest first
+        self.role_views = {}  # role id -> the role as members listings show it (render.member)
         self._used_ids = set()
         _load(self, seed)
         self._used_ids = _ids_in_use(self)
