@@ -690,3 +690,21 @@ def test_ids_stay_unique_when_a_snapshot_is_served_again(api, sandbox):
 def test_empty_query_values_count_as_absent(api, sandbox):
     body = api.ok("GET", "/iam/user_groups?name=&fuzzyName=")
     assert body["result_info"]["total_count"] == len(sandbox.state.user_groups) == len(body["result"])
+
+
+def test_latency_counts_from_the_request_and_includes_the_sandboxs_own_work():
+    with Sandbox(seed=demo_seed(), rate_limit=None, latency_ms=200) as sb:
+        route = sb._route
+
+        def slow_route(*args, **kwargs):
+            time.sleep(0.15)  # the emulator busy (on a machine it shares with its client)
+            return route(*args, **kwargs)
+
+        sb._route = slow_route
+        api = Api(sb)
+        api.ok("GET", "/roles")  # connect first: time one answer, not a handshake
+        started = time.monotonic()
+        api.ok("GET", "/roles")
+        elapsed = time.monotonic() - started
+    # Added after the work, the latency made this answer 350 ms: the emulator measured, not the client.
+    assert 0.2 <= elapsed < 0.3, elapsed

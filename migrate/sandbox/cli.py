@@ -64,7 +64,7 @@ def _load_seed(seed_file, generate, random_seed):
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, show_default=True, help="Port; 0 picks a free one.")
 @click.option("--seed", "seed_file", type=click.Path(dir_okay=False), help="Seed JSON file (see `sandbox seed`).")
 @click.option("--generate", type=GROUPS_MEMBERS, help="Generate a large account instead, e.g. 2000,50000.")
-@click.option("--latency-ms", type=click.IntRange(0), default=0, show_default=True, help="Delay added to every request.")
+@click.option("--latency-ms", type=click.IntRange(0), default=0, show_default=True, help="How long every answer takes, counted from the request's arrival (the sandbox's own work included).")
 @click.option("--rate-limit", type=RATE, default="1200/300", show_default=True, help="Requests per window seconds, per token.")
 @click.option("--no-rate-limit", is_flag=True, help="Disable the rate limit.")
 @click.option("--fail-5xx", type=PROBABILITY, default=0.0, help="Probability of a 5xx (change not applied).")

@@ -11,6 +11,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
@@ -86,6 +87,15 @@ class Served:
                 pass
         self._thread.join(timeout=5)
         self._server = None
+
+    def _answer_after_latency(self, handler):
+        """Hold the answer until `latency` has passed since the request arrived. The emulator's own
+        work is inside that time, as a real server's is inside the response time its clients see:
+        with the latency added after it, an emulator sharing the client's CPUs answered later the
+        busier it was, and a benchmark measured the emulator as much as the client."""
+        left = handler.arrived + self.latency - time.monotonic()
+        if left > 0:
+            self._stopping.wait(left)
 
     def __enter__(self):
         return self.start()
@@ -197,8 +207,6 @@ class Sandbox(Served):
         full_path = split.path
         method = handler.command
         body = _read_body(handler)
-        if self.latency:
-            self._stopping.wait(self.latency)
 
         token, header_error = _bearer(handler.headers)
         token_valid = token is not None and secrets.compare_digest(token, self.token)
@@ -270,6 +278,7 @@ class Sandbox(Served):
 
     def _respond(self, handler, method, path, response):
         self._record(method, path, response.status)
+        self._answer_after_latency(handler)
         payload = b"" if response.body is None else _JSON.encode(response.body).encode()
         lines = [
             f"HTTP/1.1 {response.status} {_phrase(response.status)}",
@@ -289,6 +298,7 @@ class Sandbox(Served):
     def _drop(self, handler, method, path):
         """Close the connection without sending a single response byte."""
         self._record(method, path, None)
+        self._answer_after_latency(handler)
         handler.close_connection = True
         try:
             handler.connection.shutdown(socket.SHUT_RDWR)
@@ -386,6 +396,7 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
     def _serve(self):
+        self.arrived = time.monotonic()  # the latency counts from here (Served._answer_after_latency)
         try:
             self.server.sandbox.handle(self)
         except (BrokenPipeError, ConnectionResetError):

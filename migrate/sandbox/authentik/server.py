@@ -112,8 +112,6 @@ class AuthentikSandbox(Served):
         split = urlsplit(handler.path)
         full_path, method = split.path, handler.command
         body = _read_body(handler)
-        if self.latency:
-            self._stopping.wait(self.latency)
         api_path = full_path[len(PREFIX):] if full_path.startswith(PREFIX + "/") else None
         fault = self.faults.pick(method, full_path, api_path or full_path)
         if fault == "5xx":
@@ -178,6 +176,7 @@ class AuthentikSandbox(Served):
 
     def _respond(self, handler, method, path, response):
         self._record(method, path, response.status)
+        self._answer_after_latency(handler)
         payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
         lines = [
             f"HTTP/1.1 {response.status} {_phrase(response.status)}",
@@ -196,6 +195,7 @@ class AuthentikSandbox(Served):
 
     def _drop(self, handler, method, path):
         self._record(method, path, None)
+        self._answer_after_latency(handler)
         handler.close_connection = True
         try:
             handler.connection.shutdown(socket.SHUT_RDWR)
