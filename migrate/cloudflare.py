@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from urllib.parse import quote
 
 from .errors import CloudflareError, TokenError
@@ -110,24 +110,41 @@ AHEAD_ITEMS = 1600  # 32 pages of 50 members: the scan's reader keeps 8 workers 
 class Pages:
     """One listing: an iterator over its items, page by page in order.
 
-    The first page is fetched on the first `next()` (or at once by `start()`, so that several
-    listings' first round trips overlap). When it says how many pages there are, the rest are
-    fetched concurrently, a bounded number ahead of the reader, and yielded in order.
+    The first page is fetched on the first `next()`, or at once by `start()` so that several
+    listings' first round trips overlap. When it says how many pages there are, the rest are
+    fetched concurrently, a bounded number ahead of the reader, and yielded in order. A started
+    listing fetches ahead as soon as its first page arrives, not when it is first read: the scan
+    reads its listings one after the other, and the later ones were idle until then.
     Without a total, pages are read one after the other until a short or empty page.
     """
 
     def __init__(self, client, fetch, plan, page_size):
         self._client = client
-        self._page_size = page_size
         self._fetch = fetch  # page number (1-based) -> (items, body)
         self._plan = plan  # (first page's body, its items) -> number of pages, or None if unknown
         self._first = None
         self._iter = None
+        # Pages fetched but not yet read: enough that the workers stay busy while a slow reader (the
+        # scan staging members) works on a page, few enough to bound memory when several listings are
+        # read at once (verify's groups): `parallel` pages, or AHEAD_ITEMS items if that is more.
+        self._ahead = max(1, client.parallel, AHEAD_ITEMS // max(1, page_size))
+        self._lock = threading.Lock()  # the reader and the pool's threads (done callbacks) share what follows
+        self._count = _UNKNOWN
+        self._pending = {}  # page number -> Future
+        self._next_page = 2  # the first page not yet asked for
+        self._reading = 1  # the page the reader is on
+        self._second_read = False  # page 2 came back with items: the totals can be trusted
+        self._closed = False
 
     def start(self):
         if self._first is None:
             self._first = self._client._submit(self._fetch, 1)
+            self._first.add_done_callback(self._after_page)
         return self
+
+    def wait_first_page(self):
+        """Wait for a started listing's first page; raises its error now rather than when read."""
+        self._first.result()
 
     def __iter__(self):
         return self
@@ -140,12 +157,22 @@ class Pages:
     def close(self):
         if self._iter is not None:
             self._iter.close()
+        self.cancel()
+
+    def cancel(self):
+        """Drop the pages asked for ahead and not yet sent (another thread may be reading: its next
+        page then raises CancelledError)."""
+        with self._lock:
+            self._closed = True
+            pending, self._pending = list(self._pending.values()), {}
+        for future in pending:
+            future.cancel()
 
     def _walk(self):
         client = self._client
         items, body, total = (self._first.result() if self._first is not None else self._fetch(1))
         client._local.list_total = total
-        count = self._plan(body, items)
+        count = self._planned(body, items)
         if count is None:  # the server did not say: one page after the other
             yield from items
             page = 1
@@ -156,31 +183,74 @@ class Pages:
                 yield from items
             client._local.list_total = None
             return
-        pending = {}
-        next_page = 2
-        # Pages fetched but not yet read: enough that the workers stay busy while a slow reader (the
-        # scan staging members) works on a page, few enough to bound memory when several listings are
-        # read at once (verify's groups): `parallel` pages, or AHEAD_ITEMS items if that is more.
-        ahead = max(1, client.parallel, AHEAD_ITEMS // max(1, self._page_size))
         try:
             yield from items
             for page in range(2, count + 1):
-                # Page 2 alone first: a server whose totals lie (an empty page 2) costs no extra call.
-                while next_page <= count and next_page < page + (ahead if page > 2 else 1):
-                    pending[next_page] = client._submit(self._fetch, next_page)
-                    next_page += 1
-                items, body, _ = pending.pop(page).result()
+                with self._lock:
+                    self._reading = page
+                    if page > 2:
+                        self._second_read = True
+                    second = self._ask_ahead()
+                    future = self._pending.pop(page, None)
+                if future is None:
+                    raise CancelledError(f"listing cancelled before page {page}")
+                self._when_second_arrives(second)
+                items, body, _ = future.result()
                 client._local.list_total = total
                 yield from items
                 if not items:
                     break
         finally:
-            for future in pending.values():
-                future.cancel()
+            self.cancel()
             client._local.list_total = None
+
+    def _planned(self, body, items):
+        """The number of pages (None: unknown), worked out once from the first page."""
+        with self._lock:
+            if self._count is _UNKNOWN:
+                self._count = self._plan(body, items)
+            return self._count
+
+    def _after_page(self, future):
+        """Done callback of pages 1 and 2: fetch ahead before the reader gets here."""
+        if future.cancelled() or future.exception() is not None:
+            return  # the reader gets the error
+        items, body, _ = future.result()
+        if future is self._first:
+            self._planned(body, items)
+        with self._lock:
+            if future is not self._first:
+                if not items:
+                    return
+                self._second_read = True
+            second = self._ask_ahead()
+        self._when_second_arrives(second)
+
+    def _ask_ahead(self):
+        """Ask for the pages up to `ahead` past the reader's (the caller holds the lock); returns
+        page 2's Future if this asked for it. Page 2 alone until it came back with items: a server
+        whose totals lie costs no extra call."""
+        if self._closed or not isinstance(self._count, int):
+            return None
+        last = min(self._count, self._reading + self._ahead - 1 if self._second_read else 2)
+        second = None
+        while self._next_page <= last:
+            future = self._pending[self._next_page] = self._client._submit(self._fetch, self._next_page)
+            if self._next_page == 2:
+                second = future
+            self._next_page += 1
+        return second
+
+    def _when_second_arrives(self, future):
+        # Outside the lock: a Future already done runs its callback at once, in this thread.
+        if future is not None:
+            future.add_done_callback(self._after_page)
 
     def _last(self, body, items, page):
         raise NotImplementedError
+
+
+_UNKNOWN = object()  # Pages._count before the first page is planned
 
 
 class _V4Pages(Pages):

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from . import sources
+from .cloudflare import Pages
 from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
@@ -28,84 +29,91 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     progress("token")
     # The token check, the account and every list's first page at once (all reads: a bad token
     # fails them alike, and the token check's error is the one reported); each list's other pages
-    # follow concurrently as it is read.
+    # follow concurrently as soon as its first page says how many there are.
     token_call, account_call = client._submit(client.verify_token), client._submit(client.account)
     listings = {"pgs": client.permission_groups().start(), "members": client.members().start(),
                 "rgs": client._submit(client.resource_groups), "ugs": client.user_groups().start()}
     if source != "file":
         listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
-    token = token_call.result()
-    progress("account")
-    account = account_call.result()
-    pgs = _collect(listings["pgs"], "permission groups", progress)
-    ugs = _collect(listings["ugs"], "user groups", progress)
-    own_ids = inventory.own_user_group_ids()
-    # One listing per group a plan may adopt (adopting grants the role to everyone in it), started now.
-    adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
-    stop = threading.Event()
-    with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background, \
-            _setting_on_error(stop):
-        # Cloudflare's SCIM view is read on a thread of its own while the members are staged here:
-        # one after the other, the two longest listings took the sum of their times.
-        scim_view = background.submit(_read_scim_view, listings, stop) if source == "cloudflare" else None
-        fingerprint = Fingerprint()
+    # A scan that fails stops the SCIM reader and drops every page asked for ahead.
+    stop, reading = threading.Event(), list(listings.values())
+    with _stopping_on_error(stop, reading):
+        token = token_call.result()
+        # Every first page came in the token check's round trip: one that failed fails the scan now,
+        # not when its listing is read, after the others have read ahead.
+        for listing in listings.values():
+            if isinstance(listing, Pages):
+                listing.wait_first_page()
+        progress("account")
+        account = account_call.result()
+        pgs = _collect(listings["pgs"], "permission groups", progress)
+        ugs = _collect(listings["ugs"], "user groups", progress)
+        own_ids = inventory.own_user_group_ids()
+        # One listing per group a plan may adopt (adopting grants the role to everyone in it), started now.
+        adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
+        reading.extend(listing for _, listing in adoptable)
+        with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:
+            # Cloudflare's SCIM view is read on a thread of its own while the members are staged here:
+            # one after the other, the two longest listings took the sum of their times.
+            scim_view = background.submit(_read_scim_view, listings, stop) if source == "cloudflare" else None
+            fingerprint = Fingerprint()
 
-        def stage(table, rows):
-            writer.insert(table, fingerprint.rows(table, rows))
+            def stage(table, rows):
+                writer.insert(table, fingerprint.rows(table, rows))
 
-        # Tables are staged in name order, the order the fingerprint reads them.
-        stage("accounts", [_account_row(account)])
-        members = []
-        stage("members", _member_rows(listings["members"], members, client.account_id, progress))
-        progress("resource groups")
-        rgs = listings["rgs"].result()
-        source_findings = []
-        if source == "file":
-            vgs = sources.from_file(file)
-            scim_ids = _scim_group_ids(client, progress) if ugs else set()
-        elif source == "authentik":
-            vgs, scim_ids, source_findings = _authentik_source(idp, listings, progress)
-        else:
-            progress("virtual groups")
-            scim_ids, vgs, users = scim_view.result()
-            progress("users", users)
+            # Tables are staged in name order, the order the fingerprint reads them.
+            stage("accounts", [_account_row(account)])
+            members = []
+            stage("members", _member_rows(listings["members"], members, client.account_id, progress))
+            progress("resource groups")
+            rgs = listings["rgs"].result()
+            source_findings = []
+            if source == "file":
+                vgs = sources.from_file(file)
+                scim_ids = _scim_group_ids(client, progress) if ugs else set()
+            elif source == "authentik":
+                vgs, scim_ids, source_findings = _authentik_source(idp, listings, progress)
+            else:
+                progress("virtual groups")
+                scim_ids, vgs, users = scim_view.result()
+                progress("users", users)
 
-        vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
-        if source_findings:
-            findings = sort_findings(findings + source_findings)
-        if scim_ids is None:
-            findings = sort_findings(findings + [Finding(
-                "warning", "scim_unreadable", client.account_id,
-                "the token cannot read SCIM groups, so which User Groups your IdP manages is unknown",
-                "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
-        stage("permission_groups", map(_permission_group_row, pgs))
-        stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
-        stage("user_group_members", _adoptable_members(adoptable, progress))
-        stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
-        stage("virtual_group_members", vgm_rows)
-        stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
-        counts = {
-            "virtual_groups": len(vg_rows),
-            "resolved": sum(r.get("resolution") == "resolved" for r in vg_rows),
-            "memberships": len(vgm_rows),
-            "members": len(members),
-            "permission_groups": len(pgs),
-            "account_scoped_permission_groups": sum(is_account_scoped(pg) for pg in pgs),
-            "user_groups": len(ugs),
-            "resource_groups": len(rgs),
-        }
-        scan = {
-            "account_id": client.account_id,
-            "account_name": account.get("name"),
-            "source": source if source != "file" else f"file:{file}",
-            "token_kind": token.get("kind"),
-            "started_at": started,
-            "finished_at": utcnow(),
-            "counts": dumps(counts),
-            "fingerprint": fingerprint.hexdigest(),
-            "mapping": dumps(mapping or {}),  # its content: `plan` resolves roles the same way
-        }
-        scan_id = writer.save(scan, findings)
+            vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
+            if source_findings:
+                findings = sort_findings(findings + source_findings)
+            if scim_ids is None:
+                findings = sort_findings(findings + [Finding(
+                    "warning", "scim_unreadable", client.account_id,
+                    "the token cannot read SCIM groups, so which User Groups your IdP manages is unknown",
+                    "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
+            stage("permission_groups", map(_permission_group_row, pgs))
+            stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
+            stage("user_group_members", _adoptable_members(adoptable, progress))
+            stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
+            stage("virtual_group_members", vgm_rows)
+            stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
+            counts = {
+                "virtual_groups": len(vg_rows),
+                "resolved": sum(r.get("resolution") == "resolved" for r in vg_rows),
+                "memberships": len(vgm_rows),
+                "members": len(members),
+                "permission_groups": len(pgs),
+                "account_scoped_permission_groups": sum(is_account_scoped(pg) for pg in pgs),
+                "user_groups": len(ugs),
+                "resource_groups": len(rgs),
+            }
+            scan = {
+                "account_id": client.account_id,
+                "account_name": account.get("name"),
+                "source": source if source != "file" else f"file:{file}",
+                "token_kind": token.get("kind"),
+                "started_at": started,
+                "finished_at": utcnow(),
+                "counts": dumps(counts),
+                "fingerprint": fingerprint.hexdigest(),
+                "mapping": dumps(mapping or {}),  # its content: `plan` resolves roles the same way
+            }
+            scan_id = writer.save(scan, findings)
     return scan_id, counts, findings
 
 
@@ -129,11 +137,14 @@ class ScanStopped(Exception):
 
 
 @contextmanager
-def _setting_on_error(event):
+def _stopping_on_error(event, listings):
+    """On an error, set `event` and cancel `listings` (Pages or Futures): no one will read them."""
     try:
         yield
     except BaseException:
         event.set()
+        for listing in listings:
+            listing.cancel()
         raise
 
 

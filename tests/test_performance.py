@@ -7,6 +7,7 @@ import collections
 import math
 import re
 import threading
+import time
 
 import pytest
 
@@ -83,6 +84,39 @@ def test_a_listing_that_is_not_read_to_the_end_cancels_what_it_fetched_ahead(see
         assert len(first) == 60
         pages = len([c for c in sb.calls if c[1].endswith("/members")])
         assert pages <= 2 + 4  # page 1, page 2, and at most `parallel` fetched ahead
+
+
+def wait_for(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
+def test_a_started_listing_fetches_ahead_before_it_is_read(seed):
+    with Sandbox(seed=seed, rate_limit=None, latency_ms=5) as sb:
+        client = connect(sb, 4)
+        listing = client.members().start()  # 600 members: 12 pages, 32 may be ahead of the reader
+        pages = lambda: len([c for c in sb.calls if c[1].endswith("/members")])  # noqa: E731
+        assert wait_for(lambda: pages() == 12), pages()
+        assert [m["id"] for m in listing] == list(sb.state.members)
+        assert pages() == 12  # reading asked for nothing more
+
+
+def test_a_started_listing_whose_totals_lie_asks_for_page_2_alone():
+    from test_cloudflare_client import client_with, ok
+
+    def handler(method, path, params, body):
+        if params["page"] == 1:
+            return ok([{"id": "a"}] * 50, {"page": 1, "per_page": 50, "count": 50, "total_count": 500})
+        return ok([], {"page": 2, "per_page": 50, "count": 0, "total_count": 500})
+
+    client, http = client_with(handler)
+    listing = client.members().start()
+    assert wait_for(lambda: len(http.sent) == 2)
+    time.sleep(0.05)  # anything more it were to ask for, it would have asked by now
+    assert len(list(listing)) == 50
+    assert len(http.sent) == 2
 
 
 def test_run_parallel_keeps_the_order_of_its_items_and_raises_the_first_failure():
