@@ -104,14 +104,9 @@ def test_a_started_listing_fetches_ahead_before_it_is_read(seed):
 
 
 def test_a_started_listing_whose_totals_lie_asks_for_page_2_alone():
-    from test_cloudflare_client import client_with, ok
+    from test_cloudflare_client import client_with, lying_totals
 
-    def handler(method, path, params, body):
-        if params["page"] == 1:
-            return ok([{"id": "a"}] * 50, {"page": 1, "per_page": 50, "count": 50, "total_count": 500})
-        return ok([], {"page": 2, "per_page": 50, "count": 0, "total_count": 500})
-
-    client, http = client_with(handler)
+    client, http = client_with(lying_totals)
     listing = client.members().start()
     assert wait_for(lambda: len(http.sent) == 2)
     time.sleep(0.05)  # anything more it were to ask for, it would have asked by now
