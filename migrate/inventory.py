@@ -96,7 +96,12 @@ SCAN_TABLES = {
     "accounts": {"id": str, "name": str, "type": str, "raw": str},
     "permission_groups": {"id": str, "name": str, "scopes": str, "deprecated": int, "raw": str},
     "resource_groups": {"id": str, "name": str, "scope_key": str, "objects": str, "account_wide": int, "raw": str},
+    # raw: the member as listed, each role the scan's `roles` table holds written as {"id": ...}
+    # (member_as_listed restores it).
     "members": {"id": str, "email": str, "status": str, "user_id": str, "roles": str, "raw": str},
+    # Each account role as the members listing carries it, once per scan: listed in every member,
+    # a role's permissions were 60% of a 100,000-member inventory.
+    "roles": {"id": str, "name": str, "raw": str},
     # scim_managed: the group's id is a SCIM group's id, so the IdP owns its name and members.
     "user_groups": {"id": str, "name": str, "policies": str, "scim_managed": int, "raw": str},
     # Members of the User Groups a plan may adopt (every group vgmigrate did not make): adopting
@@ -127,9 +132,47 @@ SCAN_TABLE_PKS = {
     "virtual_group_members": ("scan_id", "virtual_group_id", "email"),
     "user_group_members": ("scan_id", "user_group_id", "member_id"),
 }
-# What migration m002 added; m001 creates the tables as they first were.
+# What migrations m002 and m005 added; m001 creates the tables as they first were.
 M002_COLUMNS = {("resource_groups", "account_wide"), ("user_groups", "scim_managed")}
 M002_TABLES = {"user_group_members"}
+M005_TABLES = {"roles"}
+
+
+def member_raw(member, roles):
+    """A listed member as members.raw records it: each role equal to the one `roles` (id -> role,
+    filled as met, then staged in the `roles` table) holds for its id written as {"id": ...}.
+    A role that differs stays whole, wrapped as {"listed": ...} if it could read as one of those,
+    so member_as_listed gives back exactly the member as listed."""
+    listed = member.get("roles")
+    if not isinstance(listed, list) or not listed:
+        return member
+    written = []
+    for role in listed:
+        role_id = role.get("id") if isinstance(role, dict) else None
+        if isinstance(role_id, str) and roles.setdefault(role_id, role) == role:
+            written.append({"id": role_id})
+        elif isinstance(role, dict) and len(role) == 1 and ("id" in role or "listed" in role):
+            written.append({"listed": role})
+        else:
+            written.append(role)
+    return {**member, "roles": written}
+
+
+def member_as_listed(raw, roles):
+    """The member as listed, from its members.raw and its scan's roles (id -> role)."""
+    listed = raw.get("roles")
+    if not isinstance(listed, list):
+        return raw
+    return {**raw, "roles": [_role_as_listed(role, roles) for role in listed]}
+
+
+def _role_as_listed(role, roles):
+    if isinstance(role, dict) and len(role) == 1:
+        if "listed" in role:
+            return role["listed"]
+        if isinstance(role.get("id"), str):
+            return roles.get(role["id"], role)  # scans made before the roles table have none
+    return role
 
 
 @migrations()
@@ -149,7 +192,7 @@ def m001_initial(db):
         pk="id",
     )
     for name, columns in SCAN_TABLES.items():
-        if name not in M002_TABLES:
+        if name not in M002_TABLES | M005_TABLES:
             _create_scan_table(db, name, {c: t for c, t in columns.items() if (name, c) not in M002_COLUMNS})
     db["findings"].create(
         {
@@ -267,6 +310,13 @@ def m004_verifications(db):
         {"run_id": str, "at": str, "differences": int, "groups": int, "member_roles": int},
         pk=("run_id", "at"),
     )
+
+
+@migrations()
+def m005_roles(db):
+    """Account roles once per scan, which members' raw JSON names by id from now on."""
+    for name in M005_TABLES:
+        _create_scan_table(db, name, SCAN_TABLES[name])
 
 
 class Inventory:

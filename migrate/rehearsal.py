@@ -8,7 +8,7 @@ from pathlib import Path
 from .cloudflare import CloudflareClient
 from .executor import apply_plan
 from .http import RateLimiter
-from .inventory import Inventory, dumps, utcnow
+from .inventory import Inventory, dumps, member_as_listed, utcnow
 from .iam import write_policies
 from .rollback import rollback_run
 from .verify import verify_run
@@ -20,10 +20,11 @@ def seed_from_scan(data):
     User Groups keep the members the scan read and the IdP's lock: a group the IdP manages is as
     locked in the replica as in the account, so a plan that would write its members fails here too.
     """
+    listed_roles = {r["id"]: r["raw"] for r in data.get("roles", ())}  # none in scans made before the roles table
     roles = {}
     members = []
     for m in data["members"]:
-        raw = m["raw"]
+        raw = member_as_listed(m["raw"], listed_roles)
         for role in raw.get("roles") or []:
             roles.setdefault(role["id"], {"id": role["id"], "name": role.get("name", role["id"]), "description": role.get("description", ""), "permissions": role.get("permissions") or {}})
         members.append({**raw, "email": m["email"], "roles": [r["id"] for r in raw.get("roles") or []], "policies": write_policies(raw.get("policies"))})

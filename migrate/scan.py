@@ -10,7 +10,7 @@ from .cloudflare import Pages
 from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
-from .inventory import dumps, utcnow
+from .inventory import dumps, member_raw, utcnow
 from .roles import is_account_scoped, is_deprecated
 
 
@@ -63,8 +63,8 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
 
             # Tables are staged in name order, the order the fingerprint reads them.
             stage("accounts", [_account_row(account)])
-            members = []
-            stage("members", _member_rows(listings["members"], members, client.account_id, progress))
+            members, roles = [], {}
+            stage("members", _member_rows(listings["members"], members, roles, client.account_id, progress))
             progress("resource groups")
             rgs = listings["rgs"].result()
             source_findings = []
@@ -88,6 +88,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                     "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
             stage("permission_groups", map(_permission_group_row, pgs))
             stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
+            stage("roles", ({"id": role_id, "name": role.get("name"), "raw": dumps(role)} for role_id, role in roles.items()))
             stage("user_group_members", _adoptable_members(adoptable, progress))
             stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
             stage("virtual_group_members", vgm_rows)
@@ -214,8 +215,9 @@ def compare_views(idp_groups, cloudflare_groups):
     return findings
 
 
-def _member_rows(listing, kept, account_id, progress):
-    """Inventory rows of the listed members; appends each member's `member_fields` to `kept`."""
+def _member_rows(listing, kept, roles, account_id, progress):
+    """Inventory rows of the listed members; appends each member's `member_fields` to `kept` and
+    records in `roles` each role met (see member_raw)."""
     for m in listing:
         kept.append(member_fields(m, account_id))
         progress("members")
@@ -226,7 +228,7 @@ def _member_rows(listing, kept, account_id, progress):
             "status": m.get("status"),
             "user_id": user.get("id"),
             "roles": dumps(sorted(r.get("name", "") for r in m.get("roles") or [])),
-            "raw": dumps(m),
+            "raw": dumps(member_raw(m, roles)),
         }
 
 
