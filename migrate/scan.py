@@ -303,19 +303,29 @@ class Fingerprint:
         if table < self._table:
             raise ValueError(f"fingerprint: table {table!r} after {self._table!r}; tables must come in name order")
         self._table = table
-        prefix = table.encode()
-        pending = self._pending
+        batch, raws = [], []
         for row in rows:
-            # The raw API JSON is already text: hash it as it is (length-prefixed) rather than
-            # JSON-escaping it again inside the row.
-            raw = row.get("raw") or ""
-            pending += prefix
-            pending += dumps({k: v for k, v in row.items() if k != "raw"}).encode()
-            pending += f"{len(raw)}:".encode()
-            pending += raw.encode()
-            if len(pending) >= 1 << 20:
-                self._flush()
+            # The raw API JSON is already text: hashed as it is, its length in the row, rather
+            # than JSON-escaped again inside it.
+            raw = row.get("raw")
+            if raw is not None:
+                raws.append(raw)
+            batch.append(row if raw is None else {**row, "raw": len(raw)})
+            if len(batch) == FINGERPRINT_BATCH:
+                self._add(table, batch, raws)
+                batch, raws = [], []
             yield row
+        self._add(table, batch, raws)
+
+    def _add(self, table, batch, raws):
+        # One encoding per batch of rows: per row, the call cost more than the encoding.
+        pending = self._pending
+        pending += table.encode()
+        pending += dumps(batch).encode()
+        for raw in raws:
+            pending += raw.encode()
+        if len(pending) >= 1 << 20:
+            self._flush()
 
     def _flush(self):
         # In 1 MB pieces (the digest of a stream does not depend on how it is cut): once sha256 has
@@ -327,3 +337,6 @@ class Fingerprint:
     def hexdigest(self):
         self._flush()
         return self._digest.hexdigest()
+
+
+FINGERPRINT_BATCH = 256  # rows encoded at once; part of the fingerprint's definition

@@ -206,3 +206,31 @@ def test_the_inventory_stays_writable_while_a_scan_reads(sandbox, tmp_path):
     client = CloudflareClient.connect(sandbox.base_url, sandbox.token, sandbox.account_id)
     scan_id, _, _ = run_scan(client, Inventory(db), progress=progress)
     assert wrote and Inventory(db).scan(scan_id) is not None
+
+
+def test_the_fingerprint_tells_every_difference_in_the_rows_and_only_those():
+    from migrate.scan import FINGERPRINT_BATCH, Fingerprint
+
+    def fingerprint(tables):
+        fp = Fingerprint()
+        for table, rows in tables:
+            assert list(fp.rows(table, rows)) == rows  # passed on unchanged
+        return fp.hexdigest()
+
+    members = [{"id": f"m{i}", "email": f"u{i}@example.com", "raw": f'{{"n":{i}}}'} for i in range(FINGERPRINT_BATCH + 5)]
+    base = [("members", members), ("virtual_groups", [{"id": "g", "name": "CF-x - DNS", "raw": None}])]
+    assert fingerprint(base) == fingerprint([(t, [dict(r) for r in rows]) for t, rows in base])
+    different = [
+        [("members", members[:-1]), base[1]],  # a row fewer
+        [("members", [*members[:-1], {**members[-1], "email": "other@example.com"}]), base[1]],
+        [("members", [{**members[0], "raw": '{"n":0 }'}, *members[1:]]), base[1]],
+        # the same text, cut differently between two rows' raw JSON
+        [("members", [{**members[0], "raw": '{"n":0}{'}, {**members[1], "raw": '"n":1}'}, *members[2:]]), base[1]],
+        [("members", members), ("virtual_groups", [{"id": "g", "name": "CF-x - DNS", "raw": ""}])],
+        [("members", members), ("virtual_groups_x", base[1][1])],
+    ]
+    assert len({fingerprint(tables) for tables in different} | {fingerprint(base)}) == len(different) + 1
+    fp = Fingerprint()
+    list(fp.rows("members", []))
+    with pytest.raises(ValueError, match="name order"):
+        list(fp.rows("accounts", []))
