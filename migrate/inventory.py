@@ -714,7 +714,7 @@ class ScanWriter:
         for row in rows:
             if not row.keys() <= known:
                 raise ValueError(f"{table} has no column(s) {sorted(row.keys() - known)}")
-            values.extend(row.get(c) for c in columns)
+            values.extend(map(row.get, columns))
             if len(values) == STAGE_BATCH * len(columns):
                 self.staging.execute(_insert_sql(table, columns, STAGE_BATCH), values)
                 values = []
