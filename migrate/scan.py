@@ -46,12 +46,14 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                 listing.wait_first_page()
         progress("account")
         account = account_call.result()
-        pgs = _collect(listings["pgs"], "permission groups", progress)
         ugs = _collect(listings["ugs"], "user groups", progress)
         own_ids = inventory.own_user_group_ids()
-        # One listing per group a plan may adopt (adopting grants the role to everyone in it), started now.
+        # One listing per group a plan may adopt (adopting grants the role to everyone in it), started
+        # now, before the permission groups are read: they fill the round trip in which the other
+        # lists read page 2 alone.
         adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
         reading.extend(listing for _, listing in adoptable)
+        pgs = _collect(listings["pgs"], "permission groups", progress)
         with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:
             # Cloudflare's SCIM view is read on a thread of its own while the members are staged here:
             # one after the other, the two longest listings took the sum of their times.
