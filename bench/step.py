@@ -42,7 +42,7 @@ def main():
     from migrate.executor import apply_plan
     from migrate.http import RateLimiter
     from migrate.inventory import Inventory
-    from migrate.planner import PlanOptions, build_plan
+    from migrate.planner import UNREAD_TABLES, PlanOptions, build_plan
     from migrate.rollback import Rollback
     from migrate.scan import run_scan
     from migrate.verify import verify_run
@@ -63,7 +63,7 @@ def main():
         _, counts, _ = run_scan(client, inventory)
         extra = {"members": counts["members"], "memberships": counts["memberships"]}
     elif args.command == "plan":
-        sealed = planfile.seal(build_plan(inventory.load_scan(inventory.last_scan(args.account)["id"], without=("members",)),
+        sealed = planfile.seal(build_plan(inventory.load_scan(inventory.last_scan(args.account)["id"], without=UNREAD_TABLES),
                                           PlanOptions(on_existing="suffix"), inventory.own_groups()))
         render_plan(sealed, "table", inventory, args.plan)  # the table `vgmigrate plan` prints
         inventory.save_plan(planfile.inventory_row(sealed))

@@ -429,7 +429,7 @@ format_option = output_format("markdown", "html", help="How to render the plan: 
 def plan(settings, out, name_template, mapping, mode, on_existing, only, detailed_exitcode, allow_no_break_glass, fmt):
     """The dry run: what apply would do, as a table, a report, or a plan file."""
     from . import planfile
-    from .planner import PlanOptions, build_plan, check_template
+    from .planner import UNREAD_TABLES, PlanOptions, build_plan, check_template
     from .roles import load_mapping
 
     check_template(name_template)
@@ -444,7 +444,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
 
         client = connect(settings)
         idp = plan_facts(client.idp or connect_idp(settings), client)
-    draft = build_plan(inventory.load_scan(last["id"], without=("members",)), options, inventory.own_groups(), idp)
+    draft = build_plan(inventory.load_scan(last["id"], without=UNREAD_TABLES), options, inventory.own_groups(), idp)
     if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
         if not allow_no_break_glass:
             raise VgmigrateError(

@@ -410,8 +410,7 @@ class Inventory:
 
     def load_scan(self, scan_id, without=()):
         """Every row of one scan, JSON columns decoded: the input of planning and reports.
-        `without`: tables the caller does not need (planning never reads `members`: at 100,000
-        members their decoded JSON alone is most of a plan's memory)."""
+        `without`: tables the caller does not need (planner.UNREAD_TABLES for planning)."""
         data = {"scan": dict(self.scan(scan_id))}
         data["scan"]["counts"] = json.loads(data["scan"]["counts"])
         # One copy of each distinct string: a member's id and email recur in every group it is in,

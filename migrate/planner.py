@@ -48,10 +48,15 @@ def reused_resource_group(resource_groups):
     return min(wide, key=lambda rg: rg["id"]) if wide else None
 
 
+# Scan tables build_plan never reads: load_scan(without=UNREAD_TABLES). At 100,000 members their
+# decoded JSON would be most of a plan's memory (a generated account has a role per group).
+UNREAD_TABLES = ("members", "roles")
+
+
 def build_plan(data, options, own_groups=None, idp=None):
     """Plan the migration of one scan.
 
-    data: inventory.load_scan() output. own_groups: inventory.own_groups(), the User Groups that
+    data: inventory.load_scan() output (UNREAD_TABLES may be left out). own_groups: inventory.own_groups(), the User Groups that
     earlier runs of this tool created, adopted or filled (from the journal), so that re-planning
     after an apply shows nothing to do, even before the next scan. idp: for `--mode idp`, what
     Authentik holds (idp.plan_facts). Returns a plan dict without plan_id (planfile adds it).
