@@ -56,10 +56,11 @@ UNREAD_TABLES = ("members", "roles")
 def build_plan(data, options, own_groups=None, idp=None):
     """Plan the migration of one scan.
 
-    data: inventory.load_scan() output (UNREAD_TABLES may be left out). own_groups: inventory.own_groups(), the User Groups that
-    earlier runs of this tool created, adopted or filled (from the journal), so that re-planning
-    after an apply shows nothing to do, even before the next scan. idp: for `--mode idp`, what
-    Authentik holds (idp.plan_facts). Returns a plan dict without plan_id (planfile adds it).
+    data: inventory.load_scan() output, UNREAD_TABLES may be left out. own_groups:
+    inventory.own_groups(), the User Groups that earlier runs of this tool created, adopted or
+    filled (from the journal), so that re-planning after an apply shows nothing to do, even before
+    the next scan. idp: for `--mode idp`, what Authentik holds (idp.plan_facts). Returns a plan
+    dict without plan_id (planfile adds it).
     """
     check_template(options.name_template)
     if options.mode == "idp" and idp is None:
