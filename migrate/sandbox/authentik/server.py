@@ -176,8 +176,8 @@ class AuthentikSandbox(Served):
 
     def _respond(self, handler, method, path, response):
         self._record(method, path, response.status)
-        self._answer_after_latency(handler)
         payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
+        self._answer_after_latency(handler)
         lines = [
             f"HTTP/1.1 {response.status} {_phrase(response.status)}",
             f"Date: {formatdate(usegmt=True)}",
