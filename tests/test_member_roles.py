@@ -5,6 +5,7 @@ import json
 import sqlite3
 
 import pytest
+import sqlite_utils
 
 pytest.importorskip("hypothesis", reason="hypothesis is in the `test` extra: pip install -e '.[test]'")
 
@@ -17,7 +18,11 @@ from migrate.rehearsal import seed_from_scan  # noqa: E402
 from migrate.scan import run_scan  # noqa: E402
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from(["", "r1", "x"])
-JSON = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(["id", "listed"]), inner, max_size=2), max_leaves=4)
+JSON = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(["id", "listed"]), inner, max_size=2),
+    max_leaves=4,
+)
 ROLE_ID = st.sampled_from(["r1", "r2", 5])
 # Roles as a listing might carry them: the same id with one of two bodies (equal and unequal to
 # the one recorded), an id alone, shapes that read like the written forms, and not objects at all.
@@ -28,7 +33,10 @@ ROLE = st.one_of(
     st.dictionaries(st.sampled_from(["id", "listed", "name"]), JSON, max_size=2),
     JSON_SCALARS,
 )
-MEMBER = st.fixed_dictionaries({"id": st.just("m1"), "roles": st.lists(ROLE, max_size=4)}) | st.fixed_dictionaries({"id": st.just("m2")}, optional={"roles": JSON})
+MEMBER = (
+    st.fixed_dictionaries({"id": st.just("m1"), "roles": st.lists(ROLE, max_size=4)})
+    | st.fixed_dictionaries({"id": st.just("m2")}, optional={"roles": JSON})
+)
 
 
 @settings(max_examples=400)  # pure and quick: search wider than the profile's default
@@ -56,8 +64,6 @@ def test_a_scan_records_each_role_once_and_members_name_it(sandbox, tmp_path):
 
 def test_an_inventory_made_before_the_roles_table_opens_and_rehearses(tmp_path):
     path = tmp_path / "old.db"
-    import sqlite_utils
-
     old = sqlite_utils.Database(sqlite3.connect(path))
     migrations.apply(old, stop_before="m005_roles")
     role = {"id": "r1", "name": "Administrator", "description": "", "permissions": {"dns": {"read": True, "write": True}}}
