@@ -119,15 +119,17 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
 def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
     findings = []
     resolved = {r["id"]: r for r in vg_rows if r.get("resolution") == "resolved"}
-    vg_by_id = {r["id"]: r for r in vg_rows}
 
     # A member who no longer holds the role their virtual group granted may already have lost access.
+    # (Per group, the names that count as holding it: worked out once, not once per member.)
+    granted = {vg_id: {name_key(vg["role"]), name_key(vg["permission_group_name"])} for vg_id, vg in resolved.items()}
     for link in vgm_rows:
-        vg = resolved.get(link["virtual_group_id"])
+        names = granted.get(link["virtual_group_id"])
         member = members_by_email.get(link["email"])
-        if not vg or not member:
+        if not names or not member:
             continue
-        if not {name_key(vg["role"]), name_key(vg["permission_group_name"])}.intersection(member["held_roles"]):
+        if names.isdisjoint(member["held_roles"]):
+            vg = resolved[link["virtual_group_id"]]
             findings.append(
                 Finding("critical", "role_not_held", link["email"], f"is in {vg['name']!r} but does not hold {vg['permission_group_name']!r} in Cloudflare; they may already have lost this access",
                         "migrate this group first and verify; confirm with the member that access is restored")
@@ -143,14 +145,12 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
                                     "nothing, unless they were meant to grant different roles"))
 
     # Someone must keep Super Administrator without depending on SCIM.
-    in_super_vg = {
-        link["email"]
-        for link in vgm_rows
-        if name_key((vg_by_id.get(link["virtual_group_id"]) or {}).get("permission_group_name") or "") == name_key(SUPER_ADMIN)
-    }
+    super_admin = name_key(SUPER_ADMIN)
+    super_vgs = {r["id"] for r in vg_rows if name_key(r.get("permission_group_name")) == super_admin}
+    in_super_vg = {link["email"] for link in vgm_rows if link["virtual_group_id"] in super_vgs}
     direct_supers = [
         email for email, m in members_by_email.items()
-        if name_key(SUPER_ADMIN) in m["held_roles"] and email not in in_super_vg and m.get("status") == "accepted"
+        if super_admin in m["held_roles"] and email not in in_super_vg and m.get("status") == "accepted"
     ]
     if not direct_supers:
         findings.append(Finding("critical", "no_super_admin_outside_scim", account_id, "no accepted Super Administrator holds the role outside the virtual groups; a SCIM mistake could lock everyone out",
