@@ -17,6 +17,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from . import iam, views
+from .collector import cycle_collection_paused
 from .errors import UsageProblem, VgmigrateError
 
 migrations = Migrations("vgmigrate")
@@ -68,6 +69,7 @@ def plan_text(body):
     return body.decode() if isinstance(body, bytes) else body
 
 
+@cycle_collection_paused()
 def loads_shared(text):
     """json.loads, keeping one copy of each distinct string. A plan names a member in its group,
     in its step and in the access picture, and json.loads makes a new string for every mention:

@@ -11,6 +11,7 @@ import string
 from dataclasses import dataclass, field
 
 from . import iam
+from .collector import cycle_collection_paused
 from .errors import VgmigrateError
 from .findings import sort_findings, Finding
 from .roles import role_resolver
@@ -53,6 +54,7 @@ def reused_resource_group(resource_groups):
 UNREAD_TABLES = ("members", "roles")
 
 
+@cycle_collection_paused()
 def build_plan(data, options, own_groups=None, idp=None):
     """Plan the migration of one scan.
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from . import sources
 from .cloudflare import Pages
+from .collector import cycle_collection_paused
 from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
@@ -14,6 +15,7 @@ from .inventory import dumps, member_raw, utcnow
 from .roles import is_account_scoped, is_deprecated
 
 
+@cycle_collection_paused()
 def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None, progress=lambda phase, n=1: None, idp=None):
     """Scan the account and record it. Returns (scan_id, counts, findings). Writes nothing on failure.
 
