@@ -25,7 +25,7 @@ from .approval import (
     esc, html_name, html_page, html_table, md_code, md_table, md_text, severity_counts, sorted_findings,
 )
 from .errors import VgmigrateError
-from .inventory import plan_text, utcnow
+from .inventory import UTCNOW_RESOLUTION, plan_text, utcnow
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
 
@@ -223,7 +223,9 @@ def link_audit_log(journal, entries, tolerance=AUDIT_TOLERANCE):
             # An entry without a resource type (v1 publishes none for these objects) says nothing of its kind.
             kind_fits = e_is_member is None or e_is_member == ("member" in (w.get("action") or w.get("kind") or ""))
             distance = 0 if start <= when <= end else min(abs((when - start).total_seconds()), abs((when - end).total_seconds()))
-            score = (by_path + by_resource, kind_fits, -distance)
+            # Equally close, the write that ended first: a later entry can only be a write still running
+            # (a group's create and then its member add, both in flight in the entry's millisecond).
+            score = (by_path + by_resource, kind_fits, -distance, -end.timestamp())
             if best is None or score > best[0]:
                 how = " and ".join(h for h, ok in (("method and path", by_path), ("resource id", by_resource)) if ok)
                 best = (score, w, how)
@@ -293,8 +295,10 @@ def _norm_path(path):
 
 
 def _window(row):
+    """When a journal row's call was in flight: its times are cut to the millisecond, so a write
+    recorded as finished at .048 may have finished at .0489, after an entry made at .0487."""
     start = _instant(row.get("started_at")) or datetime.min.replace(tzinfo=timezone.utc)
-    return start, _instant(row.get("finished_at")) or start
+    return start, (_instant(row.get("finished_at")) or start) + UTCNOW_RESOLUTION
 
 
 def _instant(text):

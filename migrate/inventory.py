@@ -11,7 +11,7 @@ import sqlite3
 import tempfile
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -25,6 +25,9 @@ migrations = Migrations("vgmigrate")
 
 def utcnow():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+UTCNOW_RESOLUTION = timedelta(milliseconds=1)  # utcnow() cuts off the rest: a moment it gives lasts this long
 
 
 def dumps(value):

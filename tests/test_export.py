@@ -366,6 +366,20 @@ def test_v1_entries_without_a_type_link_to_the_closest_write():
     assert links[("apply-1", 1)] == [("c", "resource id")] and links[("apply-1", 3)] == [("m", "resource id")]
 
 
+def test_v1_entries_in_the_same_millisecond_as_two_writes_each_find_their_own():
+    # A group's create recorded as finished at .048 (the journal keeps milliseconds) and its member
+    # add started in that millisecond; the create's entry was made at .0487, before the create's
+    # response came back, and the member add's at .0537.
+    ms = 0.001
+    journal = [write(3, "create_user_group", "POST", f"/accounts/{ACCT}/iam/user_groups", G1, 40 * ms, 48 * ms),
+               write(4, "add_members", "POST", f"/accounts/{ACCT}/iam/user_groups/{G1}/members", G1, 48 * ms, 53 * ms)]
+    entries = [{"id": "c", "when": at(48.723 * ms), "action": {"type": "create", "result": True}, "resource": {"id": G1}},
+               {"id": "m", "when": at(53.762 * ms), "action": {"type": "create", "result": True}, "resource": {"id": G1}}]
+    for rows, listed in ((journal, entries), (journal[::-1], entries[::-1])):
+        _, links = export.link_audit_log(rows, listed)
+        assert links == {("apply-1", 3): [("c", "resource id")], ("apply-1", 4): [("m", "resource id")]}
+
+
 class _NoV2:
     """A client whose account has no Audit Logs v2 (or whose token may not read it)."""
 
