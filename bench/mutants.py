@@ -10,7 +10,8 @@ plan hash, the stale check, token redaction, the name grammar, role resolution, 
 to a temporary copy of the repository, never to the working tree, and only the focused test files
 named for it run (not the whole suite), stopping at the first failure. A mutant is *caught* when a
 test fails, *survived* when they all pass, and *stale* when the code it changes is no longer there
-(the rule moved: update the mutant). The score is caught / (caught + survived).
+(the rule moved: update the mutant). The score is caught / all mutants run: a stale or broken
+mutant fails the bench like a survivor, so every score counts the same mutants.
 """
 
 import argparse
@@ -46,6 +47,10 @@ IAM_PURE = ("tests/test_iam_rules.py::test_is_account_wide", "tests/test_iam_rul
             "tests/test_iam_rules.py::test_identity_of_names_and_emails", "tests/test_iam_rules.py::test_held_roles_count_only_account_wide_allows_not_taken_back",
             "tests/test_iam_rules.py::test_same_policies_ignores_ids_order_and_expansion_but_not_access")
 
+# apply's pending row, written before the call it records (M10 moves it after)
+JOURNAL_PENDING = ('        self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, '
+                   'kind.journaled(request, request), inverse)\n')
+
 MUTANTS = [
     # the account-wide test (iam.py)
     m("M01", "account-wide: a scope with '*' among zones counts", "migrate/iam.py",
@@ -73,15 +78,14 @@ MUTANTS = [
       'elif member.get("status") == "pending":', "elif False:", CORE),
     # journal order
     m("M10", "journal order: the call is sent before its pending row is written", "migrate/executor.py",
-      '        self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, request, inverse)\n'
-      '        self.hook("before_call", sid)\n',
+      JOURNAL_PENDING + '        self.hook("before_call", sid)\n',
       '        self.hook("before_call", sid)\n', CORE,
-      more=(('        self.hook("after_call", sid)\n',
-             '        self.hook("after_call", sid)\n'
-             '        self.inv.journal_pending(self.run_id, self.seq[sid], sid, kind.kind, step["target"], method, path, request, inverse)\n'),)),
+      more=(('        self.hook("after_call", sid)\n', '        self.hook("after_call", sid)\n' + JOURNAL_PENDING),)),
     m("M11", "journal order: rollback undoes resource groups before the groups that use them", "migrate/rollback.py",
-      "        if action[\"kind\"] == \"create_resource_group\":\n            last.append(action)\n            continue\n",
-      "", CORE),
+      "                run_parallel(lambda group: [kind_of(a).undo(self, a) for a in group], groups, self.parallel)\n"
+      "                for action in last:\n                    kind_of(action).undo(self, action)\n",
+      "                for action in last:\n                    kind_of(action).undo(self, action)\n"
+      "                run_parallel(lambda group: [kind_of(a).undo(self, a) for a in group], groups, self.parallel)\n", CORE),
     # reconcile
     m("M12", "reconcile: a pending create is matched by name alone", "migrate/steps.py",
       'if iam.name_key(g["name"]) == iam.name_key(request["name"]) and iam.same_policies(g.get("policies"), request["policies"]):',
@@ -111,7 +115,7 @@ MUTANTS = [
       'IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})',
       'IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "POST"})', "tests/test_http.py"),
     m("M22", "POST resend: apply sends a write again after its response was lost", "migrate/executor.py",
-      "        except OutcomeUnknown:\n            result = self._after_lost_response(step, kind, request)",
+      "        except OutcomeUnknown:\n            result = None\n            found = self._after_lost_response(step, kind, request)",
       "        except OutcomeUnknown:\n            result = kind.send(self.client, request)", CORE),
     # Retry-After
     m("M23", "Retry-After: a 429's Retry-After is ignored (backoff instead)", "migrate/http.py",
@@ -196,7 +200,7 @@ def run_mutant(copy, mutant):
     text = original
     for old, new in mutant.changes:
         if text.count(old) != 1:
-            return "stale", f"{old.strip().splitlines()[0][:60]!r} found {text.count(old)} times", 0.0
+            return "STALE", f"{old.strip().splitlines()[0][:60]!r} found {text.count(old)} times, not once", 0.0
         text = text.replace(old, new)
     target.write_text(text)
     try:
@@ -207,7 +211,7 @@ def run_mutant(copy, mutant):
         return "caught", detail, seconds
     if code == 0:
         return "SURVIVED", "every focused test passed", seconds
-    return "error", f"pytest exit {code}: {detail}", seconds  # collection error or timeout: a broken mutant
+    return "ERROR", f"pytest exit {code}: {detail}", seconds  # collection error or timeout: a broken mutant
 
 
 def main(argv=None):
@@ -235,18 +239,26 @@ def main(argv=None):
             outcome, detail, seconds = run_mutant(copy, mu)
             rows.append((mu, outcome, detail, seconds))
             print(f"{mu.id}  {outcome:<8} {seconds:5.1f}s  {mu.rule}\n      {detail}", flush=True)
-    caught = sum(o == "caught" for _, o, _, _ in rows)
-    survived = [mu.id for mu, o, _, _ in rows if o == "SURVIVED"]
-    broken = [mu.id for mu, o, _, _ in rows if o in ("stale", "error")]
     print()
     print(f"{'id':<4}  {'outcome':<8}  {'file':<22}  rule")
     for mu, outcome, _, _ in rows:
         print(f"{mu.id:<4}  {outcome:<8}  {mu.path:<22}  {mu.rule}")
-    scored = caught + len(survived)
-    print(f"\nscore: {caught}/{scored} planted bugs caught by focused unit tests"
-          + (f"; survived: {', '.join(survived)}" if survived else "")
-          + (f"; stale or broken mutants (not scored): {', '.join(broken)}" if broken else ""))
-    return 1 if survived or broken else 0
+    line, code = score([(mu.id, outcome) for mu, outcome, _, _ in rows])
+    print(f"\n{line}")
+    return code
+
+
+def score(outcomes):
+    """(the score line, exit code) for [(mutant id, outcome)]. Every mutant counts: one that no
+    longer applies (STALE) or does not run (ERROR) is a failure of the bench, not a skip, since a
+    score that quietly drops mutants can no longer be compared with the last one."""
+    caught = [i for i, o in outcomes if o == "caught"]
+    failed = {o: [i for i, oo in outcomes if oo == o] for o in ("SURVIVED", "STALE", "ERROR")}
+    line = f"score: {len(caught)}/{len(outcomes)} planted bugs caught by focused unit tests"
+    line += "".join(f"; {o.lower()}: {', '.join(ids)}" for o, ids in failed.items() if ids)
+    if failed["STALE"]:
+        line += " (the code they change moved: update them)"
+    return line, 0 if len(caught) == len(outcomes) else 1
 
 
 if __name__ == "__main__":

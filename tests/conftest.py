@@ -41,19 +41,11 @@ def clock():
     return FakeClock()
 
 
-# --- hypothesis profiles (tests/test_properties.py) ----------------------------------------------
-# "default" keeps the property tests within the suite's budget; "long" searches much further.
-# Select with VGMIGRATE_HYPOTHESIS_PROFILE=long or pytest's --hypothesis-profile=long. No example
-# database: nothing is written into the checkout (a failure prints its minimal account instead).
+# --- hypothesis profiles (tests/hypothesis_profiles.py: derandomized under CI, an example
+# database locally, and a failure prints what reproduces it) -------------------------------------
 try:
-    import os
-
-    from hypothesis import HealthCheck, settings
-
-    _common = dict(deadline=None, database=None, print_blob=True,
-                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    settings.register_profile("default", max_examples=35, **_common)
-    settings.register_profile("long", max_examples=1000, **_common)
-    settings.load_profile(os.environ.get("VGMIGRATE_HYPOTHESIS_PROFILE", "default"))
-except ImportError:  # hypothesis is in the `test` extra; without it test_properties.py is skipped
+    from hypothesis_profiles import register_and_load
+except ImportError:  # hypothesis is in the `test` extra; without it the property tests are skipped
     pass
+else:
+    register_and_load()
