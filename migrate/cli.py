@@ -643,6 +643,8 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=dry_run, actions=[], left_alone=[]))
         click.echo(preview.message)
         return
+    if not run_id:  # chosen for the user: say which, and why
+        click.echo(f"run {job.target['id']} (started {job.target['started_at']}) is the newest apply whose changes are still live", err=True)
     if dry_run:
         if fmt == "json":
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=True, actions=job.planned, left_alone=job.left_alone))

@@ -485,6 +485,13 @@ class Inventory:
                 row[key] = json.loads(row[key]) if row[key] else None
         return rows
 
+    def live_actions(self, run_id):
+        """How many of the run's journal rows may still be live (done or pending, not undone)."""
+        with self._lock:
+            return self.db.execute(
+                "select count(*) from actions where run_id = ? and status in ('done', 'pending')", [run_id]
+            ).fetchone()[0]
+
     def created_groups(self, run_id, kinds):
         """{step: object id} of the run's done actions of `kinds` (the step kinds that make a
         group), without decoding every row's member lists."""

@@ -68,7 +68,7 @@ def rehearse(inventory, plan, parallel=4):
         before = sb.state.snapshot()
         applied = apply_plan(client, replica, plan, parallel=parallel)
         _, diffs, _ = verify_run(client, replica, applied.run_id) if applied.run_id else (None, [], None)
-        undone = rollback_run(client, replica, applied.run_id)
+        undone = rollback_run(client, replica, applied.run_id) if applied.run_id else applied  # nothing applied: nothing to undo
         restored = iam_state(sb.state.snapshot()) == iam_state(before)
         replica.close()
     summary = {
