@@ -597,7 +597,7 @@ def verify(settings, run_id, fmt, parallel):
     elif diffs:
         click.echo(reports.differences_table(diffs))
     else:
-        click.echo(f"run {run['id']}: {counts['groups']} User Groups and {counts['member_roles']} member roles match; no differences.")
+        click.echo(reports.verify_clean(run["id"], counts))
     if diffs:
         if not as_json:
             click.echo(f"\n{len(diffs)} difference(s). Run `vgmigrate apply` again to finish an incomplete run, or investigate.", err=True)
@@ -799,10 +799,17 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
 
     inventory = open_inventory(settings)
     inventory.check_lock(LOCK)
+    run = apply_run(inventory, run_id)
+    if inventory.plan_mode(run["plan_id"]) != "idp":
+        raise VgmigrateError(
+            f"run {run['id']} applied an API-mode plan, and API mode has no cutover: vgmigrate does not write to your IdP. "
+            "Once `vgmigrate verify` is clean, remove the migrated members from the CF- groups in your IdP (or stop pushing "
+            "those groups to Cloudflare) there; `--mode idp` plans are the ones `cutover` finishes, through Authentik"
+        )
     client = connect(settings)
     client.idp = client.idp or connect_idp(settings)
-    run = apply_run(inventory, run_id)
     work = prepare(client, inventory, run, delete_groups=delete_groups)
+    click.echo("verify: " + reports.verify_clean(run["id"], work.verified), err=True)
     steps, stay = work.steps, work.stay
     for name, why in work.kept:
         click.echo(f"{name!r} is not deleted: {why}", err=True)

@@ -596,6 +596,11 @@ class Inventory:
         rows = list(self.db.query("select cast(body as text) as body from plans where id = ?", [plan_id]))
         return loads_shared(rows.pop()["body"]) if rows else None
 
+    def plan_mode(self, plan_id):
+        """api or idp: how the plan was to be carried out (None for a plan not recorded here)."""
+        rows = list(self.db.query("select mode from plans where id = ?", [plan_id]))
+        return rows[0]["mode"] if rows else None
+
     def has_plan(self, plan_id):
         """Whether the plan is recorded, without reading its body (tens of MB at 100,000 members)."""
         return bool(list(self.db.query("select 1 from plans where id = ?", [plan_id])))

@@ -58,3 +58,33 @@ def test_a_rolled_back_runs_message_says_so(sandbox, tmp_path):
     rollback = next(r for r in runs.values() if r["kind"] == "rollback")
     assert runs[first]["status"] == "rolled_back"
     assert runs[first]["message"] == f"all steps done; rolled back at {rollback['finished_at']} by {rollback['id']}"
+
+
+# --- 6. small things a user trips on --------------------------------------------------------------
+
+
+def test_cutover_after_an_api_mode_apply_says_there_is_none_and_what_to_do_in_the_idp(sandbox, tmp_path):
+    db = tmp_path / "inv.db"
+    migrated(sandbox, db)
+    calls = len(sandbox.calls)
+    refused = run(sandbox, db, "cutover", "--yes", expect=1)  # no Authentik settings: not asked for them
+    assert "API mode has no cutover" in refused.output and "in your IdP" in refused.output
+    assert "AUTHENTIK" not in refused.output and "Traceback" not in refused.output
+    assert len(sandbox.calls) == calls
+
+
+def test_cutover_prints_the_result_of_the_verify_it_runs_first(tmp_path):
+    from test_idp_mode import plan_idp, vg
+
+    from migrate.sandbox import Sandbox
+    from migrate.sandbox.authentik import AuthentikSandbox
+    from migrate.sandbox.seeds import demo_seed
+
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf) as ak:
+        pair = (cf, ak)
+        db, out, plan = plan_idp(pair, tmp_path)
+        vg(pair, db, "apply", out, "--yes")
+        run_id = open_inventory(db).runs("apply")[-1]["id"]
+        cut = vg(pair, db, "cutover", "--yes")
+        groups = sum(1 for g in plan["groups"] if g.get("action") != "conflict")
+        assert f"verify: run {run_id}: {groups} User Groups and " in cut.output and "no differences" in cut.output
