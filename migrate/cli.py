@@ -700,11 +700,16 @@ def history(settings, fmt):
 @click.pass_obj
 def status(settings, fmt):
     """Where the migration stands (scan, plan, rehearsal, runs, verify), and what to do next."""
-    from . import reports
-    from .runs import stage, step_counts
+    import os
 
-    inventory = open_inventory(settings)
+    from . import reports
+    from .runs import no_inventory, stage, step_counts
+
     check_account(settings)
+    if not os.path.exists(settings.db_path):  # asking where things stand creates nothing
+        data = no_inventory(settings.db_path)
+        return emit_json(data) if fmt == "json" else click.echo(reports.status_text(data, {}))
+    inventory = open_inventory(settings)
     data = stage(inventory, settings.account_id)
     if fmt == "json":
         return emit_json(data)

@@ -147,8 +147,10 @@ def runs_json(runs, step_counts):
 
 def status_text(data, step_counts, where=None):
     """`status` for people, from runs.stage(); `where`: the inventory as the user should read it."""
+    if data["stage"] == "no_inventory":
+        return f"No inventory at {data['inventory']}: nothing has been scanned into it.\n\nNext: {data['next']}"
     if data["scan"] is None:
-        return f"No scan recorded in {where or data['inventory']} yet.\n\nNext: {data['next']}"
+        return f"No scan recorded yet in {where or data['inventory']}.\n\nNext: {data['next']}"
     scan = data["scan"]
     out = [f"last scan: {scan['id']} of account {scan['account_id']} at {scan['finished_at']}"]
     plan = data["plan"]

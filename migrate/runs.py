@@ -183,6 +183,14 @@ def stage(inventory, account_id):
     return {**out, "stage": name, "next": next_step(current, out["verification"])}
 
 
+def no_inventory(path):
+    """`status` where no inventory exists: said as data, and no empty file is left behind."""
+    import os
+
+    return {"inventory": os.path.abspath(path), "stage": "no_inventory", "scan": None, "plan": None, "locks": [], "runs": [],
+            "verification": None, "next": "vgmigrate scan here, or point --db (VGMIGRATE_DB) at the inventory you scanned into"}
+
+
 def _before_apply(plan, scan):
     if plan is None or plan["scan_id"] != scan["id"]:
         return {"stage": "scanned", "next": "vgmigrate plan --out plan.json (review the findings first: vgmigrate inventory)"}

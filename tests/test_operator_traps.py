@@ -88,3 +88,11 @@ def test_cutover_prints_the_result_of_the_verify_it_runs_first(tmp_path):
         cut = vg(pair, db, "cutover", "--yes")
         groups = sum(1 for g in plan["groups"] if g.get("action") != "conflict")
         assert f"verify: run {run_id}: {groups} User Groups and " in cut.output and "no differences" in cut.output
+
+
+def test_status_where_there_is_no_inventory_creates_none_and_reads_right(sandbox, tmp_path):
+    db = tmp_path / "elsewhere.db"
+    said = run(sandbox, db, "status").output
+    assert not db.exists()
+    assert said.startswith(f"No inventory at {db}: nothing has been scanned into it.") and "Next: vgmigrate scan" in said
+    assert json.loads(run(sandbox, db, "status", "--json").output)["stage"] == "no_inventory" and not db.exists()
