@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import UsageProblem, VgmigrateError
+from .errors import Interrupted, UsageProblem, VgmigrateError
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -45,7 +45,12 @@ class VgmigrateGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (KeyboardInterrupt, click.Abort) as stop:  # Ctrl-C where the command says no more
+                if isinstance(stop, click.Abort) and not isinstance(stop.__context__, KeyboardInterrupt):
+                    raise  # "no" at a prompt; Ctrl-C at one is an Abort too, from a KeyboardInterrupt
+                raise Interrupted("interrupted; run the command again (`vgmigrate status` says where the migration stands)") from None
         except VgmigrateError as err:
             if ctx.obj and ctx.obj.debug:
                 raise
@@ -296,7 +301,12 @@ def scan(settings, source, file_path, mapping, fmt):
     inventory = open_inventory(settings)
     client = connect(settings)
     progress = Progress(total=lambda: client.list_total)
-    scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress, idp=idp)
+    try:
+        scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress, idp=idp)
+    except KeyboardInterrupt:
+        progress.finish()
+        raise Interrupted("interrupted; nothing was recorded (a scan is one transaction; the last scan is intact): "
+                          "run `vgmigrate scan` again") from None
     progress.finish()
     if fmt == "json":
         return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings))
@@ -552,7 +562,7 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
             result = apply_plan(client, inventory, sealed, parallel=parallel,
                                 progress=lambda step, outcome: outcome != "already done" and bar.update(1))
     except KeyboardInterrupt:
-        raise VgmigrateError(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
+        raise Interrupted(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
         emit_json(reports.run_json(result, plan=sealed["plan_id"]))
     elif result.status == "nothing_to_do":
@@ -643,11 +653,12 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=dry_run, actions=[], left_alone=[]))
         click.echo(preview.message)
         return
-    if not run_id:  # chosen for the user: say which, and why
-        click.echo(f"run {job.target['id']} (started {job.target['started_at']}) is the newest apply whose changes are still live", err=True)
+    # Chosen for the user: said in the preview, the question and the last line.
+    chosen = "" if run_id else f", the newest apply whose changes are still live (started {job.target['started_at']})"
     if dry_run:
         if fmt == "json":
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=True, actions=job.planned, left_alone=job.left_alone))
+        click.echo(f"rollback of run {job.target['id']}{chosen}:")
         for line in job.planned:
             click.echo(f"  would {line}")
         for line in job.left_alone:
@@ -658,11 +669,11 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
             click.echo(f"  would {line}", err=True)
         for line in job.left_alone:
             click.echo(f"  would leave: {line}", err=True)
-        click.confirm(f"Roll back run {job.target['id']}?", abort=True, err=True)
+        click.confirm(f"Roll back run {job.target['id']}{chosen}?", abort=True, err=True)
     try:
         job, result = with_progress("rolling back")
     except KeyboardInterrupt:
-        raise VgmigrateError(
+        raise Interrupted(
             f"interrupted; the journal is consistent: run `vgmigrate rollback{' --run ' + run_id if run_id else ''}` again to finish "
             "undoing the run (`vgmigrate status` shows where it stands)"
         ) from None
@@ -673,7 +684,7 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
             click.echo(f"  done: {line}")
         for line in result.left_alone:
             click.echo(f"  left alone: {line}")
-        click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls)")
+        click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls), undoing run {job.target['id']}{chosen}")
     if result.left_alone:
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
     if result.status not in ("rolled_back", "nothing_to_do"):
@@ -839,7 +850,7 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
             cut.progress = lambda step, outcome: bar.update(1)
             result = cut.run()
     except KeyboardInterrupt:
-        raise VgmigrateError("interrupted; the journal is consistent: run `vgmigrate cutover` again to finish, or `vgmigrate rollback`") from None
+        raise Interrupted("interrupted; the journal is consistent: run `vgmigrate cutover` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
         emit_json(reports.run_json(result, plan=work.plan["plan_id"]))
     else:

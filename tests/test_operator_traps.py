@@ -27,7 +27,7 @@ def test_an_apply_with_nothing_to_do_records_no_run_and_rollback_undoes_the_live
     assert "no run was recorded" in again.output
     assert [r["id"] for r in open_inventory(db).runs()] == [first]
     undone = run(sandbox, db, "rollback", "--yes")
-    assert f"run {first} " in undone.output and "still live" in undone.output
+    assert f"undoing run {first}, the newest apply whose changes are still live" in undone.output
     assert iam_state(sandbox) == before
 
 
@@ -40,7 +40,7 @@ def test_rollback_skips_an_empty_run_an_older_version_recorded(sandbox, tmp_path
     inv.start_run({"id": "apply-29990101T000000000Z", "kind": "apply", "plan_id": "0" * 64, "account_id": sandbox.account_id})
     inv.update_run("apply-29990101T000000000Z", status="done", message="all steps done", finished_at="2999-01-01T00:00:00Z")
     dry = run(sandbox, db, "rollback", "--dry-run")
-    assert f"run {first} " in dry.output and "would" in dry.output
+    assert f"rollback of run {first}, the newest apply whose changes are still live" in dry.output and "would" in dry.output
     run(sandbox, db, "rollback", "--yes")
     assert iam_state(sandbox) == before
     assert inv.run(first)["status"] == "rolled_back" and inv.run(first)["plan_id"] == plan_id
@@ -96,3 +96,56 @@ def test_status_where_there_is_no_inventory_creates_none_and_reads_right(sandbox
     assert not db.exists()
     assert said.startswith(f"No inventory at {db}: nothing has been scanned into it.") and "Next: vgmigrate scan" in said
     assert json.loads(run(sandbox, db, "status", "--json").output)["stage"] == "no_inventory" and not db.exists()
+
+
+def test_ctrl_c_in_scan_is_one_line_like_apply_and_exits_130(tmp_path):
+    """A real SIGINT to a real process, mid-scan (each answer of the served sandbox takes 150 ms)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from engine_support import env_for
+    from test_kill import Served
+
+    served = Served("--latency-ms", "150")
+    try:
+        db = tmp_path / "inv.db"
+        scan = subprocess.Popen([sys.executable, "-m", "migrate", "scan"], env={**os.environ, **env_for(served, db)},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert scan.stderr.readline().startswith("reading")  # it has started reading the account
+        scan.send_signal(signal.SIGINT)
+        _, err = scan.communicate(timeout=20)
+        lines = [line for line in err.splitlines() if line.strip() and not line.startswith("reading")]
+        assert scan.returncode == 130, err
+        assert lines == ["Error: interrupted; nothing was recorded (a scan is one transaction; the last scan is intact): "
+                         "run `vgmigrate scan` again"], err
+        assert open_inventory(db).last_scan() is None
+    finally:
+        served.stop()
+
+
+def test_ctrl_c_anywhere_else_exits_130_in_one_line_even_at_a_prompt(sandbox, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from engine_support import env_for
+    from migrate import cli as cli_module
+
+    db = tmp_path / "inv.db"
+    migrated(sandbox, db)
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("migrate.verify.verify_run", ctrl_c)
+    verify = CliRunner().invoke(cli_module.cli, ["verify"], env=env_for(sandbox, db))
+    monkeypatch.setattr(cli_module, "need_terminal_or_yes", lambda command: None)  # as on a terminal
+
+    monkeypatch.setattr("click.termui._readline_prompt", ctrl_c)  # Ctrl-C while "Roll back run ...?" waits
+    prompt = CliRunner().invoke(cli_module.cli, ["rollback"], env=env_for(sandbox, db))
+    for result in (verify, prompt):
+        assert result.exit_code == 130, result.output
+        errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+        assert errors == ["Error: interrupted; run the command again (`vgmigrate status` says where the migration stands)"]
+        assert "Aborted" not in result.output and "Traceback" not in result.output
+    assert open_inventory(db).runs()[-1]["kind"] == "apply"  # the rollback asked and did nothing
