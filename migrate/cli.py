@@ -308,9 +308,10 @@ def scan(settings, source, file_path, mapping, fmt):
         raise Interrupted("interrupted; nothing was recorded (a scan is one transaction; the last scan is intact): "
                           "run `vgmigrate scan` again") from None
     progress.finish()
+    token_kind = inventory.scan(scan_id)["token_kind"]
     if fmt == "json":
-        return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings))
-    click.echo(f"scan {scan_id} of account {settings.account_id}: {client.http.calls} API calls\n")
+        return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings, token_kind))
+    click.echo(f"scan {scan_id} of account {settings.account_id} with {reports.token_words(token_kind)}: {client.http.calls} API calls\n")
     click.echo(reports.scan_summary(counts, findings))
     if findings:
         click.echo("\n" + reports.findings_grouped(findings, width=terminal_width()))

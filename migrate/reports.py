@@ -129,9 +129,17 @@ def to_json(data):
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def scan_json(scan_id, account_id, calls, counts, findings):
+def scan_json(scan_id, account_id, calls, counts, findings, token_kind=None):
     return {"scan": scan_id, "account": account_id, "api_calls": calls, "counts": counts,
-            "findings": [f.as_row() for f in findings]}
+            "findings": [f.as_row() for f in findings], "token_kind": token_kind}
+
+
+TOKEN_KINDS = {"account": "an account-owned API token", "user": "a user-owned API token"}
+
+
+def token_words(kind):
+    """Which kind of token `scan` found, as the scan line says it."""
+    return TOKEN_KINDS.get(kind, "an API token")
 
 
 def run_json(result, **extra):

@@ -149,3 +149,14 @@ def test_ctrl_c_anywhere_else_exits_130_in_one_line_even_at_a_prompt(sandbox, tm
         assert errors == ["Error: interrupted; run the command again (`vgmigrate status` says where the migration stands)"]
         assert "Aborted" not in result.output and "Traceback" not in result.output
     assert open_inventory(db).runs()[-1]["kind"] == "apply"  # the rollback asked and did nothing
+
+
+def test_scan_says_which_kind_of_token_it_found(sandbox, tmp_path):
+    from migrate.sandbox import Sandbox
+    from migrate.sandbox.seeds import demo_seed
+
+    said = run(sandbox, tmp_path / "a.db", "scan").output
+    assert f"of account {sandbox.account_id} with an account-owned API token: " in said
+    assert json.loads(run(sandbox, tmp_path / "a.db", "scan", "--json").stdout)["token_kind"] == "account"
+    with Sandbox(seed=demo_seed(), rate_limit=None, token_kind="user") as user_owned:
+        assert "with a user-owned API token: " in run(user_owned, tmp_path / "u.db", "scan").output
