@@ -242,6 +242,14 @@ def connect_idp(settings, required=True):
     return AuthentikClient.connect(url, token)
 
 
+def authentik_for(settings, client=None):
+    """Authentik for a command that needs it, its token checked with one cheap call
+    (`/core/users/me/`) before anything is read from Cloudflare: a bad token is one line, nothing read."""
+    idp = (client.idp if client else None) or connect_idp(settings)
+    idp.me()
+    return idp
+
+
 class Progress:
     """Scan progress on stderr: a bar per list, redrawn in place on a terminal; on anything else
     one line per phase, so logs stay readable."""
@@ -297,7 +305,7 @@ def scan(settings, source, file_path, mapping, fmt):
         from .sources import from_file
 
         from_file(file_path)  # a bad export is refused before any call
-    idp = connect_idp(settings) if source == "authentik" else None  # a missing setting is refused before any call
+    idp = authentik_for(settings) if source == "authentik" else None  # a missing setting or bad token: refused before any call
     inventory = open_inventory(settings)
     client = connect(settings)
     progress = Progress(total=lambda: client.list_total)
@@ -454,7 +462,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
         from .idp import plan_facts
 
         client = connect(settings)
-        idp = plan_facts(client.idp or connect_idp(settings), client)
+        idp = plan_facts(authentik_for(settings, client), client)
     draft = build_plan(inventory.load_scan(last["id"], without=UNREAD_TABLES), options, inventory.own_groups(), idp)
     if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
         if not allow_no_break_glass:
@@ -547,7 +555,7 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
     inventory = open_inventory(settings)
     client = connect(settings, parallel)
     if sealed["options"].get("mode") == "idp":
-        client.idp = client.idp or connect_idp(settings)  # a missing setting is refused before any call
+        client.idp = authentik_for(settings, client)  # a missing setting or bad token: refused before any call
         client.idp.sync_timeout = sync_timeout
     # What can be refused without a call is refused before anything is printed (apply checks again).
     check_plan_matches(sealed, client.account_id, inventory.scan(sealed["scan"]["id"]))
@@ -824,7 +832,7 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
             "those groups to Cloudflare) there; `--mode idp` plans are the ones `cutover` finishes, through Authentik"
         )
     client = connect(settings)
-    client.idp = client.idp or connect_idp(settings)
+    client.idp = authentik_for(settings, client)
     work = prepare(client, inventory, run, delete_groups=delete_groups)
     click.echo("verify: " + reports.verify_clean(run["id"], work.verified), err=True)
     steps, stay = work.steps, work.stay

@@ -160,3 +160,20 @@ def test_scan_says_which_kind_of_token_it_found(sandbox, tmp_path):
     assert json.loads(run(sandbox, tmp_path / "a.db", "scan", "--json").stdout)["token_kind"] == "account"
     with Sandbox(seed=demo_seed(), rate_limit=None, token_kind="user") as user_owned:
         assert "with a user-owned API token: " in run(user_owned, tmp_path / "u.db", "scan").output
+
+
+def test_a_bad_authentik_token_is_found_before_anything_is_read_from_cloudflare(tmp_path):
+    from test_idp_mode import vg
+
+    from migrate.sandbox import Sandbox
+    from migrate.sandbox.authentik import AuthentikSandbox
+    from migrate.sandbox.seeds import demo_seed
+
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf) as ak:
+        db = tmp_path / "v.db"
+        calls = len(cf.calls)
+        refused = vg((cf, ak), db, "scan", "--source", "authentik", expect=1, env={"AUTHENTIK_TOKEN": "not-the-token"})
+        errors = [line for line in refused.output.splitlines() if line.strip()]
+        assert len(errors) == 1 and errors[0].startswith("Error: Authentik API GET /core/users/me/ failed with HTTP 403"), refused.output
+        assert "Authentik token is wrong" in errors[0] and "not-the-token" not in refused.output
+        assert len(cf.calls) == calls and not db.exists()
