@@ -8,12 +8,12 @@ escaped everywhere and the odd characters made visible, because an approver must
 
 import html
 import shlex
-import unicodedata
 from collections import Counter
 from itertools import chain, repeat
 
 from .findings import SEVERITIES
 from .iam import email_key
+from .names import VISIBLE_CHARS, is_odd_char, odd_char_label, reveal  # how every output shows odd characters
 from .steps import KINDS
 
 RESOLUTION_LABELS = {
@@ -36,32 +36,8 @@ MATRIX_MAX_ROLES = 10
 FOLD_MEMBERS_OVER = 10
 FOLD_UNCHANGED_OVER = 15
 
-VISIBLE_CHARS = {"\t": "\u21e5", "\u00a0": "\u237d"}  # tab -> ⇥, no-break space -> ⍽
-
 
 # ---- text helpers shared by the reports -----------------------------------------------------------
-
-
-def odd_char_label(ch):
-    if ch == "\t":
-        return "tab"
-    if ch == "\u00a0":
-        return "no-break space"
-    return unicodedata.name(ch, f"U+{ord(ch):04X}").lower()
-
-
-def is_odd_char(ch):
-    """Characters a reader cannot see or tell apart from a space: controls, format (zero-width,
-    bidi overrides), and every space but the plain one."""
-    return ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn")
-
-
-def reveal(text):
-    """Plain-text form of a name with its odd characters shown: ⇥ for tab, ⍽ for NBSP, ⟨U+XXXX⟩ else."""
-    return "".join(
-        (VISIBLE_CHARS.get(ch) or f"\u27e8U+{ord(ch):04X}\u27e9") if is_odd_char(ch) else ch for ch in str(text)
-    )
-
 
 _MD_SPECIAL = set("\\`*_[]<>|~&#!")
 

@@ -12,6 +12,7 @@ import click
 
 from . import __version__
 from .errors import Interrupted, UsageProblem, VgmigrateError
+from .names import quoted
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -476,7 +477,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     sealed = planfile.seal(draft)
     echo_chunks(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
-        how = " ".join(f"{f['subject']!r}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
+        how = " ".join(f"{quoted(f['subject'])}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
         raise VgmigrateError(f"name_conflict: {len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create. {how}")
     if out:
         # Only a written plan can be approved and applied, so only a written plan is recorded.
@@ -837,10 +838,10 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
     click.echo("verify: " + reports.verify_clean(run["id"], work.verified), err=True)
     steps, stay = work.steps, work.stay
     for name, why in work.kept:
-        click.echo(f"{name!r} is not deleted: {why}", err=True)
+        click.echo(f"{quoted(name)} is not deleted: {why}", err=True)
     if stay:
         click.echo(f"{len(stay)} migrated member(s) stay in their CF- groups: Cloudflare no longer gives them those groups' roles, "
-                   f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {stay[0][0]!r}); "
+                   f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {quoted(stay[0][0])}); "
                    "remove them in Authentik by hand once you no longer need the rollback", err=True)
     if not steps:
         click.echo("Nothing to do: no migrated member is left in a CF- group in Authentik.")

@@ -6,6 +6,7 @@ from collections import Counter
 from tabulate import tabulate
 
 from .findings import SEVERITIES
+from .names import reveal
 from .steps import KINDS
 
 
@@ -73,7 +74,7 @@ def virtual_groups_table(groups, member_counts):
 
 
 def _clip(text, width):
-    text = str(text).replace("\t", "\\t").replace("\u00a0", "\u2423")
+    text = reveal(text)  # odd characters shown as every other output shows them
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 

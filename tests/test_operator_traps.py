@@ -2,6 +2,7 @@
 long runs, outputs that disagree, and small surprises of the command line."""
 
 import json
+import re
 
 from engine_support import iam_state, open_inventory, run
 
@@ -177,3 +178,22 @@ def test_a_bad_authentik_token_is_found_before_anything_is_read_from_cloudflare(
         assert len(errors) == 1 and errors[0].startswith("Error: Authentik API GET /core/users/me/ failed with HTTP 403"), refused.output
         assert "Authentik token is wrong" in errors[0] and "not-the-token" not in refused.output
         assert len(cf.calls) == calls and not db.exists()
+
+
+def test_a_name_with_a_no_break_space_renders_the_same_in_every_output(sandbox, tmp_path):
+    """The demo's `CF-<id> -  Audit Logs<NBSP>Viewer`: shown `Audit Logs⍽Viewer` in the terminal's
+    tables, the approval report (text, Markdown, HTML) and the audit export, never as a blank, `␣` or `\\xa0`."""
+    db = tmp_path / "inv.db"
+    outputs = {"scan": run(sandbox, db, "scan").stdout, "inventory": run(sandbox, db, "inventory").stdout,
+               "findings": run(sandbox, db, "inventory", "--findings", "name_variant").stdout}
+    run(sandbox, db, "plan", "--on-existing", "suffix", "--out", tmp_path / "plan.json")
+    for fmt in ("table", "markdown", "html"):
+        outputs[f"show {fmt}"] = run(sandbox, db, "show", tmp_path / "plan.json", "--format", fmt).stdout
+    run(sandbox, db, "apply", tmp_path / "plan.json", "--yes")
+    for fmt in ("markdown", "html"):
+        run(sandbox, db, "export", "--format", fmt, "--out", tmp_path / fmt)
+        outputs[f"export {fmt}"] = next((tmp_path / fmt).glob("summary.*")).read_text()  # beside it: the data, as it is
+    for name, text in outputs.items():
+        text = re.sub(r"<[^>]+>", "", text)  # as HTML reads: the ⍽ sits in a span saying "no-break space"
+        assert "Audit Logs\u237dViewer" in text, name
+        assert "\u2423" not in text and "\\xa0" not in text and "Logs\u00a0Viewer" not in text, name
