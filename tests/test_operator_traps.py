@@ -197,3 +197,27 @@ def test_a_name_with_a_no_break_space_renders_the_same_in_every_output(sandbox, 
         text = re.sub(r"<[^>]+>", "", text)  # as HTML reads: the ⍽ sits in a span saying "no-break space"
         assert "Audit Logs\u237dViewer" in text, name
         assert "\u2423" not in text and "\\xa0" not in text and "Logs\u00a0Viewer" not in text, name
+
+
+def test_authentik_calls_are_marked_not_in_cloudflares_audit_log_rather_than_unmatched(tmp_path):
+    from test_idp_mode import plan_idp, vg
+
+    from migrate.sandbox import Sandbox
+    from migrate.sandbox.authentik import AuthentikSandbox
+    from migrate.sandbox.seeds import demo_seed
+
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf) as ak:
+        pair = (cf, ak)
+        db, out, plan = plan_idp(pair, tmp_path)
+        vg(pair, db, "apply", out, "--yes")
+        vg(pair, db, "export", "--format", "json", "--out", tmp_path / "j", "--with-audit-log")
+        vg(pair, db, "export", "--format", "markdown", "--out", tmp_path / "m", "--with-audit-log")
+    exported = json.loads((tmp_path / "j" / "export.json").read_text())
+    audit, journal = exported["export"]["audit_log"], exported["tables"]["journal"]
+    to_authentik = [r for r in journal if r["path"].startswith("/core/") or "/providers/" in r["path"]]
+    assert to_authentik and audit["unlinked_writes"] == []
+    marked = [r for r in to_authentik if not r["audit_log_ids"]]
+    assert marked and all(r["audit_match"] == "not in Cloudflare's audit log (a call to Authentik)" for r in marked)
+    assert audit["not_in_audit_log"] == len(marked)
+    summary = (tmp_path / "m" / "summary.md").read_text()
+    assert "have no matching audit entry" not in summary and f"{len(marked)} journaled call(s) went to Authentik" in summary
