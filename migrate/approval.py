@@ -170,15 +170,23 @@ table.journal td:nth-child(8) { white-space: nowrap; }
 td { overflow-wrap: break-word; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
 @media print {
-  body { padding: 0; max-width: none; font-size: 11px; }
-  @page { margin: 14mm; }
+  /* A4 portrait with every column on the page: no cell keeps a minimum width or refuses to wrap,
+     so a wide table (the journal with its audit-log column, the access matrix) shrinks to fit,
+     and long ids, paths and names wrap anywhere rather than run off the edge. */
+  @page { size: A4 portrait; margin: 12mm; }
+  body { padding: 0; max-width: none; font-size: 10px; }
   h2 { break-after: avoid; }
   tr, .banner, pre { break-inside: avoid; }
   details > summary { color: var(--ink); }
   details::details-content { content-visibility: visible; display: block; }
-  table.findings td:nth-child(3) { min-width: 13em; }
-  table.journal td { min-width: 0; }
-  .name, code { font-size: 10px; }
+  table, table.facts { width: 100%; min-width: 0; font-size: 9px; }
+  th, td { padding: 2px 4px; min-width: 0 !important; max-width: none; overflow-wrap: break-word; }
+  th *, td *, .nowrap, .badge, a.email { white-space: normal !important; word-break: normal; }
+  code, .name, .nowrap, a.email { overflow-wrap: anywhere; }  /* ids, paths, rays: no word to keep whole */
+  .matrix th:not(:first-child):not(:last-child) { font-size: 8px; }
+  .name, code { font-size: 9px; }
+  pre.command { font-size: 10px; }
+  ul.members { columns: 2 12em; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """

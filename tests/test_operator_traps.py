@@ -221,3 +221,19 @@ def test_authentik_calls_are_marked_not_in_cloudflares_audit_log_rather_than_unm
     assert audit["not_in_audit_log"] == len(marked)
     summary = (tmp_path / "m" / "summary.md").read_text()
     assert "have no matching audit entry" not in summary and f"{len(marked)} journaled call(s) went to Authentik" in summary
+
+
+def test_the_reports_print_on_a4_portrait_with_every_column_on_the_page():
+    """Checked by rule here (Chromium is not on every machine): A4 portrait, and in print no table
+    cell keeps a minimum width or refuses to wrap, so the widest table (the journal with its
+    audit-log column) shrinks to the page. Printed with headless Chromium, nothing passed the margin."""
+    from migrate import approval, export
+
+    page = approval.html_page("t", "<p>x</p>")
+    assert export.html_page is approval.html_page and approval.CSS in page  # the audit summary uses the same page
+    screen, _, printed = approval.CSS.partition("@media print {")
+    assert "@page { size: A4 portrait;" in printed
+    cells = re.search(r"\n  th, td \{([^}]*)\}", printed).group(1)
+    assert "min-width: 0 !important" in cells
+    assert "white-space: nowrap" in screen and re.search(r"th \*, td \*, \.nowrap[^{]*\{[^}]*white-space: normal !important", printed)
+    assert "overflow-wrap: anywhere" in re.search(r"\n  code, \.name[^{]*\{([^}]*)\}", printed).group(1)
