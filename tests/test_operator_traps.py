@@ -195,7 +195,7 @@ def test_a_name_with_a_no_break_space_renders_the_same_in_every_output(sandbox, 
         outputs[f"export {fmt}"] = next((tmp_path / fmt).glob("summary.*")).read_text()  # beside it: the data, as it is
     for name, text in outputs.items():
         text = re.sub(r"<[^>]+>", "", text)  # as HTML reads: the ⍽ sits in a span saying "no-break space"
-        assert "Audit Logs\u237dViewer" in text, name
+        assert "Logs\u237dViewer" in text, name  # (a table may wrap its cell at the space before)
         assert "\u2423" not in text and "\\xa0" not in text and "Logs\u00a0Viewer" not in text, name
 
 
