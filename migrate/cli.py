@@ -172,7 +172,8 @@ def open_inventory(settings):
     from .inventory import Inventory
 
     settings.created_db = not os.path.exists(settings.db_path)
-    return Inventory(settings.db_path)
+    settings.inventory = Inventory(settings.db_path)
+    return settings.inventory
 
 
 def where_inventory(settings):
@@ -225,7 +226,29 @@ def connect(settings, parallel=None):
     else:
         client = CloudflareClient.connect(settings.base_url, settings.token, settings.account_id)
     client.idp = connect_idp(settings, required=False)  # steps that write to Authentik reach it here
+    share_rate_limit(settings, client.http.limiter)
     return client
+
+
+def share_rate_limit(settings, limiter):
+    """The calls the last commands on this inventory sent are in the server's rate-limit window
+    for a while yet: this command counts them as its own (not as other clients of the token), and
+    leaves its own for the next command."""
+    inventory = getattr(settings, "inventory", None)
+    if inventory is None or limiter.limit is None:
+        return
+    api = f"{settings.base_url} {settings.account_id}"  # the token is never stored, so never part of the key
+    limiter.count_earlier(inventory.recent_calls(api))
+
+    def leave():
+        import sqlite3
+
+        try:
+            inventory.save_recent_calls(api, limiter.sent_recently())
+        except sqlite3.Error:  # a hint for the next command, never a reason for this one to fail
+            pass
+
+    click.get_current_context().call_on_close(leave)
 
 
 def connect_idp(settings, required=True):

@@ -324,6 +324,13 @@ def m005_roles(db):
         _create_scan_table(db, name, SCAN_TABLES[name])
 
 
+@migrations()
+def m006_recent_calls(db):
+    """The times of the API calls the last commands sent, per API and account: the next command
+    counts those still in the rate-limit window as its own, not as other clients'."""
+    db["recent_calls"].create({"api": str, "times": str}, pk="api")
+
+
 class Inventory:
     """One open inventory file. Thread-safe: parallel apply workers share it for the journal."""
 
@@ -595,6 +602,15 @@ class Inventory:
         # Cast in SQL: json.loads of the bytes would hold a decoded copy beside them while it parses.
         rows = list(self.db.query("select cast(body as text) as body from plans where id = ?", [plan_id]))
         return loads_shared(rows.pop()["body"]) if rows else None
+
+    def recent_calls(self, api):
+        """Wall-clock times of the calls earlier commands sent to `api` (see RateLimiter.count_earlier)."""
+        rows = list(self.db.query("select times from recent_calls where api = ?", [api]))
+        return json.loads(rows[0]["times"]) if rows else []
+
+    def save_recent_calls(self, api, times):
+        with self.transaction() as db:
+            db["recent_calls"].upsert({"api": api, "times": json.dumps([round(t, 3) for t in sorted(times)])}, pk="api")
 
     def plan_mode(self, plan_id):
         """api or idp: how the plan was to be carried out (None for a plan not recorded here)."""

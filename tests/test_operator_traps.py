@@ -237,3 +237,50 @@ def test_the_reports_print_on_a4_portrait_with_every_column_on_the_page():
     assert "min-width: 0 !important" in cells
     assert "white-space: nowrap" in screen and re.search(r"th \*, td \*, \.nowrap[^{]*\{[^}]*white-space: normal !important", printed)
     assert "overflow-wrap: anywhere" in re.search(r"\n  code, \.name[^{]*\{([^}]*)\}", printed).group(1)
+
+
+# --- 4. long runs keep talking ----------------------------------------------------------------------
+
+
+def test_the_tools_own_recent_calls_from_an_earlier_command_are_not_other_clients():
+    """A scan sends 800 calls, then an apply (another process, a new limiter) starts at once: the
+    server's window holds the scan's calls. Handed over, they are the apply's own: no "other
+    clients" message, the same pace as one long run, and no 429."""
+    from test_performance import Clock, Window
+
+    from migrate.http import RateLimiter
+
+    def command(server, clock, calls, earlier=None):
+        messages = []
+        limiter = RateLimiter(1200, 300, clock=clock, sleep=clock.sleep, burst=120, notify=messages.append)
+        if earlier is not None:
+            limiter.count_earlier(earlier, wall=clock.now)
+        rejected = 0
+        for _ in range(calls):
+            limiter.acquire()
+            allowed, remaining, reset = server.hit(clock.now)
+            rejected += not allowed
+            clock.now += 0.05
+            limiter.observe({"Ratelimit": f'"default";r={remaining};t={reset}', "Ratelimit-Policy": '"burst";q=1200;w=300'})
+            limiter.done(0.05)
+        return limiter, messages, rejected
+
+    for hand_over in (True, False):
+        clock, server = Clock(), Window(1200, 300)
+        scan, _, _ = command(server, clock, 800)
+        apply, messages, rejected = command(server, clock, 600, scan.sent_recently(wall=clock.now) if hand_over else None)
+        others = [m for m in messages if "other clients" in m]
+        if hand_over:
+            assert others == [] and apply.others == 0 and rejected == 0
+        else:  # what happened before: the scan's calls taken for someone else's
+            assert others and "about 8" in others[0]
+
+
+def test_each_command_leaves_its_calls_for_the_next_to_count_as_its_own(sandbox, tmp_path):
+    db = tmp_path / "inv.db"
+    run(sandbox, db, "scan")
+    scanned = open_inventory(db).recent_calls(f"{sandbox.base_url} {sandbox.account_id}")
+    assert len(scanned) == 13  # the demo scan's calls
+    run(sandbox, db, "scan")
+    assert len(open_inventory(db).recent_calls(f"{sandbox.base_url} {sandbox.account_id}")) == 26
+    assert sandbox.token not in (tmp_path / "inv.db").read_bytes().decode("latin-1")
