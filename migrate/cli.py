@@ -274,39 +274,6 @@ def authentik_for(settings, client=None):
     return idp
 
 
-class Progress:
-    """Scan progress on stderr: a bar per list, redrawn in place on a terminal; on anything else
-    one line per phase, so logs stay readable."""
-
-    def __init__(self, total=lambda: None):
-        self.total = total  # how many items the list being read said it has, if it said
-        self.tty = sys.stderr.isatty()
-        self.phase, self.count, self.phase_total = None, 0, None
-
-    def __call__(self, phase, n=1):
-        if phase != self.phase:
-            self.finish()
-            self.phase, self.count = phase, 0
-            if not self.tty:
-                click.echo(f"reading {phase}...", err=True)
-        self.count += n
-        self.phase_total = self.total()  # read now: the page this item came from has just arrived
-        if self.tty and (self.count % 100 == 1 or n > 1):
-            click.echo("\r" + self.line(), err=True, nl=False)
-
-    def line(self):
-        total = self.phase_total
-        if not total or total < self.count:
-            return f"reading {self.phase}: {self.count:,}"
-        done = int(30 * self.count / total)
-        return f"reading {self.phase} [{'#' * done}{'.' * (30 - done)}] {self.count:,}/{total:,}"
-
-    def finish(self):
-        if self.tty and self.phase:
-            click.echo("\r" + self.line(), err=True)
-        self.phase = None
-
-
 @cli.command()
 @click.option("--source", type=click.Choice(["cloudflare", "file", "authentik"]), default="cloudflare", show_default=True,
               help="Where to read virtual groups: Cloudflare's SCIM groups, an IdP export file, or Authentik's CF- groups (AUTHENTIK_URL, AUTHENTIK_TOKEN).")
@@ -321,6 +288,7 @@ def scan(settings, source, file_path, mapping, fmt):
     if file_path and source != "file":
         raise click.UsageError("--file goes with --source file")
     from . import reports
+    from .progress import ScanProgress
     from .roles import load_mapping
     from .scan import run_scan
 
@@ -332,14 +300,14 @@ def scan(settings, source, file_path, mapping, fmt):
     idp = authentik_for(settings) if source == "authentik" else None  # a missing setting or bad token: refused before any call
     inventory = open_inventory(settings)
     client = connect(settings)
-    progress = Progress(total=lambda: client.list_total)
+    progress = ScanProgress(total=lambda: client.list_total, eta=client.http.limiter.seconds_for)
     try:
         scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress, idp=idp)
     except KeyboardInterrupt:
-        progress.finish()
         raise Interrupted("interrupted; nothing was recorded (a scan is one transaction; the last scan is intact): "
                           "run `vgmigrate scan` again") from None
-    progress.finish()
+    finally:
+        progress.finish()
     token_kind = inventory.scan(scan_id)["token_kind"]
     if fmt == "json":
         return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings, token_kind))
@@ -591,7 +559,7 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
     # A resumed apply starts at the steps already done; they are not counted again.
     done = steps_already_done(inventory, sealed)
     try:
-        with StepProgress("applying", len(sealed["steps"]), "steps", done=done) as bar:
+        with StepProgress("applying", len(sealed["steps"]), "steps", done=done, eta=client.http.limiter.seconds_for) as bar:
             result = apply_plan(client, inventory, sealed, parallel=parallel,
                                 progress=lambda step, outcome: outcome != "already done" and bar.update(1))
     except KeyboardInterrupt:
@@ -626,7 +594,7 @@ def verify(settings, run_id, fmt, parallel):
 
     def progress(done, total):  # the groups' member lists read so far, of how many
         if not bars:
-            bars.append(StepProgress("verifying", total, "User Groups").__enter__())
+            bars.append(StepProgress("verifying", total, "User Groups", eta=client.http.limiter.seconds_for).__enter__())
         bars[0].update(done)
 
     try:
@@ -676,7 +644,7 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
     def with_progress(label, **options):
         job = Rollback(client, inventory, run_id, force=force, **options)
         total = len([a for a in inventory.actions(job.target["id"]) if a["status"] in ("done", "pending")])
-        with StepProgress(label, total, "journal actions") as bar:
+        with StepProgress(label, total, "journal actions", eta=client.http.limiter.seconds_for) as bar:
             job.progress = lambda action, outcome: bar.update(1)
             return job, job.run()
 

@@ -40,6 +40,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
     # A scan that fails stops the SCIM reader and drops every page asked for ahead.
     stop, reading = threading.Event(), list(listings.values())
+    getattr(progress, "watch", lambda listings: None)(reading)  # their unread pages: the calls still to make
     with _stopping_on_error(stop, reading):
         token = token_call.result()
         # Every first page came in the token check's round trip: one that failed fails the scan now,

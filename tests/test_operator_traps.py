@@ -4,6 +4,7 @@ long runs, outputs that disagree, and small surprises of the command line."""
 import json
 import re
 
+import pytest
 from engine_support import iam_state, open_inventory, run
 
 
@@ -284,3 +285,43 @@ def test_each_command_leaves_its_calls_for_the_next_to_count_as_its_own(sandbox,
     run(sandbox, db, "scan")
     assert len(open_inventory(db).recent_calls(f"{sandbox.base_url} {sandbox.account_id}")) == 26
     assert sandbox.token not in (tmp_path / "inv.db").read_bytes().decode("latin-1")
+
+
+def paced_client(monkeypatch, limit=20, period=3.0):
+    """Every CloudflareClient the CLI connects paces at `limit` calls per `period` after one at once:
+    Cloudflare's rate limit, scaled down so that a small account waits for it."""
+    from migrate.cloudflare import CloudflareClient
+    from migrate.http import RateLimiter
+
+    connect = CloudflareClient.connect.__func__
+    monkeypatch.setattr(CloudflareClient, "connect", classmethod(
+        lambda cls, *args, **kwargs: connect(cls, *args, **{**kwargs, "limiter": RateLimiter(limit, period, burst=1)})))
+
+
+def test_a_scan_off_a_terminal_keeps_talking_while_it_waits_for_the_rate_limit_with_the_time_left(sandbox, tmp_path, monkeypatch):
+    paced_client(monkeypatch, limit=15)  # 0.2 s a call: the demo scan's 13 calls take 2.6 s
+    monkeypatch.setenv("VGMIGRATE_PROGRESS_SECONDS", "0.3")
+    said = run(sandbox, tmp_path / "inv.db", "scan").stderr.splitlines()
+    ticks = [line for line in said if re.fullmatch(r"reading [a-z ]+: [\d,]+(/[\d,]+)?(; about \d+ s left \(\d+ calls at the API rate limit\))?", line)]
+    assert len(ticks) >= 3, said  # about one a 0.3 s, where before there was one line per list
+    estimates = [int(m.group(1)) for line in ticks if (m := re.search(r"\((\d+) calls at", line))]
+    assert estimates and all(n > 0 for n in estimates)  # the pages still to fetch, at the pace of the rate limit
+
+
+def test_progress_lines_estimate_the_time_left_from_the_calls_still_to_make():
+    from migrate.http import RateLimiter
+    from migrate.progress import ScanProgress, StepProgress
+
+    limiter = RateLimiter(1200, 300, burst=120)  # Cloudflare's: the first 120 at once, then 4 a second
+    assert limiter.seconds_for(100) == 0 and limiter.seconds_for(1120) == pytest.approx(250)
+
+    class Listing:
+        def calls_left(self):
+            return 1120
+
+    scan = ScanProgress(eta=limiter.seconds_for, tty=False, every=0)
+    scan.watch([Listing(), Listing(), object()])
+    assert scan.calls_left() == 2240
+    steps = StepProgress("applying", 2000, "steps", done=880, tty=False, every=0, eta=limiter.seconds_for)
+    assert steps.line() == "applying: 880/2,000 steps; about 4 min left (1,120 calls at the API rate limit)"
+    assert StepProgress("applying", 200, "steps", done=150, tty=False, every=0, eta=limiter.seconds_for).line() == "applying: 150/200 steps"
