@@ -509,6 +509,8 @@ def rehearse(settings, plan_file, parallel):
     """
     from . import planfile
     from .executor import check_plan_matches
+    from .progress import StepProgress
+    from .rehearsal import real_apply_estimate
     from .rehearsal import rehearse as run_rehearsal
 
     sealed = planfile.read(plan_file)
@@ -517,12 +519,13 @@ def rehearse(settings, plan_file, parallel):
                              "try it against `vgmigrate sandbox serve --authentik` instead")
     inventory = open_inventory(settings)
     check_plan_matches(sealed, sealed["account"]["id"], inventory.scan(sealed["scan"]["id"]))
-    result = run_rehearsal(inventory, sealed, parallel=parallel)
+    result = run_rehearsal(inventory, sealed, parallel=parallel, bar=StepProgress)
     click.echo(
         f"rehearsal of plan {sealed['plan_id'][:12]}: apply {result['apply']} ({result['apply_calls']} API calls), "
         f"verify {result['differences']} difference(s), rollback {result['rollback']}, "
         f"account {'restored exactly' if result['restored'] else 'NOT restored'}"
     )
+    click.echo(real_apply_estimate(result["apply_calls"]))
     if not result["passed"]:
         raise VgmigrateError("the rehearsal failed; do not apply this plan until the cause is understood")
     click.echo("passed: `vgmigrate show " + plan_file + " --format html` now says so.")

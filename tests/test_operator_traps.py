@@ -325,3 +325,20 @@ def test_progress_lines_estimate_the_time_left_from_the_calls_still_to_make():
     steps = StepProgress("applying", 2000, "steps", done=880, tty=False, every=0, eta=limiter.seconds_for)
     assert steps.line() == "applying: 880/2,000 steps; about 4 min left (1,120 calls at the API rate limit)"
     assert StepProgress("applying", 200, "steps", done=150, tty=False, every=0, eta=limiter.seconds_for).line() == "applying: 150/200 steps"
+
+
+def test_rehearse_shows_progress_and_how_long_the_real_apply_takes_at_the_rate_limit(sandbox, tmp_path, monkeypatch):
+    from migrate.rehearsal import real_apply_estimate
+
+    db = tmp_path / "inv.db"
+    run(sandbox, db, "scan")
+    run(sandbox, db, "plan", "--on-existing", "suffix", "--out", tmp_path / "plan.json")
+    steps = len(json.loads((tmp_path / "plan.json").read_text())["steps"])
+    monkeypatch.setenv("VGMIGRATE_PROGRESS_SECONDS", "0")  # a line at every step
+    said = run(sandbox, db, "rehearse", tmp_path / "plan.json")
+    assert f"rehearsing apply: {steps}/{steps} steps" in said.stderr and "rehearsing rollback: " in said.stderr
+    calls = int(re.search(r"apply done \((\d+) API calls\)", said.stdout).group(1))
+    assert f"the real apply makes {calls} API calls, within the 120 sent at once: the rate limit will not slow it" in said.stdout
+    # 2,000 calls: 120 at once, then 1,880 at 4 a second
+    assert real_apply_estimate(2000) == ("the real apply makes 2,000 API calls: about 8 min at the API rate limit "
+                                         "(1200 requests / 5 min), more if other clients share the token")
