@@ -234,8 +234,8 @@ def share_rate_limit(settings, limiter):
     """The calls the last commands on this inventory sent are in the server's rate-limit window
     for a while yet: this command counts them as its own (not as other clients of the token), and
     leaves its own for the next command."""
-    inventory = getattr(settings, "inventory", None)
-    if inventory is None or limiter.limit is None:
+    inventory, ctx = getattr(settings, "inventory", None), click.get_current_context(silent=True)
+    if inventory is None or ctx is None or limiter.limit is None:
         return
     api = f"{settings.base_url} {settings.account_id}"  # the token is never stored, so never part of the key
     limiter.count_earlier(inventory.recent_calls(api))
@@ -248,7 +248,7 @@ def share_rate_limit(settings, limiter):
         except sqlite3.Error:  # a hint for the next command, never a reason for this one to fail
             pass
 
-    click.get_current_context().call_on_close(leave)
+    ctx.call_on_close(leave)
 
 
 def connect_idp(settings, required=True):
