@@ -28,7 +28,7 @@ def interval():
 def about(seconds):
     """A time left as people say it: 40 s, 4 min, 1 h 5 min."""
     if seconds < 90:
-        return f"{seconds:.0f} s"
+        return f"{max(1, round(seconds))} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 

@@ -310,7 +310,7 @@ def test_a_scan_off_a_terminal_keeps_talking_while_it_waits_for_the_rate_limit_w
 
 def test_progress_lines_estimate_the_time_left_from_the_calls_still_to_make():
     from migrate.http import RateLimiter
-    from migrate.progress import ScanProgress, StepProgress
+    from migrate.progress import ScanProgress, StepProgress, about
 
     limiter = RateLimiter(1200, 300, burst=120)  # Cloudflare's: the first 120 at once, then 4 a second
     assert limiter.seconds_for(100) == 0 and limiter.seconds_for(1120) == pytest.approx(250)
@@ -325,6 +325,7 @@ def test_progress_lines_estimate_the_time_left_from_the_calls_still_to_make():
     steps = StepProgress("applying", 2000, "steps", done=880, tty=False, every=0, eta=limiter.seconds_for)
     assert steps.line() == "applying: 880/2,000 steps; about 4 min left (1,120 calls at the API rate limit)"
     assert StepProgress("applying", 200, "steps", done=150, tty=False, every=0, eta=limiter.seconds_for).line() == "applying: 150/200 steps"
+    assert about(0.5) == "1 s" and about(100) == "2 min" and about(3900) == "1 h 5 min"
 
 
 def test_rehearse_shows_progress_and_how_long_the_real_apply_takes_at_the_rate_limit(sandbox, tmp_path, monkeypatch):
