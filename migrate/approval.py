@@ -8,12 +8,12 @@ escaped everywhere and the odd characters made visible, because an approver must
 
 import html
 import shlex
-import unicodedata
 from collections import Counter
 from itertools import chain, repeat
 
 from .findings import SEVERITIES
 from .iam import email_key
+from .names import VISIBLE_CHARS, is_odd_char, odd_char_label, reveal  # how every output shows odd characters
 from .steps import KINDS
 
 RESOLUTION_LABELS = {
@@ -36,32 +36,8 @@ MATRIX_MAX_ROLES = 10
 FOLD_MEMBERS_OVER = 10
 FOLD_UNCHANGED_OVER = 15
 
-VISIBLE_CHARS = {"\t": "\u21e5", "\u00a0": "\u237d"}  # tab -> ⇥, no-break space -> ⍽
-
 
 # ---- text helpers shared by the reports -----------------------------------------------------------
-
-
-def odd_char_label(ch):
-    if ch == "\t":
-        return "tab"
-    if ch == "\u00a0":
-        return "no-break space"
-    return unicodedata.name(ch, f"U+{ord(ch):04X}").lower()
-
-
-def is_odd_char(ch):
-    """Characters a reader cannot see or tell apart from a space: controls, format (zero-width,
-    bidi overrides), and every space but the plain one."""
-    return ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn")
-
-
-def reveal(text):
-    """Plain-text form of a name with its odd characters shown: ⇥ for tab, ⍽ for NBSP, ⟨U+XXXX⟩ else."""
-    return "".join(
-        (VISIBLE_CHARS.get(ch) or f"\u27e8U+{ord(ch):04X}\u27e9") if is_odd_char(ch) else ch for ch in str(text)
-    )
-
 
 _MD_SPECIAL = set("\\`*_[]<>|~&#!")
 
@@ -194,15 +170,23 @@ table.journal td:nth-child(8) { white-space: nowrap; }
 td { overflow-wrap: break-word; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
 @media print {
-  body { padding: 0; max-width: none; font-size: 11px; }
-  @page { margin: 14mm; }
+  /* A4 portrait with every column on the page: no cell keeps a minimum width or refuses to wrap,
+     so a wide table (the journal with its audit-log column, the access matrix) shrinks to fit,
+     and long ids, paths and names wrap anywhere rather than run off the edge. */
+  @page { size: A4 portrait; margin: 12mm; }
+  body { padding: 0; max-width: none; font-size: 10px; }
   h2 { break-after: avoid; }
   tr, .banner, pre { break-inside: avoid; }
   details > summary { color: var(--ink); }
   details::details-content { content-visibility: visible; display: block; }
-  table.findings td:nth-child(3) { min-width: 13em; }
-  table.journal td { min-width: 0; }
-  .name, code { font-size: 10px; }
+  table, table.facts { width: 100%; min-width: 0; font-size: 9px; }
+  th, td { padding: 2px 4px; min-width: 0 !important; max-width: none; overflow-wrap: break-word; }
+  th *, td *, .nowrap, .badge, a.email { white-space: normal !important; word-break: normal; }
+  code, .name, .nowrap, a.email { overflow-wrap: anywhere; }  /* ids, paths, rays: no word to keep whole */
+  .matrix th:not(:first-child):not(:last-child) { font-size: 8px; }
+  .name, code { font-size: 9px; }
+  pre.command { font-size: 10px; }
+  ul.members { columns: 2 12em; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 }
 """

@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import UsageProblem, VgmigrateError
+from .errors import Interrupted, UsageProblem, VgmigrateError
+from .names import quoted
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -45,7 +46,12 @@ class VgmigrateGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except (KeyboardInterrupt, click.Abort) as stop:  # Ctrl-C where the command says no more
+                if isinstance(stop, click.Abort) and not isinstance(stop.__context__, KeyboardInterrupt):
+                    raise  # "no" at a prompt; Ctrl-C at one is an Abort too, from a KeyboardInterrupt
+                raise Interrupted("interrupted; run the command again (`vgmigrate status` says where the migration stands)") from None
         except VgmigrateError as err:
             if ctx.obj and ctx.obj.debug:
                 raise
@@ -172,7 +178,8 @@ def open_inventory(settings):
     from .inventory import Inventory
 
     settings.created_db = not os.path.exists(settings.db_path)
-    return Inventory(settings.db_path)
+    settings.inventory = Inventory(settings.db_path)
+    return settings.inventory
 
 
 def where_inventory(settings):
@@ -225,7 +232,29 @@ def connect(settings, parallel=None):
     else:
         client = CloudflareClient.connect(settings.base_url, settings.token, settings.account_id)
     client.idp = connect_idp(settings, required=False)  # steps that write to Authentik reach it here
+    share_rate_limit(settings, client.http.limiter)
     return client
+
+
+def share_rate_limit(settings, limiter):
+    """The calls the last commands on this inventory sent are in the server's rate-limit window
+    for a while yet: this command counts them as its own (not as other clients of the token), and
+    leaves its own for the next command."""
+    inventory, ctx = getattr(settings, "inventory", None), click.get_current_context(silent=True)
+    if inventory is None or ctx is None or limiter.limit is None:
+        return
+    api = f"{settings.base_url} {settings.account_id}"  # the token is never stored, so never part of the key
+    limiter.count_earlier(inventory.recent_calls(api))
+
+    def leave():
+        import sqlite3
+
+        try:
+            inventory.save_recent_calls(api, limiter.sent_recently())
+        except sqlite3.Error:  # a hint for the next command, never a reason for this one to fail
+            pass
+
+    ctx.call_on_close(leave)
 
 
 def connect_idp(settings, required=True):
@@ -243,37 +272,12 @@ def connect_idp(settings, required=True):
     return AuthentikClient.connect(url, token)
 
 
-class Progress:
-    """Scan progress on stderr: a bar per list, redrawn in place on a terminal; on anything else
-    one line per phase, so logs stay readable."""
-
-    def __init__(self, total=lambda: None):
-        self.total = total  # how many items the list being read said it has, if it said
-        self.tty = sys.stderr.isatty()
-        self.phase, self.count, self.phase_total = None, 0, None
-
-    def __call__(self, phase, n=1):
-        if phase != self.phase:
-            self.finish()
-            self.phase, self.count = phase, 0
-            if not self.tty:
-                click.echo(f"reading {phase}...", err=True)
-        self.count += n
-        self.phase_total = self.total()  # read now: the page this item came from has just arrived
-        if self.tty and (self.count % 100 == 1 or n > 1):
-            click.echo("\r" + self.line(), err=True, nl=False)
-
-    def line(self):
-        total = self.phase_total
-        if not total or total < self.count:
-            return f"reading {self.phase}: {self.count:,}"
-        done = int(30 * self.count / total)
-        return f"reading {self.phase} [{'#' * done}{'.' * (30 - done)}] {self.count:,}/{total:,}"
-
-    def finish(self):
-        if self.tty and self.phase:
-            click.echo("\r" + self.line(), err=True)
-        self.phase = None
+def authentik_for(settings, client=None):
+    """Authentik for a command that needs it, its token checked with one cheap call
+    (`/core/users/me/`) before anything is read from Cloudflare: a bad token is one line, nothing read."""
+    idp = (client.idp if client else None) or connect_idp(settings)
+    idp.me()
+    return idp
 
 
 @cli.command()
@@ -290,6 +294,7 @@ def scan(settings, source, file_path, mapping, fmt):
     if file_path and source != "file":
         raise click.UsageError("--file goes with --source file")
     from . import reports
+    from .progress import ScanProgress
     from .roles import load_mapping
     from .scan import run_scan
 
@@ -298,15 +303,21 @@ def scan(settings, source, file_path, mapping, fmt):
         from .sources import from_file
 
         from_file(file_path)  # a bad export is refused before any call
-    idp = connect_idp(settings) if source == "authentik" else None  # a missing setting is refused before any call
+    idp = authentik_for(settings) if source == "authentik" else None  # a missing setting or bad token: refused before any call
     inventory = open_inventory(settings)
     client = connect(settings)
-    progress = Progress(total=lambda: client.list_total)
-    scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress, idp=idp)
-    progress.finish()
+    progress = ScanProgress(total=lambda: client.list_total, eta=client.http.limiter.seconds_for)
+    try:
+        scan_id, counts, findings = run_scan(client, inventory, source=source, file=file_path, mapping=role_mapping, progress=progress, idp=idp)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; nothing was recorded (a scan is one transaction; the last scan is intact): "
+                          "run `vgmigrate scan` again") from None
+    finally:
+        progress.finish()
+    token_kind = inventory.scan(scan_id)["token_kind"]
     if fmt == "json":
-        return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings))
-    click.echo(f"scan {scan_id} of account {settings.account_id}: {client.http.calls} API calls\n")
+        return emit_json(reports.scan_json(scan_id, settings.account_id, client.http.calls, counts, findings, token_kind))
+    click.echo(f"scan {scan_id} of account {settings.account_id} with {reports.token_words(token_kind)}: {client.http.calls} API calls\n")
     click.echo(reports.scan_summary(counts, findings))
     if findings:
         click.echo("\n" + reports.findings_grouped(findings, width=terminal_width()))
@@ -449,7 +460,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
         from .idp import plan_facts
 
         client = connect(settings)
-        idp = plan_facts(client.idp or connect_idp(settings), client)
+        idp = plan_facts(authentik_for(settings, client), client)
     draft = build_plan(inventory.load_scan(last["id"], without=UNREAD_TABLES), options, inventory.own_groups(), idp)
     if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
         if not allow_no_break_glass:
@@ -463,7 +474,7 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     sealed = planfile.seal(draft)
     echo_chunks(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
-        how = " ".join(f"{f['subject']!r}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
+        how = " ".join(f"{quoted(f['subject'])}: {f['message']}; {f['action']}." for f in sealed["findings"] if f["code"] == "name_conflict")
         raise VgmigrateError(f"name_conflict: {len(sealed['conflicts'])} target name(s) already taken by User Groups vgmigrate did not create. {how}")
     if out:
         # Only a written plan can be approved and applied, so only a written plan is recorded.
@@ -504,6 +515,8 @@ def rehearse(settings, plan_file, parallel):
     """
     from . import planfile
     from .executor import check_plan_matches
+    from .progress import StepProgress
+    from .rehearsal import real_apply_estimate
     from .rehearsal import rehearse as run_rehearsal
 
     sealed = planfile.read(plan_file)
@@ -512,12 +525,13 @@ def rehearse(settings, plan_file, parallel):
                              "try it against `vgmigrate sandbox serve --authentik` instead")
     inventory = open_inventory(settings)
     check_plan_matches(sealed, sealed["account"]["id"], inventory.scan(sealed["scan"]["id"]))
-    result = run_rehearsal(inventory, sealed, parallel=parallel)
+    result = run_rehearsal(inventory, sealed, parallel=parallel, bar=StepProgress)
     click.echo(
         f"rehearsal of plan {sealed['plan_id'][:12]}: apply {result['apply']} ({result['apply_calls']} API calls), "
         f"verify {result['differences']} difference(s), rollback {result['rollback']}, "
         f"account {'restored exactly' if result['restored'] else 'NOT restored'}"
     )
+    click.echo(real_apply_estimate(result["apply_calls"]))
     if not result["passed"]:
         raise VgmigrateError("the rehearsal failed; do not apply this plan until the cause is understood")
     click.echo("passed: `vgmigrate show " + plan_file + " --format html` now says so.")
@@ -541,7 +555,7 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
     inventory = open_inventory(settings)
     client = connect(settings, parallel)
     if sealed["options"].get("mode") == "idp":
-        client.idp = client.idp or connect_idp(settings)  # a missing setting is refused before any call
+        client.idp = authentik_for(settings, client)  # a missing setting or bad token: refused before any call
         client.idp.sync_timeout = sync_timeout
     # What can be refused without a call is refused before anything is printed (apply checks again).
     check_plan_matches(sealed, client.account_id, inventory.scan(sealed["scan"]["id"]))
@@ -553,11 +567,11 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
     # A resumed apply starts at the steps already done; they are not counted again.
     done = steps_already_done(inventory, sealed)
     try:
-        with StepProgress("applying", len(sealed["steps"]), "steps", done=done) as bar:
+        with StepProgress("applying", len(sealed["steps"]), "steps", done=done, eta=client.http.limiter.seconds_for) as bar:
             result = apply_plan(client, inventory, sealed, parallel=parallel,
                                 progress=lambda step, outcome: outcome != "already done" and bar.update(1))
     except KeyboardInterrupt:
-        raise VgmigrateError(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
+        raise Interrupted(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
         emit_json(reports.run_json(result, plan=sealed["plan_id"]))
     elif result.status == "nothing_to_do":
@@ -588,7 +602,7 @@ def verify(settings, run_id, fmt, parallel):
 
     def progress(done, total):  # the groups' member lists read so far, of how many
         if not bars:
-            bars.append(StepProgress("verifying", total, "User Groups").__enter__())
+            bars.append(StepProgress("verifying", total, "User Groups", eta=client.http.limiter.seconds_for).__enter__())
         bars[0].update(done)
 
     try:
@@ -602,7 +616,7 @@ def verify(settings, run_id, fmt, parallel):
     elif diffs:
         click.echo(reports.differences_table(diffs))
     else:
-        click.echo(f"run {run['id']}: {counts['groups']} User Groups and {counts['member_roles']} member roles match; no differences.")
+        click.echo(reports.verify_clean(run["id"], counts))
     if diffs:
         if not as_json:
             click.echo(f"\n{len(diffs)} difference(s). Run `vgmigrate apply` again to finish an incomplete run, or investigate.", err=True)
@@ -641,7 +655,7 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
     def with_progress(label, **options):
         job = Rollback(client, inventory, run_id, force=force, **options)
         total = len([a for a in inventory.actions(job.target["id"]) if a["status"] in ("done", "pending")])
-        with StepProgress(label, total, "journal actions") as bar:
+        with StepProgress(label, total, "journal actions", eta=client.http.limiter.seconds_for) as bar:
             job.progress = lambda action, outcome: bar.update(1)
             return job, job.run()
 
@@ -651,9 +665,12 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=dry_run, actions=[], left_alone=[]))
         click.echo(preview.message)
         return
+    # Chosen for the user: said in the preview, the question and the last line.
+    chosen = "" if run_id else f", the newest apply whose changes are still live (started {job.target['started_at']})"
     if dry_run:
         if fmt == "json":
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=True, actions=job.planned, left_alone=job.left_alone))
+        click.echo(f"rollback of run {job.target['id']}{chosen}:")
         for line in job.planned:
             click.echo(f"  would {line}")
         for line in job.left_alone:
@@ -664,11 +681,11 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
             click.echo(f"  would {line}", err=True)
         for line in job.left_alone:
             click.echo(f"  would leave: {line}", err=True)
-        click.confirm(f"Roll back run {job.target['id']}?", abort=True, err=True)
+        click.confirm(f"Roll back run {job.target['id']}{chosen}?", abort=True, err=True)
     try:
         job, result = with_progress("rolling back")
     except KeyboardInterrupt:
-        raise VgmigrateError(
+        raise Interrupted(
             f"interrupted; the journal is consistent: run `vgmigrate rollback{' --run ' + run_id if run_id else ''}` again to finish "
             "undoing the run (`vgmigrate status` shows where it stands)"
         ) from None
@@ -679,7 +696,7 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
             click.echo(f"  done: {line}")
         for line in result.left_alone:
             click.echo(f"  left alone: {line}")
-        click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls)")
+        click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls), undoing run {job.target['id']}{chosen}")
     if result.left_alone:
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
     if result.status not in ("rolled_back", "nothing_to_do"):
@@ -706,11 +723,16 @@ def history(settings, fmt):
 @click.pass_obj
 def status(settings, fmt):
     """Where the migration stands (scan, plan, rehearsal, runs, verify), and what to do next."""
-    from . import reports
-    from .runs import stage, step_counts
+    import os
 
-    inventory = open_inventory(settings)
+    from . import reports
+    from .runs import no_inventory, stage, step_counts
+
     check_account(settings)
+    if not os.path.exists(settings.db_path):  # asking where things stand creates nothing
+        data = no_inventory(settings.db_path)
+        return emit_json(data) if fmt == "json" else click.echo(reports.status_text(data, {}))
+    inventory = open_inventory(settings)
     data = stage(inventory, settings.account_id)
     if fmt == "json":
         return emit_json(data)
@@ -806,16 +828,23 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
 
     inventory = open_inventory(settings)
     inventory.check_lock(LOCK)
-    client = connect(settings)
-    client.idp = client.idp or connect_idp(settings)
     run = apply_run(inventory, run_id)
+    if inventory.plan_mode(run["plan_id"]) != "idp":
+        raise VgmigrateError(
+            f"run {run['id']} applied an API-mode plan, and API mode has no cutover: vgmigrate does not write to your IdP. "
+            "Once `vgmigrate verify` is clean, remove the migrated members from the CF- groups in your IdP (or stop pushing "
+            "those groups to Cloudflare) there; `--mode idp` plans are the ones `cutover` finishes, through Authentik"
+        )
+    client = connect(settings)
+    client.idp = authentik_for(settings, client)
     work = prepare(client, inventory, run, delete_groups=delete_groups)
+    click.echo("verify: " + reports.verify_clean(run["id"], work.verified), err=True)
     steps, stay = work.steps, work.stay
     for name, why in work.kept:
-        click.echo(f"{name!r} is not deleted: {why}", err=True)
+        click.echo(f"{quoted(name)} is not deleted: {why}", err=True)
     if stay:
         click.echo(f"{len(stay)} migrated member(s) stay in their CF- groups: Cloudflare no longer gives them those groups' roles, "
-                   f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {stay[0][0]!r}); "
+                   f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {quoted(stay[0][0])}); "
                    "remove them in Authentik by hand once you no longer need the rollback", err=True)
     if not steps:
         waited, left = finish_waiting(client, inventory, work.plan["plan_id"], sync_timeout)
@@ -840,7 +869,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
             cut.progress = lambda step, outcome: bar.update(1)
             result = cut.run()
     except KeyboardInterrupt:
-        raise VgmigrateError("interrupted; the journal is consistent: run `vgmigrate cutover` again to finish, or `vgmigrate rollback`") from None
+        raise Interrupted("interrupted; the journal is consistent: run `vgmigrate cutover` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
         emit_json(reports.run_json(result, plan=work.plan["plan_id"]))
     else:

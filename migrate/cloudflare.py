@@ -168,6 +168,18 @@ class Pages:
         for future in pending:
             future.cancel()
 
+    def calls_left(self):
+        """Pages of this listing not fetched yet (asked for and still waiting, for the rate limit
+        say, or not asked for yet); None when the first page has not said how many there are, or
+        will not. What progress lines estimate the time left from."""
+        with self._lock:
+            if self._closed:  # read to the end, or cancelled
+                return 0
+            if not isinstance(self._count, int):
+                return 1 if self._first is not None and not self._first.done() else None
+            waiting = sum(1 for future in self._pending.values() if not future.done())
+            return max(0, self._count - (self._next_page - 1)) + waiting
+
     def _walk(self):
         client = self._client
         items, body, total = (self._first.result() if self._first is not None else self._fetch(1))

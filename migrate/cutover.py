@@ -199,6 +199,7 @@ class Work:
     checks: dict
     stay: list
     kept: list
+    verified: dict = None  # the counts of the verify run first (verify_run's)
 
 
 def prepare(client, inventory, run, delete_groups=False):
@@ -206,10 +207,12 @@ def prepare(client, inventory, run, delete_groups=False):
     error when it must not go ahead."""
     if run["status"] != "done":
         raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
-    _, diffs, _ = verify_run(client, inventory, run["id"])
+    _, diffs, counts = verify_run(client, inventory, run["id"])
     diffs = [d for d in diffs if d["kind"] != "legacy_role_remains"]  # what an earlier cutover still waits for
     if diffs:
-        raise VgmigrateError(f"verify finds {len(diffs)} difference(s): the cutover runs only after a clean `vgmigrate verify`")
+        first = diffs[0]
+        raise VgmigrateError(f"verify finds {len(diffs)} difference(s) (first: {first['kind']} {first['subject']}: {first['detail']}): "
+                             "the cutover runs only after a clean `vgmigrate verify`, which lists them all")
     plan = inventory.plan_body(run["plan_id"])
     group_ids = live_group_ids(plan, inventory, run["id"])
     idp_groups = idp_of(client).cf_groups(include_users=True)
@@ -228,5 +231,5 @@ def prepare(client, inventory, run, delete_groups=False):
     if steps and not supers_outside_scim(members, idp_groups, client.account_id):
         raise VgmigrateError("the cutover would leave no accepted Super Administrator outside SCIM: grant Super Administrator "
                              "directly to a break-glass member, then run the cutover again")
-    return Work(plan, steps, checks, stay, kept)
+    return Work(plan, steps, checks, stay, kept, counts)
 

@@ -7,6 +7,13 @@ class VgmigrateError(Exception):
     exit_code = 1
 
 
+class Interrupted(VgmigrateError):
+    """Ctrl-C (SIGINT): one line saying what state it left and what to run, and exit 130 (128 +
+    SIGINT, what a shell reports for a process a Ctrl-C stopped), whatever the command."""
+
+    exit_code = 130
+
+
 class UsageProblem(VgmigrateError):
     """A missing or malformed setting (token, account id): one line, exit 2, before any call."""
 

@@ -109,6 +109,8 @@ class Apply:
         run = current_apply_of_plan(self.inv, self.plan["plan_id"])
         if run and run["status"] == "done":
             return RunResult(run["id"], "nothing_to_do", message=f"plan already applied by run {run['id']}")
+        if not self.plan["steps"]:  # a run with nothing in it would be what a bare `rollback` undoes
+            return RunResult(None, "nothing_to_do", message="the plan has no steps: nothing to apply, and no run was recorded")
         run_id = run["id"] if run else new_run_id("apply")
         self.inv.acquire_lock(LOCK, run_id)
         try:

@@ -26,6 +26,7 @@ from .approval import (
 )
 from .errors import VgmigrateError
 from .inventory import UTCNOW_RESOLUTION, plan_text, utcnow
+from .steps import in_cloudflare_audit_log
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
 
@@ -45,6 +46,7 @@ TABLES = {
 }
 # Columns added to the journal by the audit-log link, and the audit log table itself.
 JOURNAL_AUDIT_COLUMNS = ("audit_log_ids", "audit_match")
+NOT_AUDITED = "not in Cloudflare's audit log (a call to Authentik)"
 AUDIT_LOG_COLUMNS = (
     "id", "when", "action", "result", "actor_email", "actor_id", "actor_type", "actor_ip", "interface",
     "resource_type", "resource_id", "method", "path", "cf_ray", "run_id", "seq", "match", "old_value", "new_value",
@@ -67,7 +69,7 @@ class Export:
     columns: dict  # name -> tuple of column names
     plans: dict  # plan id -> canonical plan JSON text as approved
     account: dict
-    audit: dict | None = None  # {since, before, entries, linked, unlinked_writes, other_changes}
+    audit: dict | None = None  # {since, before, entries, linked, unlinked_writes, other_changes, not_in_audit_log}
     files: list = field(default_factory=list)
 
     def summary_line(self, out_dir):
@@ -317,11 +319,12 @@ def attach_audit_log(export, entries, window):
     for row in export.tables["journal"]:
         found = links.get((row["run_id"], row["seq"]), [])
         row["audit_log_ids"] = " ".join(entry_id for entry_id, _ in found) or None
-        row["audit_match"] = "; ".join(sorted({how for _, how in found})) or None
+        row["audit_match"] = "; ".join(sorted({how for _, how in found})) or (None if in_cloudflare_audit_log(row["action"]) else NOT_AUDITED)
     export.columns["journal"] = export.columns["journal"] + JOURNAL_AUDIT_COLUMNS
     export.tables["audit_log"] = rows
     export.columns["audit_log"] = AUDIT_LOG_COLUMNS
-    writes = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != "failed"]
+    sent = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != "failed"]
+    writes = [r for r in sent if in_cloudflare_audit_log(r["action"])]
     export.audit = {
         "source": ("v2" if any(_is_v2(e) for e in entries) else "v1") if entries else None,
         "since": _stamp(window[0]) if window else None,
@@ -330,6 +333,8 @@ def attach_audit_log(export, entries, window):
         "linked": sum(1 for r in rows if r["run_id"]),
         "unlinked_writes": [f"{r['run_id']}#{r['seq']}" for r in writes if not r["audit_log_ids"]],
         "other_changes": sum(1 for r in rows if not r["run_id"]),
+        # Authentik's calls, in its own log (those linked made Authentik push to Cloudflare: that is logged)
+        "not_in_audit_log": sum(1 for r in sent if r["audit_match"] == NOT_AUDITED),
     }
 
 
@@ -537,7 +542,7 @@ def summary_sections(export, exported_at):
                    ("nowrap", " ".join(str(v) for v in (a["http_status"], a["cf_ray"]) if v)), _outcome(a), describe_inverse(a)]
             if audit_on:
                 # Short ids keep the table readable; the audit log section and files have them in full.
-                row.append(("id", " ".join(i[:8] + "\u2026" for i in a["audit_log_ids"].split())) if a.get("audit_log_ids") else "none found")
+                row.append(("id", " ".join(i[:8] + "\u2026" for i in a["audit_log_ids"].split())) if a.get("audit_log_ids") else a.get("audit_match") or "none found")
             rows.append(row)
             classes.append("lost" if a["outcome"] in ("failed", "pending") else "")
         lines = [f"{run['kind']} run, {run['status']}, started {_when(run['started_at'])}"
@@ -568,6 +573,9 @@ def _audit_sections(export):
         f"Account audit log read for {audit['since']} to {audit['before']}: {audit['entries']} entries, "
         f"{audit['linked']} linked to journaled calls, {audit['other_changes']} made by something else in the window.",
     ]
+    if audit.get("not_in_audit_log"):
+        lines.append(f"{audit['not_in_audit_log']} journaled call(s) went to Authentik: they are not in Cloudflare's audit log "
+                     "(Authentik's own event log has them), and are marked so in the journal.")
     if audit["unlinked_writes"]:
         lines.append(f"{len(audit['unlinked_writes'])} journaled write(s) have no matching audit entry "
                      f"({', '.join(audit['unlinked_writes'][:10])}{'...' if len(audit['unlinked_writes']) > 10 else ''}); "

@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from .names import VARIANTS, parse_virtual_group_name
+from .names import VARIANTS, parse_virtual_group_name, quoted
 from .iam import email_key, held_permission_group_names, name_key
 from .roles import role_resolver
 
@@ -106,10 +106,10 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
                 }
             )
             if member is None:
-                findings.append(Finding("warning", "not_an_account_member", email, f"is in {vg.name!r} but is not a member of the account; they cannot be added to a User Group",
+                findings.append(Finding("warning", "not_an_account_member", email, f"is in {quoted(vg.name)} but is not a member of the account; they cannot be added to a User Group",
                                         "invite them to the account first if they still need access"))
             elif member.get("status") == "pending":
-                findings.append(Finding("warning", "pending_invitation", email, f"is in {vg.name!r} but has not accepted the account invitation",
+                findings.append(Finding("warning", "pending_invitation", email, f"is in {quoted(vg.name)} but has not accepted the account invitation",
                                         "they will be added to the User Group; the access starts when they accept"))
     others = [g for g in user_groups if g["id"] not in own_group_ids]
     findings += _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, others)
@@ -161,6 +161,6 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
     for vg in resolved.values():
         taken = existing.get(name_key(vg["permission_group_name"]))
         if taken:
-            findings.append(Finding("warning", "name_taken", vg["name"], f"an existing User Group is already named {taken['name']!r} (id {taken['id']})",
+            findings.append(Finding("warning", "name_taken", vg["name"], f"an existing User Group is already named {quoted(taken['name'])} (id {taken['id']})",
                                     "plan with --on-existing adopt|suffix, or a different --name-template"))
     return findings

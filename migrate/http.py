@@ -257,6 +257,42 @@ class RateLimiter:
             # move a float clock on: that would spin.
             self._sleep(max(wait, 1e-6))
 
+    def sent_recently(self, wall=None):
+        """Wall-clock times of this process's calls still in the window: a later command (another
+        process) counts them as its own, not as other clients'. `wall`: time.time() now."""
+        with self._lock:
+            now = self._clock()
+            offset = (time.time() if wall is None else wall) - now
+            return [t + offset for t in self._sent if t > now - self.period - self._slack]
+
+    def count_earlier(self, wall_times, wall=None):
+        """Calls an earlier vgmigrate command sent with this token (its `sent_recently()`): the
+        server still counts them, so they are this tool's own, in its window and never someone
+        else's share. Call before the first request."""
+        with self._lock:
+            if self.limit is None:
+                return
+            now = self._clock()
+            offset = (time.time() if wall is None else wall) - now
+            earlier = sorted(t - offset for t in wall_times if now - self.period < t - offset <= now)
+            self._sent = collections.deque(earlier + list(self._sent))
+
+    def seconds_for(self, calls):
+        """How long `calls` more calls take at the rate limit, given what this limiter has left of
+        its burst and any pause it holds (None without a limit): the estimate of time left that
+        progress lines give, and `rehearse` for the real apply."""
+        with self._lock:
+            if self.limit is None:
+                return None
+            now = self._clock()
+            limit, interval = self.effective_limit, self.period / self.effective_limit
+            if self.burst is None:  # unpaced: what is left of the window goes at once
+                at_once = max(0, limit - len(self._sent))
+            else:  # paced: what is left of the burst, refilled since it was last counted
+                since = 0.0 if self._refilled is None else (now - self._refilled) / interval
+                at_once = max(0.0, min(float(min(self.burst, limit)), self._tokens + since))
+            return max(0.0, self._hold_until - now) + max(0.0, calls - at_once) * interval
+
     def done(self, elapsed):
         """A request sent after `acquire()` got its answer (or failed) after `elapsed` seconds."""
         with self._lock:

@@ -17,6 +17,7 @@ class _IdpStep:
     kind = ""
     label = ""
     makes_group = False
+    in_cloudflare_audit_log = False  # sent to Authentik
 
     def transport(self, client):
         return idp_of(client)

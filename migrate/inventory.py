@@ -324,6 +324,13 @@ def m005_roles(db):
         _create_scan_table(db, name, SCAN_TABLES[name])
 
 
+@migrations()
+def m006_recent_calls(db):
+    """The times of the API calls the last commands sent, per API and account: the next command
+    counts those still in the rate-limit window as its own, not as other clients'."""
+    db["recent_calls"].create({"api": str, "times": str}, pk="api")
+
+
 class Inventory:
     """One open inventory file. Thread-safe: parallel apply workers share it for the journal."""
 
@@ -485,6 +492,13 @@ class Inventory:
                 row[key] = json.loads(row[key]) if row[key] else None
         return rows
 
+    def live_actions(self, run_id):
+        """How many of the run's journal rows may still be live (done or pending, not undone)."""
+        with self._lock:
+            return self.db.execute(
+                "select count(*) from actions where run_id = ? and status in ('done', 'pending')", [run_id]
+            ).fetchone()[0]
+
     def created_groups(self, run_id, kinds):
         """{step: object id} of the run's done actions of `kinds` (the step kinds that make a
         group), without decoding every row's member lists."""
@@ -588,6 +602,20 @@ class Inventory:
         # Cast in SQL: json.loads of the bytes would hold a decoded copy beside them while it parses.
         rows = list(self.db.query("select cast(body as text) as body from plans where id = ?", [plan_id]))
         return loads_shared(rows.pop()["body"]) if rows else None
+
+    def recent_calls(self, api):
+        """Wall-clock times of the calls earlier commands sent to `api` (see RateLimiter.count_earlier)."""
+        rows = list(self.db.query("select times from recent_calls where api = ?", [api]))
+        return json.loads(rows[0]["times"]) if rows else []
+
+    def save_recent_calls(self, api, times):
+        with self.transaction() as db:
+            db["recent_calls"].upsert({"api": api, "times": json.dumps([round(t, 3) for t in sorted(times)])}, pk="api")
+
+    def plan_mode(self, plan_id):
+        """api or idp: how the plan was to be carried out (None for a plan not recorded here)."""
+        rows = list(self.db.query("select mode from plans where id = ?", [plan_id]))
+        return rows[0]["mode"] if rows else None
 
     def has_plan(self, plan_id):
         """Whether the plan is recorded, without reading its body (tens of MB at 100,000 members)."""

@@ -107,3 +107,35 @@ def looks_like_virtual_group(name: str) -> bool:
     if not isinstance(name, str):
         return False
     return _LOOKS_LIKE.match(_without_invisibles(name).strip()) is not None
+
+
+# ---- showing a name: one way in every output (tables, reports, exports, messages) ----------------
+
+VISIBLE_CHARS = {"\t": "\u21e5", "\u00a0": "\u237d"}  # tab -> ⇥, no-break space -> ⍽
+
+
+def odd_char_label(ch):
+    if ch == "\t":
+        return "tab"
+    if ch == "\u00a0":
+        return "no-break space"
+    return unicodedata.name(ch, f"U+{ord(ch):04X}").lower()
+
+
+def is_odd_char(ch):
+    """Characters a reader cannot see or tell apart from a space: controls, format (zero-width,
+    bidi overrides), and every space but the plain one."""
+    return ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp", "Co", "Cn")
+
+
+def reveal(text):
+    """Plain-text form of a name with its odd characters shown: ⇥ for tab, ⍽ for NBSP, ⟨U+XXXX⟩ else."""
+    return "".join(
+        (VISIBLE_CHARS.get(ch) or f"\u27e8U+{ord(ch):04X}\u27e9") if is_odd_char(ch) else ch for ch in str(text)
+    )
+
+
+def quoted(name):
+    """A name inside a sentence: quoted, its odd characters shown as `reveal` shows them (where
+    `!r` would write a no-break space as `\\xa0` and a table as a blank)."""
+    return f"'{reveal(name)}'"

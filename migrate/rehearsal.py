@@ -8,6 +8,7 @@ from pathlib import Path
 from .cloudflare import CloudflareClient
 from .executor import apply_plan
 from .http import RateLimiter
+from .progress import about
 from .inventory import Inventory, dumps, member_as_listed, utcnow
 from .iam import write_policies
 from .rollback import rollback_run
@@ -53,9 +54,25 @@ def seed_from_scan(data):
     }
 
 
-def rehearse(inventory, plan, parallel=4):
-    """Returns a summary dict and records it in the inventory (the approval report shows it)."""
+def real_apply_estimate(calls):
+    """How long the real apply's calls take at Cloudflare's rate limit, in a sentence (the replica
+    has none: its own time says nothing of the account's)."""
+    limiter = RateLimiter(burst=RateLimiter.DEFAULT_BURST)  # what `apply` paces itself with
+    seconds = limiter.seconds_for(calls)
+    if seconds < 0.5:
+        return (f"the real apply makes {calls} API calls, within the {limiter.burst} sent at once: "
+                "the rate limit will not slow it")
+    return (f"the real apply makes {calls:,} API calls: about {about(seconds)} at the API rate limit "
+            f"({limiter.limit} requests / {limiter.period / 60:g} min), more if other clients share the token")
+
+
+def rehearse(inventory, plan, parallel=4, bar=None):
+    """Returns a summary dict and records it in the inventory (the approval report shows it).
+
+    bar(label, total, unit): a progress bar (a StepProgress) for the apply and the rollback."""
     from .sandbox import Sandbox
+
+    bar = bar or (lambda label, total, unit: _NoBar())
 
     seed = seed_from_scan(inventory.load_scan(plan["scan"]["id"]))
     with tempfile.TemporaryDirectory(prefix="vgmigrate-rehearsal-") as tmp, Sandbox(seed=seed, rate_limit=None) as sb:
@@ -66,9 +83,13 @@ def rehearse(inventory, plan, parallel=4):
         replica = Inventory(replica_path)
         client = CloudflareClient.connect(sb.base_url, sb.token, sb.account_id, parallel=parallel, limiter=RateLimiter(limit=None))
         before = sb.state.snapshot()
-        applied = apply_plan(client, replica, plan, parallel=parallel)
+        with bar("rehearsing apply", len(plan["steps"]), "steps") as steps:
+            applied = apply_plan(client, replica, plan, parallel=parallel, progress=lambda step, outcome: steps.update(1))
         _, diffs, _ = verify_run(client, replica, applied.run_id) if applied.run_id else (None, [], None)
-        undone = rollback_run(client, replica, applied.run_id)
+        undone = applied  # nothing applied: nothing to undo
+        if applied.run_id:
+            with bar("rehearsing rollback", replica.live_actions(applied.run_id), "journal actions") as actions:
+                undone = rollback_run(client, replica, applied.run_id, progress=lambda action, outcome: actions.update(1))
         restored = iam_state(sb.state.snapshot()) == iam_state(before)
         replica.close()
     summary = {
@@ -91,3 +112,14 @@ def iam_state(snapshot):
         sorted((g["name"], dumps(g["policies"]), sorted(g["members"])) for g in snapshot["user_groups"]),
         sorted(r["id"] for r in snapshot["resource_groups"]),
     )
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def update(self, n=1):
+        pass

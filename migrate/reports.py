@@ -6,6 +6,7 @@ from collections import Counter
 from tabulate import tabulate
 
 from .findings import SEVERITIES
+from .names import reveal
 from .steps import KINDS
 
 
@@ -73,7 +74,7 @@ def virtual_groups_table(groups, member_counts):
 
 
 def _clip(text, width):
-    text = str(text).replace("\t", "\\t").replace("\u00a0", "\u2423")
+    text = reveal(text)  # odd characters shown as every other output shows them
     return text if len(text) <= width else text[: width - 1] + "\u2026"
 
 
@@ -129,9 +130,17 @@ def to_json(data):
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def scan_json(scan_id, account_id, calls, counts, findings):
+def scan_json(scan_id, account_id, calls, counts, findings, token_kind=None):
     return {"scan": scan_id, "account": account_id, "api_calls": calls, "counts": counts,
-            "findings": [f.as_row() for f in findings]}
+            "findings": [f.as_row() for f in findings], "token_kind": token_kind}
+
+
+TOKEN_KINDS = {"account": "an account-owned API token", "user": "a user-owned API token"}
+
+
+def token_words(kind):
+    """Which kind of token `scan` found, as the scan line says it."""
+    return TOKEN_KINDS.get(kind, "an API token")
 
 
 def run_json(result, **extra):
@@ -147,8 +156,10 @@ def runs_json(runs, step_counts):
 
 def status_text(data, step_counts, where=None):
     """`status` for people, from runs.stage(); `where`: the inventory as the user should read it."""
+    if data["stage"] == "no_inventory":
+        return f"No inventory at {data['inventory']}: nothing has been scanned into it.\n\nNext: {data['next']}"
     if data["scan"] is None:
-        return f"No scan recorded in {where or data['inventory']} yet.\n\nNext: {data['next']}"
+        return f"No scan recorded yet in {where or data['inventory']}.\n\nNext: {data['next']}"
     scan = data["scan"]
     out = [f"last scan: {scan['id']} of account {scan['account_id']} at {scan['finished_at']}"]
     plan = data["plan"]
@@ -173,3 +184,8 @@ def export_json(result, out_dir):
     counts = {t: len(result.tables[t]) for t in ("runs", "journal", "findings") if t in result.tables}
     audit = None if result.audit is None else {k: result.audit[k] for k in ("entries", "linked") if k in result.audit}
     return {"out": str(out_dir), "files": list(result.files), "counts": counts, "audit_log": audit}
+
+
+def verify_clean(run_id, counts):
+    """What a clean verify says (`verify`, and `cutover`, which runs one first)."""
+    return f"run {run_id}: {counts['groups']} User Groups and {counts['member_roles']} member roles match; no differences."

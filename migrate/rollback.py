@@ -11,7 +11,7 @@ import time
 from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
 from .inventory import utcnow
-from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id
+from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id, run_to_undo, undone_message
 from .cutover import roles_not_back
 from .steps import RemoveIdpMembers, kind_of, plan_group_of, push_again
 from .authentik import idp_of
@@ -21,7 +21,7 @@ from .waiting import wait_until
 class Rollback:
     def __init__(self, client, inventory, run_id=None, *, force=False, dry_run=False, progress=None, parallel=None):
         self.client, self.inv = client, inventory
-        self.target = apply_run(inventory, run_id, kinds=UNDOABLE_KINDS)
+        self.target = apply_run(inventory, run_id, kinds=UNDOABLE_KINDS) if run_id else run_to_undo(inventory)
         if self.target["account_id"] != client.account_id:
             raise VgmigrateError(f"run {self.target['id']} was made in account {self.target['account_id']}, not {client.account_id}")
         self.force, self.dry_run = force, dry_run
@@ -77,13 +77,16 @@ class Rollback:
             finally:
                 self._sort_notes()
                 if run_id:
-                    self.inv.update_run(run_id, status=status, finished_at=utcnow(), message="; ".join(self.left_alone) or None)
+                    finished = utcnow()
+                    self.inv.update_run(run_id, status=status, finished_at=finished, message="; ".join(self.left_alone) or None)
                     for cutover in self._cutovers():
                         left = [a for a in self.inv.actions(cutover["id"], response=False) if a["status"] in ("done", "pending")]
                         self.inv.update_run(cutover["id"], status="partly_rolled_back" if left else UNDONE)
                     remaining = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in ("done", "pending")]
                     # A partly undone run can be applied again: its undone steps are redone.
-                    self.inv.update_run(self.target["id"], status="partly_rolled_back" if remaining else UNDONE)
+                    undone = "partly_rolled_back" if remaining else UNDONE
+                    self.inv.update_run(self.target["id"], status=undone,
+                                        message=undone_message(self.target["message"], undone, finished, run_id))
         finally:
             if run_id:
                 self.inv.release_lock(LOCK)

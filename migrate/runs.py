@@ -50,6 +50,29 @@ def latest_apply_run(inventory):
     return (live or runs)[-1]
 
 
+def undone_message(message, status, at, by):
+    """A run's message once a rollback undid all or part of it, so status and message agree:
+    "all steps done; rolled back at <time> by <rollback run>". An earlier rollback's note is
+    replaced, not added to."""
+    before = (message or "").split("; rolled back at ")[0].split("; partly rolled back at ")[0]
+    said = "partly rolled back" if status == "partly_rolled_back" else "rolled back"
+    return f"{before or 'applied'}; {said} at {at} by {by}"
+
+
+def holds_live_changes(inventory, run):
+    """Does the run's journal (or a cutover of its plan) still hold changes no rollback undid?"""
+    cutovers = [r for r in inventory.runs("cutover") if run["plan_id"] and r["plan_id"] == run["plan_id"]]
+    return any(inventory.live_actions(r["id"]) for r in [run, *cutovers])
+
+
+def run_to_undo(inventory):
+    """What `rollback` without `--run` undoes: the newest apply run that still holds live changes
+    (an empty run, as older versions recorded for a plan with nothing to do, never hides an
+    earlier one); else the latest apply, so rolling back twice is a no-op."""
+    live = [r for r in inventory.runs("apply") if r["status"] != UNDONE and holds_live_changes(inventory, r)]
+    return live[-1] if live else latest_apply_run(inventory)
+
+
 UNDOABLE_KINDS = ("apply", "idp_fix")  # runs `rollback --run` undoes (idp_fix: `idp check --fix`)
 
 
@@ -158,6 +181,14 @@ def stage(inventory, account_id):
     if out["verification"] and current["status"] == "done":
         name = "verified" if out["verification"]["differences"] == 0 else "verify_differences"
     return {**out, "stage": name, "next": next_step(current, out["verification"])}
+
+
+def no_inventory(path):
+    """`status` where no inventory exists: said as data, and no empty file is left behind."""
+    import os
+
+    return {"inventory": os.path.abspath(path), "stage": "no_inventory", "scan": None, "plan": None, "locks": [], "runs": [],
+            "verification": None, "next": "vgmigrate scan here, or point --db (VGMIGRATE_DB) at the inventory you scanned into"}
 
 
 def _before_apply(plan, scan):

@@ -12,6 +12,7 @@ from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
 from .inventory import dumps, member_raw, utcnow
+from .names import quoted
 from .roles import is_account_scoped, is_deprecated
 
 
@@ -39,6 +40,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
     # A scan that fails stops the SCIM reader and drops every page asked for ahead.
     stop, reading = threading.Event(), list(listings.values())
+    getattr(progress, "watch", lambda listings: None)(reading)  # their unread pages: the calls still to make
     with _stopping_on_error(stop, reading):
         token = token_call.result()
         # Every first page came in the token check's round trip: one that failed fails the scan now,
@@ -202,12 +204,12 @@ def compare_views(idp_groups, cloudflare_groups):
         for email in sorted(set(vg.member_emails) - set(other.member_emails)):
             findings.append(Finding(
                 "warning", "idp_member_not_in_cloudflare", email,
-                f"is in {name!r} in Authentik but not in Cloudflare's virtual group: the sync has not reached Cloudflare",
+                f"is in {quoted(name)} in Authentik but not in Cloudflare's virtual group: the sync has not reached Cloudflare",
                 "run a sync and check `vgmigrate idp check`; migrating from Authentik grants them the role"))
         for email in sorted(set(other.member_emails) - set(vg.member_emails)):
             findings.append(Finding(
                 "warning", "cloudflare_member_not_in_idp", email,
-                f"is in Cloudflare's virtual group {name!r} but not in Authentik's: migrating from Authentik drops their role",
+                f"is in Cloudflare's virtual group {quoted(name)} but not in Authentik's: migrating from Authentik drops their role",
                 "add them to the group in Authentik if they should keep it, or confirm the removal"))
     for name, other in theirs.items():
         if name not in ours:

@@ -27,6 +27,7 @@ class StepKind:
     kind = ""
     label = ""  # what the step does, for reports
     makes_group = False  # its object id is the plan group's Cloudflare User Group
+    in_cloudflare_audit_log = True  # its calls (and its undo's) go to Cloudflare, which logs them
 
     def transport(self, client):
         """The client whose last response the journal records (status, cf-ray)."""
@@ -280,6 +281,8 @@ class AttachIdpPolicy(AdoptUserGroup):
 
 class IdpStep(StepKind):
     """A step sent to Authentik: its answer is the one the journal records."""
+
+    in_cloudflare_audit_log = False  # Authentik's own log has it; its SCIM push to Cloudflare is Authentik's call
 
     def transport(self, client):
         return idp_of(client)
@@ -674,6 +677,13 @@ KINDS = {
     )
 }
 CREATES_POLICY = frozenset({CreateUserGroup.kind, AdoptUserGroup.kind, AttachIdpPolicy.kind})
+
+
+def in_cloudflare_audit_log(journal_kind):
+    """Does Cloudflare's account audit log record the call of this journal row's kind (a step's
+    kind, or `undo_<kind>` for a rollback's call)? A kind this vgmigrate does not know: yes."""
+    kind = KINDS.get(journal_kind.removeprefix("undo_")) if journal_kind else None
+    return kind is None or kind.in_cloudflare_audit_log
 
 
 def kind_of(step_or_action):

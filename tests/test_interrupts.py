@@ -58,7 +58,7 @@ def test_ctrl_c_during_rollback_is_one_line_and_the_next_rollback_finishes(sandb
     db, _, before = applied
     ctrl_c_after(monkeypatch, "delete_user_group", calls=2)
     result = invoke(sandbox, db, "rollback", "--yes")
-    assert result.exit_code == 1
+    assert result.exit_code == 130
     error = one_error_line(result)
     assert "interrupted" in error and "journal is consistent" in error and "vgmigrate rollback" in error
     assert statuses(db) == [("apply", "partly_rolled_back"), ("rollback", "interrupted")]
@@ -103,7 +103,7 @@ def test_after_any_interrupted_rollback_exit_code_history_and_status_agree(sandb
     ctrl_c_after(monkeypatch, "delete_user_group", calls=nth)
     first = invoke(sandbox, db, "rollback", "--yes")
     monkeypatch.undo()
-    assert first.exit_code == 1 and "interrupted" in one_error_line(first)
+    assert first.exit_code == 130 and "interrupted" in one_error_line(first)
     assert statuses(db)[0] == ("apply", "partly_rolled_back")
     second = invoke(sandbox, db, "rollback", "--yes")
     apply_status = statuses(db)[0][1]
@@ -119,7 +119,7 @@ def test_ctrl_c_during_apply_is_one_line_and_apply_again_finishes(sandbox, tmp_p
     run(sandbox, db, "plan", "--out", plan, "--on-existing", "suffix")
     ctrl_c_after(monkeypatch, "create_user_group", calls=2)
     result = invoke(sandbox, db, "apply", plan, "--yes", "--parallel", "1")
-    assert result.exit_code == 1
+    assert result.exit_code == 130
     assert "interrupted" in one_error_line(result)
     assert statuses(db) == [("apply", "interrupted")]
     assert "Next: vgmigrate apply <the same plan> to finish it" in run(sandbox, db, "status").output

@@ -136,7 +136,7 @@ def test_a_resumed_apply_counts_the_steps_already_done_once(sandbox, planned, mo
 
     with monkeypatch.context() as m:
         m.setattr(CloudflareClient, "add_user_group_members", interrupted)
-        vg(sandbox, db, "apply", plan, "--yes", "--parallel", "1", expect=1)
+        vg(sandbox, db, "apply", plan, "--yes", "--parallel", "1", expect=130)
     done = sum(1 for r in open_inventory(db).runs("apply") for a in open_inventory(db).actions(r["id"]) if a["status"] == "done")
     assert 0 < done < steps
     resumed = progress_lines(vg(sandbox, db, "apply", plan, "--yes", progress=0).stderr, "applying")

@@ -135,6 +135,11 @@ def check_cycle(seed, mode, tmp):
         if currently_in_test_context():  # printed with a failing example
             note(f"{mode} plan steps: {[(s['kind'], s.get('target')) for s in plan['steps']]}")
 
+        if not plan["steps"]:  # nothing to do: applying it changes nothing and records no run to verify or undo
+            assert "no run was recorded" in ok(cli_run(sb, db, "apply", plan_path, "--yes"), "apply").output
+            assert writes(sb) == [] and restorable(sb.state.snapshot()) == before
+            return "nothing"
+
         # 2. apply, verify.
         ok(cli_run(sb, db, "apply", plan_path, "--yes"), "apply")
         access_after = sb.state.effective_access()

@@ -177,12 +177,11 @@ def test_staged_rows_are_recorded_whole_and_in_order_across_statements(tmp_path)
 
 
 def test_scan_progress_bar_knows_each_lists_total(sandbox, tmp_path):
-    from migrate.cli import Progress
+    from migrate.progress import ScanProgress
 
     client = CloudflareClient.connect(sandbox.base_url, sandbox.token, sandbox.account_id)
     lines = []
-    progress = Progress(total=lambda: client.list_total)
-    progress.tty = True
+    progress = ScanProgress(total=lambda: client.list_total, tty=True)
     original = progress.line
     progress.line = lambda: lines.append(original()) or lines[-1]
     run_scan(client, Inventory(tmp_path / "inv.db"), progress=progress)

@@ -139,5 +139,5 @@ def test_scan_from_authentik_without_its_settings_is_refused_before_any_call(tmp
 def test_scan_with_a_wrong_authentik_token_records_nothing(tmp_path):
     with pair() as (cf, ak):
         result = scan(cf, ak, tmp_path / "ak.db", "--source", "authentik", expect=1, AUTHENTIK_TOKEN="wrong")
-        assert "Authentik API GET /core/groups/ failed with HTTP 403" in result.output
+        assert "Authentik API GET /core/users/me/ failed with HTTP 403" in result.output  # checked before anything is read
         assert Inventory(tmp_path / "ak.db").last_scan() is None
