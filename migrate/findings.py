@@ -3,7 +3,8 @@
 from dataclasses import asdict, dataclass
 
 from .names import VARIANTS, parse_virtual_group_name
-from .iam import email_key, held_permission_group_names, name_key
+from . import iam
+from .iam import email_key, name_key
 from .roles import role_resolver
 
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -31,25 +32,29 @@ def sort_findings(findings):
 
 
 def member_fields(member, account_id):
-    """What `analyse` needs of an account member as listed: id, email, status, and the name keys
-    of the roles it holds directly on the whole account. A scan keeps only this for each of its (maybe 50,000)
-    members: the listing carries every role expanded with its permissions, ten times the size. Plain
-    strings and a tuple, so the garbage collector need not walk them."""
+    """What `analyse` needs of an account member as listed: id, email, status, and what gives it
+    access by itself (iam.member_grants: its legacy roles and own policies). A scan keeps only this
+    for each of its (maybe 50,000) members: the listing carries every role expanded with its
+    permissions, ten times the size. Plain strings and tuples, so the garbage collector need not
+    walk them."""
     return {
         "id": member["id"],
         "email": email_key(member.get("email") or (member.get("user") or {}).get("email")),
         "status": member.get("status"),
-        "held_roles": tuple(sorted(held_permission_group_names(member, account_id))),
+        "grants": iam.member_grants(member, account_id),
     }
 
 
-def analyse(account_id, virtual_groups, permission_groups, members, user_groups, mapping=None, own_group_ids=frozenset()):
-    """Returns (virtual_group_rows, membership_rows, findings) for the inventory. No I/O.
+def analyse(account_id, virtual_groups, permission_groups, members, user_groups, mapping=None, own_group_ids=frozenset(),
+            group_members=()):
+    """Returns (virtual_group_rows, membership_rows, findings, held_access_rows) for the inventory. No I/O.
 
     `members` are the `member_fields` of the account members. `own_group_ids` are User Groups that
-    vgmigrate itself created: they are not name collisions.
+    vgmigrate itself created: they are not name collisions. `group_members`: the user_group_members
+    rows read (a member holds what its User Groups grant, as iam.held_access counts it).
     """
     members_by_email = {m["email"]: m for m in members if m.get("email")}
+    held = _held_by_email(account_id, members_by_email, user_groups, group_members)
     resolve = role_resolver(permission_groups, mapping)
     vg_rows, vgm_rows, findings = [], [], []
     for vg in virtual_groups:
@@ -103,6 +108,7 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
                     "email": email,
                     "member_id": member["id"] if member else None,
                     "member_status": member.get("status") if member else None,
+                    "holds": None if member is None else int(not _names_granted(row).isdisjoint(held[email])),
                 }
             )
             if member is None:
@@ -112,23 +118,90 @@ def analyse(account_id, virtual_groups, permission_groups, members, user_groups,
                 findings.append(Finding("warning", "pending_invitation", email, f"is in {vg.name!r} but has not accepted the account invitation",
                                         "they will be added to the User Group; the access starts when they accept"))
     others = [g for g in user_groups if g["id"] not in own_group_ids]
-    findings += _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, others)
-    return vg_rows, vgm_rows, sort_findings(findings)
+    supers = _independent_supers(account_id, members_by_email, held, vg_rows, vgm_rows, user_groups, group_members)
+    findings += _cross_checks(account_id, vg_rows, vgm_rows, others, supers)
+    access = held_access_rows(members_by_email, held, vg_rows, vgm_rows, permission_groups)
+    return vg_rows, vgm_rows, sort_findings(findings), access
 
 
-def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
+def _names_granted(vg_row):
+    """The name keys under which a member holds what a virtual group grants: its role as the group
+    names it, and the permission group that role resolved to (a renamed or mapped role is held under
+    its new name)."""
+    return {name_key(vg_row.get("role")), name_key(vg_row.get("permission_group_name"))} - {""}
+
+
+def _held_by_email(account_id, members_by_email, user_groups, group_members, counts=lambda group: True):
+    """Email -> iam.held_access of each account member: its own grants and those of the User
+    Groups it is in. A group `counts` rejects keeps only its denies (they take access back anyway)."""
+    groups = {g["id"]: g for g in user_groups}
+    grants, in_groups = {}, {}
+    for link in group_members:
+        group = groups.get(link["user_group_id"])
+        if group is not None:
+            if group["id"] not in grants:
+                through, via, allowed, denied = iam.group_grant(group["name"], group.get("policies"), account_id)
+                grants[group["id"]] = (through, via, allowed if counts(group) else (), denied)
+            in_groups.setdefault(link["member_id"], []).append(grants[group["id"]])
+    return {email: iam.held_access((*m["grants"], *in_groups.get(m["id"], ()))) for email, m in members_by_email.items()}
+
+
+def _independent_supers(account_id, members_by_email, held, vg_rows, vgm_rows, user_groups, group_members):
+    """Emails of accepted members who hold Super Administrator by a direct grant, independent of
+    SCIM: a legacy role or an own policy, and no virtual group for it lists them (Cloudflare cannot
+    tell what it gave from a direct grant). A User Group's allow does not count (the IdP may own
+    the group, and the cutover checks direct grants only), but its deny still takes the role back."""
+    super_admin = name_key(SUPER_ADMIN)
+    super_vgs = {r["id"] for r in vg_rows if r.get("account_id") == account_id and super_admin in _names_granted(r)}
+    in_super_vg = {link["email"] for link in vgm_rows if link["virtual_group_id"] in super_vgs}
+    candidates = {e: m for e, m in members_by_email.items()
+                  if m.get("status") == "accepted" and e not in in_super_vg and super_admin in held[e]}
+    direct = _held_by_email(account_id, candidates, user_groups, group_members, counts=lambda group: False)
+    return {email for email, access in direct.items() if super_admin in access}
+
+
+def held_access_rows(members_by_email, held, vg_rows, vgm_rows, permission_groups):
+    """held_access rows: per account member, each permission group held and through what. A legacy
+    role a virtual group of the member's grants is shown as held through that virtual group; a role
+    under an old name is named by its permission group today (exact, normalised or rename table:
+    the same role; a mapping file's choice is another role, so it is not used here)."""
+    same_role = role_resolver(permission_groups)
+    names = {}
+
+    def current(name):
+        if name not in names:
+            res = same_role(name)
+            names[name] = res.permission_group["name"] if res.status == "resolved" else name
+        return names[name]
+
+    vgs = {r["id"]: r for r in vg_rows}
+    member_vgs = {}
+    for link in vgm_rows:
+        if link["holds"]:
+            member_vgs.setdefault(link["email"], []).append(vgs[link["virtual_group_id"]])
+    rows = []
+    for email, access in held.items():
+        member_id = members_by_email[email]["id"]
+        for key, (name, ways) in sorted(access.items()):
+            seen = set()
+            for through, via in ways:
+                found = [vg["name"] for vg in member_vgs.get(email, ()) if key in _names_granted(vg)] if through == iam.LEGACY_ROLE else []
+                for row in [(iam.VIRTUAL_GROUP, v) for v in found] or [(through, via)]:
+                    if row not in seen:
+                        seen.add(row)
+                        rows.append({"member_id": member_id, "email": email, "permission_group": current(name), "held_as": name,
+                                     "through": row[0], "via": row[1]})
+    return rows
+
+
+def _cross_checks(account_id, vg_rows, vgm_rows, user_groups, independent_supers):
     findings = []
     resolved = {r["id"]: r for r in vg_rows if r.get("resolution") == "resolved"}
 
-    # A member who no longer holds the role their virtual group granted may already have lost access.
-    # (Per group, the names that count as holding it: worked out once, not once per member.)
-    granted = {vg_id: {name_key(vg["role"]), name_key(vg["permission_group_name"])} for vg_id, vg in resolved.items()}
+    # A member who does not hold the role their virtual group granted (through anything, under its
+    # old or its new name) may already have lost access.
     for link in vgm_rows:
-        names = granted.get(link["virtual_group_id"])
-        member = members_by_email.get(link["email"])
-        if not names or not member:
-            continue
-        if names.isdisjoint(member["held_roles"]):
+        if link["virtual_group_id"] in resolved and link["holds"] == 0:
             vg = resolved[link["virtual_group_id"]]
             findings.append(
                 Finding("critical", "role_not_held", link["email"], f"is in {vg['name']!r} but does not hold {vg['permission_group_name']!r} in Cloudflare; they may already have lost this access",
@@ -145,14 +218,7 @@ def _cross_checks(account_id, vg_rows, vgm_rows, members_by_email, user_groups):
                                     "nothing, unless they were meant to grant different roles"))
 
     # Someone must keep Super Administrator without depending on SCIM.
-    super_admin = name_key(SUPER_ADMIN)
-    super_vgs = {r["id"] for r in vg_rows if name_key(r.get("permission_group_name")) == super_admin}
-    in_super_vg = {link["email"] for link in vgm_rows if link["virtual_group_id"] in super_vgs}
-    direct_supers = [
-        email for email, m in members_by_email.items()
-        if super_admin in m["held_roles"] and email not in in_super_vg and m.get("status") == "accepted"
-    ]
-    if not direct_supers:
+    if not independent_supers:
         findings.append(Finding("critical", "no_super_admin_outside_scim", account_id, "no accepted Super Administrator holds the role outside the virtual groups; a SCIM mistake could lock everyone out",
                                 "grant Super Administrator directly to a break-glass member before migrating"))
 

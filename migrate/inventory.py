@@ -125,22 +125,33 @@ SCAN_TABLES = {
         "resolution_message": str,
         "raw": str,
     },
+    # holds: 1 when the member holds the group's role in Cloudflare today (under its old or its new
+    # name, through anything: iam.held_access), 0 when not, null for one who is not an account member.
     "virtual_group_members": {
         "virtual_group_id": str,
         "email": str,
         "member_id": str,
         "member_status": str,
+        "holds": int,
     },
+    # What each account member holds on the whole account and through what (iam.held_access): one
+    # row per permission group per way it is held. permission_group: the name Cloudflare gives it
+    # today (a legacy role under an old name resolved through the rename table); held_as: the name
+    # it is held under; via: the role, User Group or virtual group ("" for an own policy).
+    "held_access": {"member_id": str, "email": str, "permission_group": str, "held_as": str, "through": str, "via": str},
 }
 JSON_COLUMNS = {"raw", "roles", "policies", "variants", "scopes", "objects"}
 SCAN_TABLE_PKS = {
     "virtual_group_members": ("scan_id", "virtual_group_id", "email"),
     "user_group_members": ("scan_id", "user_group_id", "member_id"),
+    "held_access": ("scan_id", "member_id", "held_as", "through", "via"),
 }
-# What migrations m002 and m005 added; m001 creates the tables as they first were.
+# What migrations m002, m005 and m006 added; m001 creates the tables as they first were.
 M002_COLUMNS = {("resource_groups", "account_wide"), ("user_groups", "scim_managed")}
 M002_TABLES = {"user_group_members"}
 M005_TABLES = {"roles"}
+M006_COLUMNS = {("virtual_group_members", "holds")}
+M006_TABLES = {"held_access"}
 
 
 def member_raw(member, roles):
@@ -197,8 +208,8 @@ def m001_initial(db):
         pk="id",
     )
     for name, columns in SCAN_TABLES.items():
-        if name not in M002_TABLES | M005_TABLES:
-            _create_scan_table(db, name, {c: t for c, t in columns.items() if (name, c) not in M002_COLUMNS})
+        if name not in M002_TABLES | M005_TABLES | M006_TABLES:
+            _create_scan_table(db, name, {c: t for c, t in columns.items() if (name, c) not in M002_COLUMNS | M006_COLUMNS})
     db["findings"].create(
         {
             "scan_id": int,
@@ -321,6 +332,16 @@ def m004_verifications(db):
 def m005_roles(db):
     """Account roles once per scan, which members' raw JSON names by id from now on."""
     for name in M005_TABLES:
+        _create_scan_table(db, name, SCAN_TABLES[name])
+
+
+@migrations()
+def m006_held_access(db):
+    """What each member holds and through what, per scan (the effective_access view), and whether
+    each virtual group member holds its role today."""
+    for table, column in sorted(M006_COLUMNS):
+        db[table].add_column(column, SCAN_TABLES[table][column])
+    for name in M006_TABLES:
         _create_scan_table(db, name, SCAN_TABLES[name])
 
 

@@ -82,7 +82,10 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                 scim_ids, vgs, users = scim_view.result()
                 progress("users", users)
 
-            vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
+            # Members of the groups read (a member holds what its groups grant), before the analysis.
+            group_members = list(_adoptable_members(adoptable, progress))
+            vg_rows, vgm_rows, findings, held = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids,
+                                                        group_members=group_members)
             if source_findings:
                 findings = sort_findings(findings + source_findings)
             if scim_ids is None:
@@ -90,10 +93,11 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                     "warning", "scim_unreadable", client.account_id,
                     "the token cannot read SCIM groups, so which User Groups your IdP manages is unknown",
                     "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
+            writer.insert("held_access", held)  # worked out from rows the fingerprint has read
             stage("permission_groups", map(_permission_group_row, pgs))
             stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
             stage("roles", ({"id": role_id, "name": role.get("name"), "raw": dumps(role)} for role_id, role in roles.items()))
-            stage("user_group_members", _adoptable_members(adoptable, progress))
+            stage("user_group_members", group_members)
             stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
             stage("virtual_group_members", vgm_rows)
             stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
