@@ -109,8 +109,9 @@ SCAN_TABLES = {
     "roles": {"id": str, "name": str, "raw": str},
     # scim_managed: the group's id is a SCIM group's id, so the IdP owns its name and members.
     "user_groups": {"id": str, "name": str, "policies": str, "scim_managed": int, "raw": str},
-    # Members of the User Groups a plan may adopt (every group vgmigrate did not make): adopting
-    # a group grants its role to each of them, so the plan must name them.
+    # Members of every User Group: adopting a group grants its role to each of them, so the plan
+    # must name them, and each holds what the group grants (held_access). Scans made before
+    # m006 have the members of the groups vgmigrate did not make only.
     "user_group_members": {"user_group_id": str, "member_id": str, "email": str, "status": str},
     "virtual_groups": {
         "id": str,

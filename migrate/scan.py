@@ -50,10 +50,11 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         account = account_call.result()
         ugs = _collect(listings["ugs"], "user groups", progress)
         own_ids = inventory.own_user_group_ids()
-        # One listing per group a plan may adopt (adopting grants the role to everyone in it), started
-        # now, before the permission groups are read: they fill the round trip in which the other
-        # lists read page 2 alone.
-        adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
+        # One member listing per User Group, started now, before the permission groups are read:
+        # they fill the round trip in which the other lists read page 2 alone. A plan may adopt a
+        # group (adopting grants the role to everyone in it), and everyone holds what their groups
+        # grant, vgmigrate's own included (the effective access after a migration).
+        adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs]
         reading.extend(listing for _, listing in adoptable)
         pgs = _collect(listings["pgs"], "permission groups", progress)
         with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:

@@ -166,3 +166,29 @@ def test_a_scan_counts_held_access_as_cloudflare_does(seed):
         }
         assert {f.subject for f in findings if f.code == "role_not_held"} == expected
         inventory.close()
+
+
+def test_the_readme_query_says_who_held_a_role_before_and_after(sandbox, tmp_path):
+    """The effective_access view, queried as the README does, over a scan before an apply and one after."""
+    import re
+    import sqlite3
+
+    from engine_support import run
+
+    db = tmp_path / "v.db"
+    run(sandbox, db, "scan")
+    run(sandbox, db, "plan", "--on-existing", "suffix", "--out", tmp_path / "p.json", expect=0)
+    run(sandbox, db, "apply", tmp_path / "p.json", "--yes")
+    run(sandbox, db, "scan")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    query = re.search(r'sqlite3 -header -column vgmigrate\.db "(.+?)"', readme, re.S).group(1).replace("(1, 4)", "(1, 2)")
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(query).fetchall()
+    ways = {(email, scan, through, via) for email, scan, through, via in rows}
+    # each member of the Administrator virtual group holds it through that group before, and also
+    # through the new User Group after
+    vg_members = {e for e, s, t, _ in ways if s == 1 and t == iam.VIRTUAL_GROUP}
+    assert vg_members
+    for email in vg_members:
+        assert (email, 2, iam.USER_GROUP, "Administrator") in ways, email
+    assert not {e for e, s, t, _ in ways if s == 1 and t == iam.USER_GROUP}
