@@ -192,3 +192,31 @@ def test_the_readme_query_says_who_held_a_role_before_and_after(sandbox, tmp_pat
     for email in vg_members:
         assert (email, 2, iam.USER_GROUP, "Administrator") in ways, email
     assert not {e for e, s, t, _ in ways if s == 1 and t == iam.USER_GROUP}
+
+
+# --- verify counts only a policy on the whole account -------------------------------------------------
+
+
+def test_verify_fails_when_a_policy_is_moved_to_a_domain_scoped_resource_group(sandbox, tmp_path):
+    """Pins verify to iam.is_account_wide: the same scope key with a zone object is one domain, not the account."""
+    import json
+
+    from engine_support import run
+    from migrate.sandbox.seeds import tag
+
+    db = tmp_path / "v.db"
+    run(sandbox, db, "scan")
+    run(sandbox, db, "plan", "--on-existing", "suffix", "--out", tmp_path / "p.json")
+    run(sandbox, db, "apply", tmp_path / "p.json", "--yes")
+    run(sandbox, db, "verify")
+    state = sandbox.state
+    zone_rg = state.resource_groups[tag("rg:zone")]
+    assert zone_rg["scope"]["key"].endswith(state.account["id"]) and zone_rg["scope"]["objects"] != [{"key": "*"}]
+    with state.lock:
+        dns = state.user_groups[state.user_group_ids_by_name["DNS"]]
+        for policy in dns["policies"]:
+            policy["resource_groups"] = [zone_rg["id"]]
+    found = run(sandbox, db, "verify", "--json", expect=3)
+    diffs = json.loads(found.output)["differences"]
+    assert ("policy_missing", "DNS") in [(d["kind"], d["subject"]) for d in diffs]
+    assert {d["kind"] for d in diffs} == {"policy_missing", "access_not_granted"}  # its members no longer get DNS
