@@ -227,8 +227,9 @@ def compare_views(idp_groups, cloudflare_groups):
 def _member_rows(listing, kept, roles, account_id, progress):
     """Inventory rows of the listed members; appends each member's `member_fields` to `kept` and
     records in `roles` each role met (see member_raw)."""
+    shared = {}
     for m in listing:
-        kept.append(member_fields(m, account_id))
+        kept.append(member_fields(m, account_id, shared))
         progress("members")
         user = m.get("user") or {}
         yield {

@@ -59,7 +59,7 @@ def analysed(members, vgs, groups=(), mapping=None):
     by_code = {}
     for f in findings:
         by_code.setdefault(f.code, []).append(f.subject)
-    return by_code, vgm, held
+    return by_code, vgm, list(held)
 
 
 def dns_vg(*emails, role="DNS"):
