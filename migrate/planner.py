@@ -51,7 +51,7 @@ def reused_resource_group(resource_groups):
 
 # Scan tables build_plan never reads: load_scan(without=UNREAD_TABLES). At 100,000 members their
 # decoded JSON would be most of a plan's memory (a generated account has a role per group).
-UNREAD_TABLES = ("members", "roles")
+UNREAD_TABLES = ("members", "roles", "held_access")
 
 
 @cycle_collection_paused()
