@@ -469,11 +469,11 @@ def in_words(plan):
     """The report's first lines, (kind, title, who): who loses, who moves, who gains, who cannot be
     added, and that everyone else keeps their access, each with the first few names."""
     rows = access_rows(plan)
-    why = {"restored": "which they do not hold today"}
 
     def gained(r):
-        reasons = r.get("why") or {}
-        return [f"{role}, {why['restored']}" for role in r["restored"]] + [f"{role}, {reasons[role]}" if role in reasons else role for role in r["gained"]]
+        why = r.get("why") or {}
+        return ([f"{role}, which they do not hold today" for role in r["restored"]]
+                + [f"{role}, {why[role]}" if role in why else role for role in r["gained"]])
 
     kinds = [
         ("lost", "Lose access when the CF- groups are removed", [(r["email"], r["lost"]) for r in rows if r["lost"]]),

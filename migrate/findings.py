@@ -173,10 +173,11 @@ def _independent_supers(account_id, members_by_email, held, vg_rows, vgm_rows, u
 
 
 def held_access_rows(members_by_email, held, vg_rows, vgm_rows, permission_groups):
-    """held_access rows, made as they are staged: per account member, each permission group held and through what. A legacy
-    role a virtual group of the member's grants is shown as held through that virtual group; a role
-    under an old name is named by its permission group today (exact, normalised or rename table:
-    the same role; a mapping file's choice is another role, so it is not used here)."""
+    """held_access rows, made as they are staged: per account member, each permission group held
+    and through what. A legacy role a virtual group of the member's grants is shown as held through
+    that virtual group; a role under an old name is named by its permission group today (exact,
+    normalised or rename table: the same role; a mapping file's choice is another role, so it is not
+    used here)."""
     same_role = role_resolver(permission_groups)
     names = {}
 
