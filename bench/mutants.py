@@ -62,7 +62,7 @@ MUTANTS = [
     m("M03", "deny: a deny of the same permission group no longer takes the grant back", "migrate/iam.py",
       "return allowed and not denied", "return allowed", *IAM_PURE),
     m("M04", "deny: a member's direct deny no longer removes a held role", "migrate/iam.py",
-      'return (held | allowed) - denied - {""}', 'return (held | allowed) - {""}', *IAM_PURE),
+      "if key and key not in denied:", "if key:", *IAM_PURE),
     m("M05", "deny: a deny policy counts as the same as an allow", "migrate/iam.py",
       'policy.get("access", "allow"),\n        tuple(sorted(_ids(policy.get("permission_groups")))),',
       '"allow",\n        tuple(sorted(_ids(policy.get("permission_groups")))),', *IAM_PURE),
@@ -73,7 +73,7 @@ MUTANTS = [
       'return " ".join(visible.split()).casefold()', 'return " ".join(visible.split())', *IAM_PURE),
     # pending members
     m("M08", "pending members: a pending Super Administrator counts as break-glass", "migrate/findings.py",
-      'and email not in in_super_vg and m.get("status") == "accepted"', "and email not in in_super_vg", CORE),
+      'if m.get("status") == "accepted" and e not in in_super_vg', "if e not in in_super_vg", CORE),
     m("M09", "pending members: a pending invitation is not flagged", "migrate/findings.py",
       'elif member.get("status") == "pending":', "elif False:", CORE),
     # journal order
@@ -168,6 +168,13 @@ MUTANTS = [
       "    if holder_alive(lock) is not False:\n        raise", "    if holder_alive(lock) is None:\n        raise", CORE),
     m("M42", "break-glass: plan goes ahead with no Super Administrator outside SCIM", "migrate/cli.py",
       'if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):', "if False:", "tests/test_break_glass.py"),
+    # what the report and verify promise (issue 22: both survived the suite once)
+    m("M43", "verify: a policy on any resource group counts as account-wide", "migrate/verify.py",
+      "rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)", 'rg_ids = {rg["id"] for rg in client.resource_groups()}',
+      "tests/test_held_access.py::test_verify_fails_when_a_policy_is_moved_to_a_domain_scoped_resource_group"),
+    m("M44", "role_not_held: only the virtual group's role name counts, not the permission group it resolved to", "migrate/findings.py",
+      'return {name_key(vg_row.get("role")), name_key(vg_row.get("permission_group_name"))} - {""}', 'return {name_key(vg_row.get("role"))} - {""}',
+      "tests/test_held_access.py::test_a_renamed_or_mapped_role_held_under_its_new_name_is_not_reported_lost"),
 ]
 
 

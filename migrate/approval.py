@@ -160,6 +160,13 @@ ul.members { margin: 2px 0 10px; padding-left: 20px; columns: 3 16em; }
 .sides { display: flex; gap: 16px; flex-wrap: wrap; }
 .side { flex: 1 1 380px; border: 1px solid var(--line); border-radius: 6px; padding: 4px 12px; }
 .side.lost { background: var(--lost); } .side.gain { background: var(--gain); }
+.side.moved { background: var(--warn); } .side.cannot { background: var(--bg); }
+tr.moved td { background: var(--warn); } tr.cannot td { background: var(--bg); }
+span.moved { color: var(--warn-ink); font-weight: 700; } span.cannot { color: var(--muted); font-weight: 700; }
+ul.inwords { margin: 8px 0 12px; padding-left: 18px; font-size: 15px; }
+ul.inwords li.lost strong { color: var(--lost-ink); } ul.inwords li.gain strong { color: var(--gain-ink); }
+ul.inwords li.moved strong { color: var(--warn-ink); }
+table.signoff td { height: 2.4em; min-width: 24em; }
 .side ul, ul.decisions { margin: 4px 0 8px; padding-left: 18px; }
 a.email { white-space: nowrap; color: inherit; }
 table.facts code.planid { white-space: nowrap; word-break: keep-all; }
@@ -248,6 +255,7 @@ def apply_command(plan, plan_path):
 
 def plan_counts(plan):
     actions = Counter(g["action"] for g in plan["groups"])
+    rows = access_rows(plan)
     additions = [m for s in plan["steps"] for m in KINDS[s["kind"]].added_members(s["request"])]
     return {
         "actions": actions,
@@ -255,21 +263,44 @@ def plan_counts(plan):
         "members": len(set(additions)),
         "virtual_groups": sum(len(g["virtual_groups"]) for g in plan["groups"]),
         "skipped": len(plan["skipped"]),
-        "lost": sum(1 for a in plan["access"] if a["lost"]),
-        "gained": sum(1 for a in plan["access"] if a.get("gained")),
+        **{kind: sum(1 for r in rows if r[kind]) for kind in ("lost", "moved", "gained", "restored", "cannot_add")},
     }
 
 
 def access_rows(plan):
-    """Each member's access before (virtual groups) and after (User Groups), differences first."""
+    """Each member's access before (held today through virtual groups) and after (User Groups),
+    differences first, each kind of difference apart: lost, moved by the mapping file, gained
+    (restored: the plan gives back a role they do not hold today), never had and cannot be added.
+    Worked out once per plan: every section of the report reads them (100,000 members: ~1 s each)."""
+    cached = _ACCESS_ROWS.get("plan")
+    if cached is None or cached[0] is not plan["access"]:
+        _ACCESS_ROWS["plan"] = cached = (plan["access"], _access_rows(plan["access"]))
+    return cached[1]
+
+
+_ACCESS_ROWS = {}  # "plan" -> (the plan's access list, its rows): the last plan rendered
+
+
+def _access_rows(access):
     rows = []
-    for a in plan["access"]:
+    for a in access:
+        if a["before"] == a["after"] and not a.get("restored") and not a.get("cannot_add"):
+            # Most members: nothing changes. Only the fields that say so, with shared empty values.
+            rows.append({**a, "lost": (), "gained": (), "moved": (), "restored": (), "cannot_add": (),
+                         "renamed": [tuple(r) for r in a["renamed"]] if a.get("renamed") else (), "change": "same"})
+            continue
         before, after = set(a["before"]), set(a["after"])
-        lost, gained = sorted(before - after), sorted(after - before)
-        change = "lost" if lost else "gain" if gained else "same"
-        rows.append({**a, "lost": lost, "gained": gained, "change": change})
-    order = {"lost": 0, "gain": 1, "same": 2}
-    return sorted(rows, key=lambda r: (order[r["change"]], r["email"]))
+        moved = [tuple(m) for m in a.get("moved", ())]
+        restored = list(a.get("restored", ()))
+        lost = sorted(before - after - {old for old, _ in moved})
+        gained = sorted(after - before - {new for _, new in moved} - set(restored))
+        cannot = list(a.get("cannot_add", ()))
+        change = "lost" if lost else "moved" if moved else "gain" if gained or restored else "cannot" if cannot else "same"
+        rows.append({**a, "lost": lost, "gained": gained, "moved": moved, "restored": restored, "cannot_add": cannot,
+                     "renamed": [tuple(r) for r in a.get("renamed", ())], "change": change})
+    order = {"lost": 0, "moved": 1, "gain": 2, "cannot": 3, "same": 4}
+    rows.sort(key=lambda r: (order[r["change"]], r["email"]))
+    return rows
 
 
 def access_roles(plan):
@@ -286,15 +317,37 @@ def cell_state(row, role):
     return ""
 
 
+def moves_text(row):
+    return [f"moves from role {old} to permission group {new}, chosen by the mapping file" for old, new in row["moved"]]
+
+
+def gains_text(row):
+    why = row.get("why") or {}
+    return ([f"gains {role}: restores access they do not have today" for role in row["restored"]]
+            + [f"gains {role} ({why[role]})" if role in why else f"gains {role}" for role in row["gained"]])
+
+
+def cannot_text(row):
+    return [f"never had {role}; cannot be added (not an account member)" for role in row["cannot_add"]]
+
+
+def renamed_text(row):
+    return [f"{old} is now called {new}" for old, new in row["renamed"]]
+
+
+def _loud(text):
+    """The verb of a change in capitals, as the access picture marks them: "GAINS DNS"."""
+    verb, _, rest = text.partition(" ")
+    return f"{verb.upper()} {rest}"
+
+
 def change_text(row):
-    parts = []
-    if row["lost"]:
-        reason = " (not an account member)" if not row.get("member_id") else ""
-        parts.append(f"LOSES {', '.join(row['lost'])}{reason}")
-    if row["gained"]:
-        why = row.get("why") or {}
-        parts.append("GAINS " + ", ".join(f"{role} ({why[role]})" if role in why else role for role in row["gained"]))
-    return "; ".join(parts) or "no change"
+    """The change of one member's access in words."""
+    parts = ([f"LOSES {', '.join(row['lost'])}"] if row["lost"] else []) + [_loud(t) for t in moves_text(row) + gains_text(row)]
+    parts += cannot_text(row)
+    if parts:
+        return "; ".join(parts)
+    return f"no change ({'; '.join(renamed_text(row))})" if row["renamed"] else "no change"
 
 
 def attention(plan, counts):
@@ -307,6 +360,12 @@ def attention(plan, counts):
     if counts["lost"]:
         notes.append(("bad", f"{counts['lost']} member(s) would not keep all the access they have today through virtual "
                              "groups; see the access picture. They lose it when the CF- groups are removed."))
+    if counts["moved"]:
+        notes.append(("bad", f"{counts['moved']} member(s) would move from a role they hold today to another permission group, "
+                             "chosen by the mapping file; see Decisions needed."))
+    if counts["restored"]:
+        notes.append(("bad", f"{counts['restored']} member(s) would gain a role their virtual group lists but Cloudflare does not "
+                             "give them today; see Decisions needed."))
     if counts["gained"]:
         notes.append(("bad", f"{counts['gained']} member(s) would gain access they do not have today through virtual groups "
                              "(members of an adopted User Group gain its role); they are listed first in the access picture."))
@@ -324,42 +383,111 @@ def attention(plan, counts):
 
 
 def decisions(plan):
-    """What the approver decides on, first: (title, action, [subjects]) for name conflicts and how
-    each was settled, roles not migrated, and critical findings grouped by code."""
+    """What the approver decides on, first, as sentences: (title, what to do, [subjects]) for name
+    conflicts and how each was settled, members the mapping file moves to another permission
+    group, members the plan gives a role they do not hold today, roles not migrated, and the other
+    critical findings grouped by code. A CLI flag may follow a sentence, never be it."""
     out = []
     on_existing = plan["options"]["on_existing"]
     for c in plan["conflicts"]:
-        out.append((f"Name taken: {reveal(c['name'])} ({c['members']} member(s))",
-                    "plan again with --on-existing suffix, or adopt (its members would gain the role)", []))
+        out.append((f"A User Group named {reveal(c['name'])} already exists and vgmigrate did not create it ({c['members']} member(s))",
+                    "Decide whether to create a new group beside it, or to take it over, which gives its members the role "
+                    "(plan again with --on-existing suffix or adopt).", []))
+    rows = access_rows(plan)
     for g in plan["groups"]:
         if g["action"] == "adopt":
             gains = [m["email"] or m["id"] for m in g.get("gains", [])]
-            out.append((f"Adopting existing User Group {reveal(g['name'])}: {len(gains)} current member(s) gain "
-                        f"{g['permission_group']['name']}", f"chosen with --on-existing {on_existing}; check each name below", gains))
+            out.append((f"The existing User Group {reveal(g['name'])} is taken over: its {len(gains)} current member(s) gain "
+                        f"{g['permission_group']['name']}", f"Check that each of them should have it (chosen with --on-existing {on_existing}).", gains))
         elif g.get("requested_name"):
-            out.append((f"{reveal(g['requested_name'])} is taken: creating {reveal(g['name'])} beside it",
-                        f"chosen with --on-existing {on_existing}", []))
+            out.append((f"{reveal(g['requested_name'])} is taken by another User Group, so a new group {reveal(g['name'])} is created beside it",
+                        f"Nothing to decide unless the name matters (chosen with --on-existing {on_existing}).", []))
+    moves = {}
+    for r in rows:
+        for old, new in r["moved"]:
+            moves.setdefault((old, new), []).append(r["email"])
+    for (old, new), emails in sorted(moves.items()):
+        out.append((f"{len(emails)} member(s) move from role {old} to permission group {new}, chosen by the mapping file; "
+                    "this changes what they can do", f"Approve only if each of them should hold {new}; otherwise change the mapping "
+                    "file and plan again (--mapping).", emails))
+    restores = [f"{r['email']} ({', '.join(r['restored'])})" for r in rows if r["restored"]]
+    if restores:
+        out.append((f"{len(restores)} member(s) gain a role their virtual group lists but Cloudflare does not give them today",
+                    "Approve only if each of them should have it back; otherwise take them out of the virtual group in the IdP, "
+                    "then scan and plan again.", restores))
     unresolved = plan["skipped"]
     if unresolved:
-        out.append((f"{len(unresolved)} virtual group(s) will not be migrated",
-                    "see why under Not migrated; map their roles with --mapping, or accept that",
-                    [reveal(s["virtual_group"]) for s in unresolved]))
+        out.append((f"{len(unresolved)} virtual group(s) will not be migrated: their members keep the role only until the CF- "
+                    "groups are removed", "See why under Not migrated; map each role to a permission group in a mapping file and "
+                    "plan again (--mapping), or accept it.", [reveal(s["virtual_group"]) for s in unresolved]))
+    restored = {r["email"] for r in rows if r["restored"]}
     critical = {}
     for f in plan["findings"]:
-        if f["severity"] == "critical":
+        if f["severity"] == "critical" and not (f["code"] == "role_not_held" and f["subject"] in restored):
             critical.setdefault(f["code"], []).append(f)
     for code, found in sorted(critical.items()):
-        out.append((f"{len(found)} critical finding(s): {code}", found[0].get("action") or "", [reveal(f["subject"]) for f in found]))
+        title = CRITICAL_SENTENCES.get(code, f"{found[0]['message']} ({code})")
+        out.append((f"{len(found)} critical finding(s): {title}", found[0].get("action") or "", [reveal(f["subject"]) for f in found]))
     return out
 
 
+CRITICAL_SENTENCES = {
+    "no_super_admin_outside_scim": "no Super Administrator would be left outside SCIM, so a mistake in the IdP could lock everyone out",
+    "role_not_held": "members of a virtual group that is not migrated do not hold its role in Cloudflare today",
+}
+
+
 def access_changes(plan):
-    """(losers, gainers): one (email, text) per member whose access changes, each side sorted."""
+    """[(kind, title, [(email, what, in words)])]: who loses, who moves, who gains and who cannot be
+    added, each sorted by email. A member may be on more than one."""
     rows = access_rows(plan)
-    losers = [(r["email"], ", ".join(r["lost"]) + (" (not an account member)" if not r.get("member_id") else "")) for r in rows if r["lost"]]
-    gainers = [(r["email"], ", ".join(f"{role} ({r['why'][role]})" if role in (r.get("why") or {}) else role for role in r["gained"]))
-               for r in rows if r["gained"]]
-    return losers, gainers
+    return [
+        ("lost", "Loses", [(r["email"], f"loses {', '.join(r['lost'])} when the CF- groups are removed") for r in rows if r["lost"]]),
+        ("moved", "Moves", [(r["email"], "; ".join(moves_text(r))) for r in rows if r["moved"]]),
+        ("gain", "Gains", [(r["email"], "; ".join(gains_text(r))) for r in rows if r["gained"] or r["restored"]]),
+        ("cannot", "Cannot be added", [(r["email"], "; ".join(cannot_text(r))) for r in rows if r["cannot_add"]]),
+    ]
+
+
+def in_words(plan):
+    """The report's first lines, (kind, title, who): who loses, who moves, who gains, who cannot be
+    added, and that everyone else keeps their access, each with the first few names."""
+    rows = access_rows(plan)
+
+    def gained(r):
+        why = r.get("why") or {}
+        return ([f"{role}, which they do not hold today" for role in r["restored"]]
+                + [f"{role}, {why[role]}" if role in why else role for role in r["gained"]])
+
+    kinds = [
+        ("lost", "Lose access when the CF- groups are removed", [(r["email"], r["lost"]) for r in rows if r["lost"]]),
+        ("moved", "Move to another permission group, chosen by the mapping file",
+         [(r["email"], [f"{old} to {new}" for old, new in r["moved"]]) for r in rows if r["moved"]]),
+        ("gain", "Gain access", [(r["email"], gained(r)) for r in rows if r["gained"] or r["restored"]]),
+        ("cannot", "Not account members: never had it, cannot be added", [(r["email"], r["cannot_add"]) for r in rows if r["cannot_add"]]),
+    ]
+    lines = []
+    for kind, title, found in kinds:
+        if found or kind in ("lost", "gain"):
+            more = f" and {len(found) - SHOW_SUBJECTS} more" if len(found) > SHOW_SUBJECTS else ""
+            who = ", ".join(f"{email} ({'; '.join(what)})" for email, what in found[:SHOW_SUBJECTS]) + more
+            lines.append((kind, f"{title} ({len(found)})", who or "nobody"))
+    same = [r for r in rows if r["change"] == "same"]
+    renamed = sorted({f"{old} is now called {new}" for r in same for old, new in r["renamed"]})
+    rest = f"{len(same)} member(s) keep exactly the access they have today"
+    rest += f" ({len([r for r in same if r['renamed']])} of them under Cloudflare's new name: {'; '.join(renamed)})" if renamed else ""
+    lines.append(("same", "Everyone else", rest))
+    return lines
+
+
+def signoff_text(plan):
+    return (f"I have read this report and approve plan {plan['plan_id'][:12]} for account "
+            f"{plan['account'].get('name') or plan['account']['id']}, with the changes of access and the decisions above.")
+
+
+def signoff_fields(plan):
+    """The sign-off block: (label, value); empty values are written in by hand."""
+    return [("Plan id", plan["plan_id"]), ("Approver (name and role)", ""), ("Date", ""), ("Signature", "")]
 
 
 def member_anchor(email):
@@ -461,6 +589,9 @@ def _markdown_lines(plan, rehearsal, plan_path):
     out = [f"# Migration plan for approval: {md_text(plan['account'].get('name') or plan['account']['id'])}", ""]
     out.append(f"Virtual groups to IAM User Groups. Plan `{plan['plan_id'][:12]}`; nothing has changed yet.")
     out.append("")
+    for _, title, who in in_words(plan):
+        out.append(f"- **{md_text(title)}:** {md_text(who)}")
+    out.append("")
     out.append(md_table(["Item", "Value"], [
         [md_text(k), md_code(v) if k in ("Plan id",) else md_text(v)] for k, v in summary_facts(plan, rehearsal, counts)
     ]))
@@ -474,6 +605,9 @@ def _markdown_lines(plan, rehearsal, plan_path):
         out.pop()
 
     out += _md_decisions(plan)
+
+    out += ["", "## Sign-off", "", md_text(signoff_text(plan)), ""]
+    out.append(md_table(["Sign-off", "Value"], [[md_text(k), md_code(v) if v else " "] for k, v in signoff_fields(plan)]))
 
     if plan.get("idp"):
         out += ["", "## In Authentik", ""] + [f"- {md_text(line)}" for line in idp_lines(plan)]
@@ -535,17 +669,16 @@ def _md_decisions(plan):
         out.append(f"- **{md_text(title)}**{names}. {md_text(action)}")
     if not found:
         out.append("None: no name conflicts, every role resolved, no critical findings.")
-    losers, gainers = access_changes(plan)
     out += ["", "## Who loses and who gains access", ""]
-    if not losers and not gainers:
+    sections = [(title, found) for kind, title, found in access_changes(plan) if found or kind in ("lost", "gain")]
+    if not any(found for _, found in sections):
         out.append("Nobody: everyone keeps exactly the access they have today.")
-    else:
-        width = max(len(losers), len(gainers))
-        pad = [("", "")] * width
-        out.append(md_table(["Loses", "What", "Gains", "What"], [
-            [f"**{md_text(le)}**" if le else "", md_text(lt), f"**{md_text(ge)}**" if ge else "", md_text(gt)]
-            for (le, lt), (ge, gt) in zip((losers + pad)[:width], (gainers + pad)[:width])
-        ]))
+        return out
+    for title, found in sections:
+        out += [f"**{md_text(title)} ({len(found)})**", ""]
+        out += [f"- **{md_text(email)}**: {md_text(what)}" for email, what in found] or ["- nobody"]
+        out.append("")
+    out.pop()
     return out
 
 
@@ -601,12 +734,16 @@ def _html_parts(plan, rehearsal, plan_path):
     title = f"Migration plan for approval: {plan['account'].get('name') or plan['account']['id']}"
     parts = [f"<h1>{esc(title)}</h1>",
              f'<p class="sub">Virtual groups to IAM User Groups. Plan <code>{esc(plan["plan_id"][:12])}</code>; nothing has changed yet.</p>']
+    parts.append('<ul class="inwords">' + "".join(f'<li class="{kind}"><strong>{esc(title)}:</strong> {esc(who)}</li>'
+                                                 for kind, title, who in in_words(plan)) + "</ul>")
     facts = summary_facts(plan, rehearsal, counts)
     parts.append(html_table(["Item", "Value"], [[esc(k), f'<code class="planid">{esc(v)}</code>' if k == "Plan id" else esc(v)] for k, v in facts], cls="facts"))
     for level, text in attention(plan, counts):
         parts.append(f'<div class="banner {level}">{esc(text)}</div>')
     parts += _html_decisions(plan)
 
+    parts.append(f"<h2>Sign-off</h2><p>{esc(signoff_text(plan))}</p>")
+    parts.append(html_table(["Sign-off", "Value"], [[esc(k), f'<code class="planid">{esc(v)}</code>' if v else ""] for k, v in signoff_fields(plan)], cls="facts signoff"))
     if plan.get("idp"):
         parts.append("<h2>In Authentik</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in idp_lines(plan)) + "</ul>")
     parts.append("<h2>To apply</h2>")
@@ -683,9 +820,9 @@ def _html_decisions(plan):
         out.append(f'<ul class="decisions">{"".join(items)}</ul>')
     else:
         out.append("<p>None: no name conflicts, every role resolved, no critical findings.</p>")
-    losers, gainers = access_changes(plan)
     out.append("<h2>Who loses and who gains access</h2>")
-    if not losers and not gainers:
+    sections = [(kind, title, found) for kind, title, found in access_changes(plan) if found or kind in ("lost", "gain")]
+    if not any(found for _, _, found in sections):
         out.append('<div class="banner ok">Nobody: everyone keeps exactly the access they have today.</div>')
         return out
 
@@ -693,7 +830,7 @@ def _html_decisions(plan):
         items = "".join(f'<li><a class="email" href="#{esc(member_anchor(e))}">{esc(e)}</a>: {esc(t)}</li>' for e, t in rows)
         return f'<div class="side {kind}"><h3>{esc(title)} ({len(rows)})</h3><ul>{items or "<li>nobody</li>"}</ul></div>'
 
-    out.append(f'<div class="sides">{column("lost", "Loses", losers)}{column("gain", "Gains", gainers)}</div>')
+    out.append(f'<div class="sides">{"".join(column(*section) for section in sections)}</div>')
     return out
 
 

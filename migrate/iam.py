@@ -136,18 +136,61 @@ def adoption_blockers(policies, permission_group_id, name_of=str):
     return reasons
 
 
-def held_permission_group_names(member, account_id):
-    """Name keys of what an account member holds directly on the whole account: legacy roles, and
-    permission groups of allow policies on an account-wide resource group that no deny takes back."""
-    held = {name_key(r.get("name")) for r in member.get("roles") or [] if isinstance(r, dict)}
+# --- what a member holds ----------------------------------------------------------------------
+
+# Through what a member holds a permission group: the words the effective-access view uses.
+LEGACY_ROLE, OWN_POLICY, USER_GROUP, VIRTUAL_GROUP = "legacy role", "own policy", "User Group", "virtual group"
+
+
+def policy_effect(policies, account_id):
+    """(allowed, denied) of a set of policies: the names of the permission groups they allow on the
+    whole account (an allow on an account-wide resource group), and the name keys of those they
+    deny on any scope. Plain tuples, so a scan can keep one per member cheaply."""
     allowed, denied = set(), set()
-    for policy in member.get("policies") or []:
-        names = {name_key(pg.get("name")) for pg in policy.get("permission_groups") or [] if isinstance(pg, dict)}
+    for policy in policies or []:
+        names = {pg.get("name") for pg in policy.get("permission_groups") or [] if isinstance(pg, dict)} - {None, ""}
         if policy.get("access", "allow") == "deny":
-            denied |= names
+            denied |= {name_key(n) for n in names}
         elif any(is_account_wide(rg, account_id) for rg in policy.get("resource_groups") or []):
             allowed |= names
-    return (held | allowed) - denied - {""}
+    return tuple(sorted(allowed)), tuple(sorted(denied))
+
+
+def member_grants(member, account_id):
+    """What gives an account member access by itself, as held_access takes it: each legacy role,
+    then its own policies."""
+    roles = [r.get("name") for r in member.get("roles") or [] if isinstance(r, dict) and r.get("name")]
+    return (*((LEGACY_ROLE, role, (role,), ()) for role in sorted(roles)), (OWN_POLICY, "", *policy_effect(member.get("policies"), account_id)))
+
+
+def group_grant(name, policies, account_id):
+    """What a User Group gives each of its members, as held_access takes it."""
+    return (USER_GROUP, name, *policy_effect(policies, account_id))
+
+
+def held_access(grants):
+    """What a member holds on the whole account, as Cloudflare counts it: {name key: (name,
+    [(through, via), ...])}.
+
+    grants: (through, via, allowed names, denied name keys) for everything that gives the member
+    access: member_grants, and a group_grant for each User Group it is in. Access is the union of
+    them all (a legacy role, an own policy, a User Group's allow on an account-wide resource group),
+    and a deny of a permission group from any of them takes it back, whatever its scope.
+    """
+    denied = {key for grant in grants for key in grant[3]}
+    held = {}
+    for through, via, allowed, _ in grants:
+        for name in allowed:
+            key = name_key(name)
+            if key and key not in denied:
+                held.setdefault(key, (name, []))[1].append((through, via))
+    return held
+
+
+def held_permission_group_names(member, account_id, groups=()):
+    """Name keys of what an account member holds on the whole account: its legacy roles, its own
+    policies and `groups` ((name, policies) of each User Group it is in), as held_access counts them."""
+    return set(held_access([*member_grants(member, account_id), *(group_grant(n, p, account_id) for n, p in groups)]))
 
 
 # --- identity of names and people --------------------------------------------------------------

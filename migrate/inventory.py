@@ -109,8 +109,9 @@ SCAN_TABLES = {
     "roles": {"id": str, "name": str, "raw": str},
     # scim_managed: the group's id is a SCIM group's id, so the IdP owns its name and members.
     "user_groups": {"id": str, "name": str, "policies": str, "scim_managed": int, "raw": str},
-    # Members of the User Groups a plan may adopt (every group vgmigrate did not make): adopting
-    # a group grants its role to each of them, so the plan must name them.
+    # Members of every User Group: adopting a group grants its role to each of them, so the plan
+    # must name them, and each holds what the group grants (held_access). Scans made before
+    # m007 have the members of the groups vgmigrate did not make only.
     "user_group_members": {"user_group_id": str, "member_id": str, "email": str, "status": str},
     "virtual_groups": {
         "id": str,
@@ -125,22 +126,33 @@ SCAN_TABLES = {
         "resolution_message": str,
         "raw": str,
     },
+    # holds: 1 when the member holds the group's role in Cloudflare today (under its old or its new
+    # name, through anything: iam.held_access), 0 when not, null for one who is not an account member.
     "virtual_group_members": {
         "virtual_group_id": str,
         "email": str,
         "member_id": str,
         "member_status": str,
+        "holds": int,
     },
+    # What each account member holds on the whole account and through what (iam.held_access): one
+    # row per permission group per way it is held. permission_group: the name Cloudflare gives it
+    # today (a legacy role under an old name resolved through the rename table); held_as: the name
+    # it is held under; via: the role, User Group or virtual group ("" for an own policy).
+    "held_access": {"member_id": str, "email": str, "permission_group": str, "held_as": str, "through": str, "via": str},
 }
 JSON_COLUMNS = {"raw", "roles", "policies", "variants", "scopes", "objects"}
 SCAN_TABLE_PKS = {
     "virtual_group_members": ("scan_id", "virtual_group_id", "email"),
     "user_group_members": ("scan_id", "user_group_id", "member_id"),
+    "held_access": ("scan_id", "member_id", "held_as", "through", "via"),
 }
-# What migrations m002 and m005 added; m001 creates the tables as they first were.
+# What migrations m002, m005 and m007 added; m001 creates the tables as they first were.
 M002_COLUMNS = {("resource_groups", "account_wide"), ("user_groups", "scim_managed")}
 M002_TABLES = {"user_group_members"}
 M005_TABLES = {"roles"}
+M007_COLUMNS = {("virtual_group_members", "holds")}
+M007_TABLES = {"held_access"}
 
 
 def member_raw(member, roles):
@@ -197,8 +209,8 @@ def m001_initial(db):
         pk="id",
     )
     for name, columns in SCAN_TABLES.items():
-        if name not in M002_TABLES | M005_TABLES:
-            _create_scan_table(db, name, {c: t for c, t in columns.items() if (name, c) not in M002_COLUMNS})
+        if name not in M002_TABLES | M005_TABLES | M007_TABLES:
+            _create_scan_table(db, name, {c: t for c, t in columns.items() if (name, c) not in M002_COLUMNS | M007_COLUMNS})
     db["findings"].create(
         {
             "scan_id": int,
@@ -329,6 +341,16 @@ def m006_recent_calls(db):
     """The times of the API calls the last commands sent, per API and account: the next command
     counts those still in the rate-limit window as its own, not as other clients'."""
     db["recent_calls"].create({"api": str, "times": str}, pk="api")
+
+
+@migrations()
+def m007_held_access(db):
+    """What each member holds and through what, per scan (the effective_access view), and whether
+    each virtual group member holds its role today."""
+    for table, column in sorted(M007_COLUMNS):
+        db[table].add_column(column, SCAN_TABLES[table][column])
+    for name in M007_TABLES:
+        _create_scan_table(db, name, SCAN_TABLES[name])
 
 
 class Inventory:

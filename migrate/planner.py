@@ -51,7 +51,7 @@ def reused_resource_group(resource_groups):
 
 # Scan tables build_plan never reads: load_scan(without=UNREAD_TABLES). At 100,000 members their
 # decoded JSON would be most of a plan's memory (a generated account has a role per group).
-UNREAD_TABLES = ("members", "roles")
+UNREAD_TABLES = ("members", "roles", "held_access")
 
 
 @cycle_collection_paused()
@@ -73,6 +73,8 @@ def build_plan(data, options, own_groups=None, idp=None):
     own_groups = own_groups or {}
     account_id = data["scan"]["account_id"]
     resolve = role_resolver([pg["raw"] for pg in data["permission_groups"]], options.mapping)
+    # Without the mapping file: whether a mapped role is another permission group than the one held.
+    same_role = role_resolver([pg["raw"] for pg in data["permission_groups"]]) if options.mapping else None
     memberships = {}
     for link in data["virtual_group_members"]:
         memberships.setdefault(link["virtual_group_id"], []).append(link)
@@ -80,20 +82,20 @@ def build_plan(data, options, own_groups=None, idp=None):
     only = {iam.name_key(o) for o in options.only}
     targets, skipped, findings = {}, [], []
     member_dicts = {}  # one dict per distinct member, however many groups list it
-    granted = {}  # virtual group id -> what it granted, as a permission group name when resolved
+    granted = {}  # virtual group id -> (the name its members hold it under today, how its role resolved, its role)
     for vg in data["virtual_groups"]:
         if only and not only & {iam.name_key(vg["name"]), iam.name_key(vg["role"]), iam.name_key(vg.get("permission_group_name"))}:
             continue
         if vg["account_id"] != account_id:
             skipped.append({"virtual_group": vg["name"], "reason": "names another account"})
             continue
-        granted[vg["id"]] = vg["role"]
+        granted[vg["id"]] = (vg["role"], None, vg["role"])
         res = resolve(vg["role"])
         if res.status != "resolved":
             skipped.append({"virtual_group": vg["name"], "reason": res.message})
             continue
         pg = res.permission_group
-        granted[vg["id"]] = pg["name"]
+        granted[vg["id"]] = _held_under(vg["role"], res, same_role)
         name = options.name_template.format(role=pg["name"], vg_role=vg["role"], account=account_id).strip()
         if iam.is_reserved_name(name):
             raise VgmigrateError(
@@ -403,10 +405,34 @@ def _free_name(name, taken):
     return f"{name} ({n})"
 
 
+def _held_under(role, res, same_role):
+    """(the name a virtual group's members hold its role under today, how it resolved, the role).
+    Exact, normalised and rename-table resolutions are the same role, maybe renamed; a mapping
+    file's choice is another permission group, unless it names the one the role is anyway."""
+    pg = res.permission_group
+    if res.method != "mapping":
+        return pg["name"], res.method, role
+    base = same_role(role)
+    if base.status == "resolved" and base.permission_group["id"] == pg["id"]:
+        return pg["name"], base.method, role
+    return role, "mapping", role
+
+
 def access_picture(memberships, groups, granted):
-    """Before/after access per member: which roles virtual groups granted, and which the planned
-    User Groups will grant, including what the current members of an adopted group gain with it.
-    Differences are what an approver must look at."""
+    """Before/after access per member: what they hold today through virtual groups, and what the
+    planned User Groups will grant, including what the current members of an adopted group gain
+    with it. Differences are what an approver must look at, and each says why:
+
+    - moved: [role, permission group] a mapping file put in place of a role held today;
+    - restored: a permission group the plan grants to a member of its virtual group who does not
+      hold it in Cloudflare today (the scan's `holds`; not in `before`);
+    - cannot_add: a role a virtual group lists someone for who is not an account member: they
+      never had it and cannot be added (not in `before`, so not a loss);
+    - renamed: [role, permission group], the same role under Cloudflare's new name (no change).
+    Empty lists are left out.
+
+    granted: virtual group id -> (name held under today, how its role resolved (None: unresolved), its role).
+    """
     planned = {vg["id"]: g for g in groups for vg in g["virtual_groups"]}
     # Each member's links together, in their scan order (the first gives the row its member id),
     # so that only one member's role sets exist at a time: 100,000 rows of sets are ~60 MB.
@@ -430,16 +456,34 @@ def access_picture(memberships, groups, granted):
     for email in sorted(links.keys() | gains.keys()):
         mine = links.pop(email, [])
         before, after, why = set(), set(), {}
+        moved, restored, cannot, renamed = set(), set(), set(), set()
         for link in mine:
-            before.add(granted[link["virtual_group_id"]])
+            held_as, method, role = granted[link["virtual_group_id"]]
             group = planned.get(link["virtual_group_id"])
-            if group and link["member_id"] and group.get("action") != "conflict":
-                after.add(group["permission_group"]["name"])
+            to = group["permission_group"]["name"] if group and group.get("action") != "conflict" else None
+            if not link["member_id"]:
+                cannot.add(held_as)
+                continue
+            if link.get("holds") == 0:  # scans before `holds` was recorded count as held
+                if to:
+                    restored.add(to)
+                    after.add(to)
+                continue
+            before.add(held_as)
+            if to:
+                after.add(to)
+                if method == "mapping":
+                    moved.add((held_as, to))
+                elif method == "rename":
+                    renamed.add((role, to))
         for _, role, group_name in gains.get(email, []):
             if role not in after:
                 after.add(role)
                 why[role] = f"already in adopted User Group {group_name!r}"
         member_id = mine[0]["member_id"] if mine else gains[email][0][0]
-        rows.append({"email": email, "member_id": member_id, "before": shared(before), "after": shared(after), "why": why,
-                     "lost": shared(before - after), "gained": shared(after - before)})
+        row = {"email": email, "member_id": member_id, "before": shared(before), "after": shared(after), "why": why,
+               "lost": shared(before - after), "gained": shared(after - before)}
+        extra = {"moved": sorted([a, b] for a, b in moved if a not in after and b not in before),
+                 "restored": sorted(restored - before), "cannot_add": sorted(cannot - before - after), "renamed": sorted(map(list, renamed))}
+        rows.append({**row, **{k: v for k, v in extra.items() if v}})
     return rows

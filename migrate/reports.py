@@ -87,7 +87,14 @@ def plan_table(plan):
     text = tabulate(rows, headers=("action", "user group", "permission group", "resolved by", "members", "from virtual groups"), tablefmt="simple")
     if plan["skipped"]:
         text += "\n\nnot migrated:\n" + tabulate([(_clip(vg_label(s["virtual_group"]), 60), s["reason"]) for s in plan["skipped"]], headers=("virtual group", "why"), tablefmt="simple", maxcolwidths=[None, 80])
-    return text
+    return text + "\n\n" + access_summary(plan)
+
+
+def access_summary(plan):
+    """Who loses, moves and gains access, in words, as the approval report opens."""
+    from .approval import in_words
+
+    return "\n".join(f"{title}: {who}" for _, title, who in in_words(plan))
 
 
 def plan_summary_line(plan):

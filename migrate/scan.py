@@ -52,10 +52,11 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         account = account_call.result()
         ugs = _collect(listings["ugs"], "user groups", progress)
         own_ids = inventory.own_user_group_ids()
-        # One listing per group a plan may adopt (adopting grants the role to everyone in it), started
-        # now, before the permission groups are read: they fill the round trip in which the other
-        # lists read page 2 alone.
-        adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs if g["id"] not in own_ids]
+        # One member listing per User Group, started now, before the permission groups are read:
+        # they fill the round trip in which the other lists read page 2 alone. A plan may adopt a
+        # group (adopting grants the role to everyone in it), and everyone holds what their groups
+        # grant, vgmigrate's own included (the effective access after a migration).
+        adoptable = [(g, client.user_group_members(g["id"]).start()) for g in ugs]
         reading.extend(listing for _, listing in adoptable)
         pgs = _collect(listings["pgs"], "permission groups", progress)
         with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:
@@ -84,7 +85,10 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                 scim_ids, vgs, users = scim_view.result()
                 progress("users", users)
 
-            vg_rows, vgm_rows, findings = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids)
+            # Members of the groups read (a member holds what its groups grant), before the analysis.
+            group_members = list(_adoptable_members(adoptable, progress))
+            vg_rows, vgm_rows, findings, held = analyse(client.account_id, vgs, pgs, members, ugs, mapping, own_group_ids=own_ids,
+                                                        group_members=group_members)
             if source_findings:
                 findings = sort_findings(findings + source_findings)
             if scim_ids is None:
@@ -92,10 +96,11 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
                     "warning", "scim_unreadable", client.account_id,
                     "the token cannot read SCIM groups, so which User Groups your IdP manages is unknown",
                     "adopt no group you are not sure about, or scan with a token that has SCIM Provisioning Read")])
+            writer.insert("held_access", held)  # worked out from rows the fingerprint has read
             stage("permission_groups", map(_permission_group_row, pgs))
             stage("resource_groups", (_resource_group_row(rg, client.account_id) for rg in rgs))
             stage("roles", ({"id": role_id, "name": role.get("name"), "raw": dumps(role)} for role_id, role in roles.items()))
-            stage("user_group_members", _adoptable_members(adoptable, progress))
+            stage("user_group_members", group_members)
             stage("user_groups", (_user_group_row(g, scim_ids) for g in ugs))
             stage("virtual_group_members", vgm_rows)
             stage("virtual_groups", ({**r, "variants": dumps(r["variants"]), "raw": dumps(r["raw"])} for r in vg_rows))
@@ -224,8 +229,9 @@ def compare_views(idp_groups, cloudflare_groups):
 def _member_rows(listing, kept, roles, account_id, progress):
     """Inventory rows of the listed members; appends each member's `member_fields` to `kept` and
     records in `roles` each role met (see member_raw)."""
+    shared = {}
     for m in listing:
-        kept.append(member_fields(m, account_id))
+        kept.append(member_fields(m, account_id, shared))
         progress("members")
         user = m.get("user") or {}
         yield {

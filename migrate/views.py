@@ -52,6 +52,18 @@ select
      from json_each(m.roles) r) as roles
 from members m
 order by m.scan_id, m.email""",
+    # What each account member held on the whole account when scanned, and through what: a legacy
+    # role, an own policy, a User Group, or a virtual group (the legacy role its CF- group gives).
+    # permission_group is today's name (a renamed role under its new one), held_as the name it is
+    # held under. "Who held Administrator before and after" is one query over two scans (README).
+    "effective_access": """
+select
+  h.scan_id, s.finished_at as scanned_at, h.email, h.member_id, m.status as member_status,
+  h.permission_group, h.held_as, h.through, h.via
+from held_access h
+join scans s on s.id = h.scan_id
+left join members m on m.scan_id = h.scan_id and m.id = h.member_id
+order by h.scan_id, h.email, h.permission_group, h.through, h.via""",
     # User Groups that existed when scanned, and whether vgmigrate manages them.
     "user_group_overview": """
 select

@@ -164,8 +164,8 @@ def test_access_picture_puts_losses_first_and_marks_them(plan):
         assert "LOSES" in cells[-1] and "\u2717 loses" in "".join(cells)
     for cells in rows[len(losers):]:
         assert "LOSES" not in cells[-1]
-    # contractor.kim is not an account member: the reason is spelled out
-    assert "LOSES DNS (not an account member)" in section
+    # contractor.kim is not an account member: never had it, so not a loss
+    assert "never had DNS; cannot be added (not an account member)" in section and "contractor.kim" not in losers
 
     page = approval.render(plan, "html")
     lost_rows = re.findall(r'<tr class="lost">(.*?)</tr>', page.split("Access before and after")[1])
@@ -206,7 +206,7 @@ def test_rehearsal_and_conflicts_are_stated(plan):
     blocked["groups"][3]["action"] = "conflict"
     md = approval.render(blocked, "markdown")
     assert "This plan cannot be applied" in md and "BLOCKED: name taken" in md
-    assert "**Name taken: DNS (2 member(s))**" in md.split("## To apply")[0]
+    assert "**A User Group named DNS already exists and vgmigrate did not create it (2 member(s))**" in md.split("## To apply")[0]
     assert '<tr class="lost">' in approval.render(blocked, "html")
 
 

@@ -137,7 +137,8 @@ def test_only_limits_the_plan():
 def test_access_picture_shows_who_loses_what():
     rows = {r["email"]: r for r in build_plan(BASIC, PlanOptions())["access"]}
     assert rows["bob@x.example"]["lost"] == []
-    assert rows["ghost@x.example"]["lost"] == ["DNS"]  # no account membership: cannot be carried over
+    # no account membership: never had the role in Cloudflare, so not a loss; it cannot be carried over
+    assert rows["ghost@x.example"]["lost"] == [] and rows["ghost@x.example"]["cannot_add"] == ["DNS"]
 
 
 def test_plan_file_round_trip_and_tamper_detection(tmp_path):
