@@ -13,6 +13,7 @@ from . import iam
 from .authentik import idp_of
 from .errors import VgmigrateError
 from .executor import JournaledRun, StepFailed
+from .steps import kind_of
 from .findings import SUPER_ADMIN
 from .names import parse_virtual_group_name
 from .legacy import legacy_left, legacy_roles, removals_of
@@ -147,10 +148,23 @@ def left_message(left, timeout):
 
 
 def finish_waiting(client, inventory, plan_id, timeout):
-    """A cutover whose steps are all done but whose removals had not reached Cloudflare: wait
-    again; mark it done once they have. Returns (run, what is left), or (None, []) if none waits."""
-    waiting = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] == "failed"
-               and all(a["status"] == "done" for a in inventory.actions(r["id"], response=False))]
+    """The cutovers of this plan that stopped before they were done (their removals had not reached
+    Cloudflare by the deadline, or the process was killed) and that leave nothing to remove: a
+    removal journaled as pending is checked in Authentik, then Cloudflare is waited for, and the
+    runs are marked done once it has dropped the legacy roles. Returns (the newest such run, what
+    is left), or (None, []) when there is none."""
+    unfinished = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] in ("failed", "running", "interrupted")]
+    waiting = []
+    for run in unfinished:
+        actions = inventory.actions(run["id"], response=False)
+        for action in actions:
+            if action["status"] == "pending":
+                found = kind_of(action).reconcile(client, action["request"], {}, fresh=True)
+                if found:
+                    inventory.journal_update(run["id"], action["seq"], "done", object_id=found, error="reconciled with live state after an interrupted run")
+                    action["status"] = "done"
+        if all(a["status"] == "done" for a in actions):
+            waiting.append(run)
     if not waiting:
         return None, []
     left = wait_for_cloudflare(client, removals_of(inventory, plan_id), timeout)
