@@ -126,11 +126,11 @@ def read_live(client, plan, groups, rg, run_id, parallel=None):
     gids = [gid for _, gid in groups]
     members = [None] * len(gids) if idp else run_parallel(
         lambda gid: [(m["id"], m.get("email")) for m in client.user_group_members(gid)], gids, parallel or client.parallel)
-    how = HOW_IDP if idp else None
     out = []
     for (group, gid), listed in zip(groups, members):
         g = live[gid]
-        text = (how or HOW.get(group.get("action"), "migrated by run {run}")).format(run=run_id)
+        how = HOW_IDP if idp and group.get("action") == "create" else HOW.get(group.get("action"), "migrated by run {run}")
+        text = how.format(run=run_id)
         out.append(Group(id=gid, name=g["name"], policies=g.get("policies") or [], members=listed, how=text))
     return rg, out, idp
 
