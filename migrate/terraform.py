@@ -52,7 +52,7 @@ class Group:
 
     id: str
     name: str
-    policies: list  # as read: [{id, access, permission_groups [{id, name}], resource_groups [{id, ...}]}]
+    policies: list | None  # as read: [{id, access, permission_groups [{id, name}], resource_groups [{id, ...}]}]
     members: list | None  # [(member id, email)] as listed; None when the IdP owns them
     how: str
     label: str = ""
@@ -131,7 +131,7 @@ def read_live(client, plan, groups, rg, run_id, parallel=None):
         g = live[gid]
         how = HOW_IDP if idp and group.get("action") == "create" else HOW.get(group.get("action"), "migrated by run {run}")
         text = how.format(run=run_id)
-        out.append(Group(id=gid, name=g["name"], policies=g.get("policies") or [], members=listed, how=text))
+        out.append(Group(id=gid, name=g["name"], policies=g.get("policies"), members=listed, how=text))
     return rg, out, idp
 
 
@@ -206,8 +206,11 @@ def _objects(key, items, indent):
 
 
 def _policies(policies, rg_id, indent):
-    if not policies:
+    # The provider keeps what the API returns: an empty list is `[]`, a missing one null (left out).
+    if policies is None:
         return []
+    if not policies:
+        return [f"{indent}policies = []"]
     lines = [f"{indent}policies = [{{"]
     for n, policy in enumerate(policies):
         if n:
@@ -322,6 +325,9 @@ def export_terraform(inventory, client, out_dir, run_id=None, secrets=()):
     """Write the Terraform files of an apply run (default: the latest) into out_dir; returns the Export."""
     from .export import _write
 
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise VgmigrateError(f"--out {out} is a file; give a directory (it is created if missing)")
     run, plan, groups, rg = run_objects(inventory, run_id)
     if plan["account"]["id"] != client.account_id:
         raise VgmigrateError(f"run {run['id']} belongs to account {plan['account']['id']}, not {client.account_id}; "
@@ -330,9 +336,6 @@ def export_terraform(inventory, client, out_dir, run_id=None, secrets=()):
     export = Export(account_id=client.account_id, account_name=plan["account"].get("name") or "", run_id=run["id"],
                     plan_id=run["plan_id"], resource_group=rg, groups=live, idp=idp)
     export.files = render(export)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise VgmigrateError(f"--out {out} is a file; give a directory (it is created if missing)")
     for name, text in export.files.items():
         if any(s and s in text for s in secrets):
             raise VgmigrateError(f"refusing to write {name}: it would contain the API token")

@@ -346,6 +346,9 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
         assert no_token.exit_code == 2 and "token" in no_token.output
         both = export_tf(base, tmp_path / "d", "--with-audit-log")
         assert both.exit_code == 2 and "--with-audit-log" in both.output
+        (tmp_path / "e").write_text("not a folder")
+        a_file = export_tf(base, tmp_path / "e")  # click's own usage error
+        assert a_file.exit_code == 2 and "is a file" in a_file.output and "Traceback" not in a_file.output
         for result in (none_yet, unknown, no_token, both):
             assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1, result.output
         assert not any((tmp_path / n).exists() for n in "abcd")
@@ -410,6 +413,17 @@ def test_terraform_itself_reads_the_files_as_formatted(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         parsed = parse(folder)
         assert unquote(parsed["resource"][("cloudflare_user_group", terraform.slug(export.groups[0].name))]["name"]) == export.groups[0].name
+
+
+def test_policies_are_written_as_the_provider_reads_them_back():
+    """An empty policy list is `[]` in state and a missing one null: either written otherwise is a change."""
+    export = sample_export()
+    export.groups[0].policies = []
+    body = hcl2.loads(terraform.render(export)["user_groups.tf"])["resource"][0]['"cloudflare_user_group"']
+    assert next(iter(body.values()))["policies"] == []
+    export.groups[0].policies = None
+    body = hcl2.loads(terraform.render(export)["user_groups.tf"])["resource"][0]['"cloudflare_user_group"']
+    assert "policies" not in next(iter(body.values()))
 
 
 def test_the_generated_files_carry_no_provider_block_for_credentials():
