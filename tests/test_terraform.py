@@ -289,6 +289,11 @@ def test_after_the_demos_apply_the_export_names_every_object_the_run_made(tmp_pa
         assert export_tf(base, tmp_path / "tf3").exit_code == 0
         check_export(tmp_path / "tf3", sb, db)
 
+        # Someone deletes one: the export refuses rather than hand Terraform a group to create again.
+        CloudflareClient.connect(sb.base_url, sb.token, sb.account_id).delete_user_group(gid)
+        deleted = export_tf(base, tmp_path / "tf5")
+        assert deleted.exit_code == 1 and "no longer in the account" in deleted.output and not (tmp_path / "tf5").exists()
+
         # Rolled back: nothing to hand over, one line, nothing written.
         assert CliRunner().invoke(cli, base + ["rollback", "--yes", "--force"]).exit_code == 0
         gone = export_tf(base, tmp_path / "tf4")
