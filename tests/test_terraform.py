@@ -17,9 +17,10 @@ from pathlib import Path
 import hcl2
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from account_strategies import accounts
 from migrate import iam, terraform
 from migrate.cli import cli
 from migrate.cloudflare import CloudflareClient
@@ -336,6 +337,25 @@ def test_idp_mode_writes_only_the_policies_and_leaves_members_to_the_idp(tmp_pat
         tf = check_export(tmp_path / "tf", sb, db, idp=True)
         assert not any(rtype == "cloudflare_user_group_members" for rtype, _ in tf["resource"])
         assert "Authentik owns these groups" in (tmp_path / "tf" / "user_groups.tf").read_text()
+
+
+# A third of the profile's accounts: each is a whole scan, plan and apply (about 0.2 s).
+@settings(max_examples=max(1, settings().max_examples // 3), suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(seed=accounts(), mode=st.sampled_from(["adopt", "suffix"]))
+def test_every_generated_account_exports_what_it_has(tmp_path_factory, seed, mode):
+    """Over accounts of every shape (odd group names, adopted groups with other policies, several
+    account-wide resource groups or none): the export keeps every promise check_export checks."""
+    tmp = tmp_path_factory.mktemp("tf")
+    with Sandbox(seed=copy.deepcopy(seed), rate_limit=None) as sb:
+        db = tmp / "v.db"
+        base = ["--db", str(db), "--account", sb.account_id, "--token", sb.token, "--base-url", sb.base_url]
+        assert CliRunner().invoke(cli, base + ["scan"]).exit_code == 0
+        planned = CliRunner().invoke(cli, base + ["plan", "--out", str(tmp / "p.json"), "--on-existing", mode, "--allow-no-break-glass"])
+        assume(planned.exit_code == 0 and json.loads((tmp / "p.json").read_text())["steps"])  # a refused or empty plan has no run
+        assert CliRunner().invoke(cli, base + ["apply", str(tmp / "p.json"), "--yes"]).exit_code == 0
+        result = export_tf(base, tmp / "tf")
+        assert result.exit_code == 0, result.output
+        check_export(tmp / "tf", sb, db)
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
