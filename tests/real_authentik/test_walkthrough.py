@@ -53,10 +53,10 @@ class Sampler(threading.Thread):
         self.command = "(seeded)"
         self.samples = 0
         self.violations = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self):
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             now = self.cf.state.effective_access()
             for member_id, before in self.before.items():
                 after = now.get(member_id, frozenset())
@@ -69,14 +69,14 @@ class Sampler(threading.Thread):
                 if now[member_id]:
                     self.violations.append(f"{self.command}: new member {self._who(member_id)} has {sorted(now[member_id])}")
             self.samples += 1
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def _who(self, member_id):
         member = self.cf.state.members.get(member_id)
         return member["email"] if member else member_id
 
     def stop(self):
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
 
@@ -110,6 +110,26 @@ def planned_groups(plan):
     return {g["name"]: g for g in plan["groups"] if g["action"] != "conflict"}
 
 
+def settle(check, *args, patience=90.0):
+    """None if `check(*args)` passes right away; else (its first failure, seconds until it passed
+    when polled for `patience` more seconds, or None if it never did): what failed, and how late
+    Cloudflare (or Authentik) caught up."""
+    try:
+        check(*args)
+        return None
+    except AssertionError as err:
+        first = str(err).split("\n")[0]
+    started = time.monotonic()
+    while time.monotonic() - started < patience:
+        time.sleep(0.5)
+        try:
+            check(*args)
+            return first, round(time.monotonic() - started, 1)
+        except AssertionError:
+            pass
+    return first, None
+
+
 def test_the_readme_idp_walkthrough_end_to_end(authentik, authentik_settings, tmp_path):
     ak = authentik
     world = lane.build(ak)
@@ -122,6 +142,12 @@ def test_the_readme_idp_walkthrough_end_to_end(authentik, authentik_settings, tm
     sampler.start()
     watch = None
     plan = None
+    problems = []  # every failed check, with how late the state caught up (the walkthrough goes on)
+    checks = {
+        "apply": lambda: settle(check_after_apply, ak, cf, plan, world, before_roles, before_authentik, before_groups),
+        "cutover": lambda: settle(check_after_cutover, ak, cf, plan, world, before_roles, before_authentik, before_groups),
+        "rollback": lambda: settle(check_after_rollback, ak, cf, before_roles, before_authentik, before_groups),
+    }
     try:
         for args, out in walkthrough_commands():
             sampler.command = args[0]
@@ -129,7 +155,10 @@ def test_the_readme_idp_walkthrough_end_to_end(authentik, authentik_settings, tm
                 plan = json.loads((tmp_path / args[1]).read_text())
                 watch = AccessWatch(cf, plan)  # after every write from here on (stopped in finally)
             result, took = run_cli(args, env, tmp_path, out)
-            assert result.returncode == 0, f"vgmigrate {' '.join(args)} exited {result.returncode} after {took:.1f} s:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            if result.returncode != 0:
+                problems.append(f"vgmigrate {' '.join(args)} exited {result.returncode} after {took:.1f} s: "
+                                f"{(result.stderr.strip().splitlines() or [''])[-1]}")
+                break
             if args[0] == "plan":
                 plan = json.loads((tmp_path / args[args.index("--out") + 1]).read_text())
                 for group in planned_groups(plan).values():
@@ -137,21 +166,20 @@ def test_the_readme_idp_walkthrough_end_to_end(authentik, authentik_settings, tm
                         sampler.allowed.setdefault(member["id"], set()).add(group["permission_group"]["id"])
                 # The seed is the whole picture: one new group per CF- group, with all its members.
                 assert {v["name"] for g in plan["groups"] for v in g["virtual_groups"]} == set(world.group_names.values())
-            elif args[0] == "apply":
-                check_after_apply(ak, cf, plan, world, before_roles, before_authentik, before_groups)
-            elif args[0] == "cutover":
-                check_after_cutover(ak, cf, plan, world, before_roles, before_authentik, before_groups)
-            elif args[0] == "rollback":
-                check_after_rollback(ak, cf, before_roles, before_authentik, before_groups)
+            elif args[0] in checks:
+                found = checks[args[0]]()
+                if found:
+                    late = f"caught up {found[1]} s later" if found[1] is not None else "still so 90 s later"
+                    problems.append(f"when `{args[0]}` ended: {found[0]} ({late})")
     finally:
         sampler.stop()
         if watch:
             watch.stop()
         cf.stop()
-        print("\nwalkthrough timings:", FINDINGS, "samples:", sampler.samples, "seed:", world.timings)
-    assert sampler.samples > 20
-    assert sampler.violations == [], sampler.violations[:20]
-    assert watch is not None and watch.violations == [], watch.violations[:20]
+        print("\nwalkthrough (command, seconds, exit):", FINDINGS, "samples:", sampler.samples, "seed:", world.timings, *problems, *sampler.violations[:10], *(watch.violations[:10] if watch else []), sep="\n")
+    assert sampler.samples > 20 and watch is not None
+    access = [f"sampled: {v}" for v in sampler.violations[:10]] + [f"after a write: {v}" for v in watch.violations[:10]]
+    assert problems + access == [], "\n".join(problems + access)
 
 
 def check_after_apply(ak, cf, plan, world, before_roles, before_authentik, before_groups):
