@@ -97,8 +97,13 @@ class Api:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {ak.token}"
 
-    def __call__(self, method, path, **kwargs):
-        return self.session.request(method, self.ak.base_url + path, timeout=10, **kwargs)
+    def __call__(self, method, path, settle=True, **kwargs):
+        """One request; after a write, wait for the pushes it queued (these tests look at what is
+        pushed, not when: tests/test_authentik_worker.py is about when)."""
+        response = self.session.request(method, self.ak.base_url + path, timeout=10, **kwargs)
+        if method != "GET" and settle:
+            self.ak.settle()
+        return response
 
     def get(self, path, **params):
         response = self("GET", path, params=params)
@@ -135,7 +140,8 @@ def make():
     def build(**options):
         cf = Sandbox(seed=demo_seed(), rate_limit=None).start()
         started.append(cf)
-        ak = AuthentikSandbox(cloudflare=cf, **options).start()
+        # A quick worker: these tests wait for every push (settle), and retries are not their subject.
+        ak = AuthentikSandbox(cloudflare=cf, **{"push_delay": (0, 0.02), "retry_backoff": 0.01, **options}).start()
         started.append(ak)
         return Api(ak, cf)
 
@@ -468,8 +474,12 @@ def test_deleting_a_group_pushes_delete_and_a_refused_delete_is_a_task_warning(a
     assert cf_admin not in api.ak.state.groups
     task = api.latest_task()
     assert task["aggregated_status"] == "warning" and "System groups cannot be deleted" in task["logs"][-1]["event"]
+    # The refused DELETE is a transient error to authentik: retried, 5 times, then given up.
+    tries = [t for t in api.ak.state.tasks if t["actor_name"].endswith("scim_sync_delete") and t["aggregated_status"] == "warning"]
+    assert len(tries) == 6
+    # The sync status is the schedule's newest task: it says nothing of signal tasks.
     status = api.get(f"/providers/scim/{api.ak.provider_id}/sync/status/")
-    assert status["last_sync_status"] == "warning"
+    assert status["last_sync_status"] == "info"
     problems = api.get("/tasks/tasks/", rel_obj_id=api.ak.provider_id, aggregated_status=["warning", "error"])
     assert problems["results"][0]["message_id"] == task["message_id"]
 
@@ -487,17 +497,22 @@ def test_a_provider_not_attached_to_an_application_pushes_nothing(make):
     assert api.get(f"/providers/scim/{api.ak.provider_id}/")["assigned_backchannel_application_slug"] is None
 
 
-def test_a_group_outside_group_filters_is_not_pushed_and_leaving_them_deletes_nothing(api):
+@pytest.mark.parametrize("version, cleanup", [("2026.2.0", False), ("2026.2.2", True), ("2026.5.6", True)])
+def test_a_group_outside_group_filters_is_not_pushed_and_leaving_them_deletes_it_from_2026_2_2(make, version, cleanup):
+    api = make(version=version)
     api.cf.reset_calls()
     uuid = _new_group(api, "Cloudflare - Outside", members=[BEN], in_scope=False)
     assert [m["event"] for m in api.sync(uuid)] == ["Syncing page 1 of groups"]
     assert api.link(uuid) is None and _cf_group(api, "Cloudflare - Outside") is None
     assert not [c for c in api.scim_calls() if c[0] != "GET"]
-    # In scope, pushed, then out of scope again: the Cloudflare group stays.
+    # In scope, pushed, then out of scope again: the PATCH's full sync deletes it from 2026.2.2 on.
     inside = _new_group(api, "Cloudflare - Inside", members=[BEN])
+    scim_id = api.link(inside)["scim_id"]
     filters = [g for g in api.get(f"/providers/scim/{api.ak.provider_id}/")["group_filters"] if g != inside]
     api("PATCH", f"/providers/scim/{api.ak.provider_id}/", json={"group_filters": filters})
-    assert _cf_group(api, "Cloudflare - Inside") is not None
+    assert (_cf_group(api, "Cloudflare - Inside") is None) is cleanup
+    assert (("DELETE", f"/Groups/{scim_id}", 204) in api.scim_calls()) is cleanup
+    assert (api.link(inside) is None) is cleanup
 
 
 def test_dry_run_drops_mutating_requests_and_logs_them(api):
@@ -516,16 +531,19 @@ def test_a_token_cloudflare_rejects_is_a_task_warning_not_an_exception(make):
     api = make(provider_token="not-the-cloudflare-token", scope="all")
     uuid = _new_group(api, "Cloudflare - Admin", members=[BEN], in_scope=False)
     messages = api.sync(uuid)
-    assert messages[-1]["log_level"] == "warning" and "due to error: HTTP 403" in messages[-1]["event"]
+    assert messages[-1]["log_level"] == "warning" and "due to transient error: HTTP 403" in messages[-1]["event"]
     assert "not-the-cloudflare-token" not in json.dumps(api.ak.state.tasks)
     schedule = api.get("/tasks/schedules/", rel_obj_content_type__app_label="authentik_providers_scim",
                        rel_obj_content_type__model="scimprovider", rel_obj_id=api.ak.provider_id,
                        actor_name="authentik.providers.scim.tasks.scim_sync")["results"][0]
     assert api("POST", f"/tasks/schedules/{schedule['id']}/send/").status_code == 204
+    # The full sync logs only "info": its status looks fine while every page failed (notes, corrected).
     status = api.get(f"/providers/scim/{api.ak.provider_id}/sync/status/")
-    assert status == {"is_running": False, "last_sync_status": "warning"}
-    newest = api.get("/tasks/tasks/", rel_obj_id=api.ak.provider_id, ordering="-mtime")["results"][0]
-    assert newest["actor_name"] == "authentik.providers.scim.tasks.scim_sync"
+    assert status["last_sync_status"] == "info" and not status["is_running"]
+    newest = api.get("/tasks/tasks/", rel_obj_id=schedule["id"], ordering="-mtime")["results"]
+    assert newest[0]["actor_name"] == "authentik.providers.scim.tasks.scim_sync"
+    pages = [t for t in newest if t["actor_name"].endswith("scim_sync_objects")]
+    assert any(t["aggregated_status"] == "warning" for t in pages)
 
 
 def test_a_clean_full_sync_of_the_seed_writes_nothing_and_is_successful(api):
@@ -550,7 +568,8 @@ def test_version_shapes(make):
 
     current = make(version="2026.5.6")
     provider = current.get(f"/providers/scim/{current.ak.provider_id}/")
-    assert provider["token"] == current.cf.token and len(provider["group_filters"]) == 8
+    # the 8 CF- groups and the SCIM-managed User Group: in scope, or a 2026.2.2+ full sync would delete them
+    assert provider["token"] == current.cf.token and len(provider["group_filters"]) == 9
     assert "discovery_enabled" not in provider
     assert "parents" in current.get(f"/core/groups/{_some_group(current)}/")
 
@@ -566,15 +585,21 @@ def test_version_shapes(make):
     assert set(status) == {"is_running", "tasks"} and status["tasks"][0]["status"] == "successful"
 
 
-def test_full_sync_discovers_a_same_named_cloudflare_group_on_2026_2_and_later(api):
+@pytest.mark.parametrize("version, adopted", [("2025.12.4", False), ("2026.2.0", True), ("2026.8.5", True)])
+def test_a_same_named_cloudflare_group_is_never_discovered_and_adopted_after_a_409_only_from_2026_2(make, version, adopted):
+    api = make(version=version, scope="all")
     existing = requests.post(
         f"{api.cf.base_url}/accounts/{ACCT}/scim/v2/Groups", headers={"Authorization": f"Bearer {api.cf.token}"},
         json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Cloudflare - DNS"}, timeout=5,
     ).json()["id"]
     api.cf.reset_calls()
-    uuid = _new_group(api, "Cloudflare - DNS", members=[BEN])  # PATCHing group_filters runs the full sync
-    assert api.link(uuid)["scim_id"] == existing
-    assert ("POST", "/Groups") not in [(m, p) for m, p, _ in api.scim_calls()]
+    uuid = _new_group(api, "Cloudflare - DNS", members=[BEN], in_scope=False)
+    api.ak.full_sync()
+    calls = api.scim_calls()
+    assert ("POST", "/Groups", 409) in calls  # no discovery: it always tries to create it first
+    assert ((api.link(uuid) or {}).get("scim_id") == existing) is adopted
+    failed = [t for t in api.ak.state.tasks if "ObjectExistsSyncException" in json.dumps(t["logs"])]
+    assert bool(failed) is not adopted
 
 
 # ---- vgmigrate sandbox serve --authentik ----------------------------------------------------------------

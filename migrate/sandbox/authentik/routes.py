@@ -836,13 +836,15 @@ def sync_status(request, id):  # noqa: A002
                 "status": status, "messages": copy.deepcopy(last["logs"]), "expires": None, "expiring": True,
             })
         return ok({"is_running": running, "tasks": tasks})
+    # The schedule's newest finished task (a full sync or one of its page tasks): the full sync
+    # itself logs only "info", so its status says nothing about the objects.
     body = {"is_running": running}
-    done = [t for t in full if t["aggregated_status"] in ("done", "info")]
+    scheduled = state.schedule_tasks(pk)
+    done = [t for t in scheduled if t["aggregated_status"] in ("done", "info")]
     if done:
         body["last_successful_sync"] = done[-1]["mtime"]
-    latest = state.provider_tasks(pk)
-    if latest:
-        body["last_sync_status"] = latest[-1]["aggregated_status"]
+    if scheduled:
+        body["last_sync_status"] = scheduled[-1]["aggregated_status"]
     return ok(body)
 
 
@@ -863,7 +865,13 @@ def sync_object(request, id):  # noqa: A002
     if model == GROUP_MODEL:
         object_id = valid_uuid(object_id) or object_id
     pk, pusher, override = provider["pk"], request.context.pusher, bool(body.get("override_dry_run", False))
-    return lambda: ok({"messages": pusher.sync_object(pk, model, object_id, override)})
+    def answer():
+        messages = pusher.sync_object(pk, model, object_id, override)
+        if messages is None:  # the worker did not finish it in time: Django's 500, the task runs later
+            raise AkError(500, {"detail": "A server error occurred."})
+        return ok({"messages": messages})
+
+    return answer
 
 
 # ---- providers/scim_groups and scim_users ---------------------------------------------------------
@@ -1120,7 +1128,8 @@ def retry_task(request, message_id):
     task = next((t for t in state.tasks if t["message_id"] == tid), None)
     if task is None:
         raise not_found("No Task matches the given query.")
-    if task["actor_name"] == FULL_SYNC_ACTOR and task["rel_obj_id"] is not None:
-        pk, pusher = int(task["rel_obj_id"]), request.context.pusher
+    schedule = state.schedules.get(task["rel_obj_id"])
+    if task["actor_name"] == FULL_SYNC_ACTOR and schedule is not None:
+        pk, pusher = int(schedule["rel_obj_id"]), request.context.pusher
         request.jobs.append(lambda: pusher.full_sync(pk))
     return no_content()

@@ -19,6 +19,7 @@ from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
 from .routes import AkError, router
 from .state import FULL_SYNC_ACTOR, State, now
 from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
+from .worker import Worker
 
 PREFIX = "/api/v3"
 APPLICATION_SLUG = "cloudflare-dashboard"
@@ -43,13 +44,15 @@ class AuthentikSandbox(Served):
 
     def __init__(self, cloudflare=None, version="2026.5.6", attached=True, scope="listed", provider=True,
                  provider_token=None, token=None, host="127.0.0.1", port=0, latency_ms=0, random_seed=0,
-                 timeout_seconds=2.0, verbose=False):
+                 timeout_seconds=2.0, verbose=False, push_delay=(0.02, 0.25), retry_backoff=0.4, max_retries=5,
+                 object_sync_wait=10.0, linked=True):
         if scope not in ("listed", "all"):
             raise ValueError("scope must be 'listed' or 'all'")
         self.state = State(version, random_seed=random_seed)
         # Like authentik's API tokens: 60 letters and digits (safe anywhere on a command line).
         self.token = token or "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(60))
-        self.pusher = Pusher(self.state)
+        self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed)
+        self.pusher = Pusher(self.state, self.worker, object_wait=object_sync_wait)
         self.faults = Faults(random_seed=random_seed)
         self.latency = latency_ms / 1000.0
         self.timeout_seconds = timeout_seconds
@@ -63,7 +66,7 @@ class AuthentikSandbox(Served):
         self._calls_lock = threading.Lock()
         self._connections = set()
         self._connections_lock = threading.Lock()
-        _seed(self, cloudflare, attached, scope, provider, provider_token)
+        _seed(self, cloudflare, attached, scope, provider, provider_token, linked)
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -73,6 +76,7 @@ class AuthentikSandbox(Served):
     def stop(self):
         running = self._server is not None
         super().stop()
+        self.worker.stop()
         if running:
             self.pusher.close()
 
@@ -103,8 +107,18 @@ class AuthentikSandbox(Served):
         self.faults.inject(method, path_regex, kind, times)
 
     def full_sync(self, provider_pk=None):
-        """Run a full sync now (what the schedule's send does); returns the task."""
-        return self.pusher.full_sync(provider_pk or self.provider_id)
+        """Run a full sync now (what the schedule's send does) and wait for every push it causes;
+        returns its task."""
+        pk = provider_pk or self.provider_id
+        self.pusher.full_sync(pk)
+        self.settle()
+        with self.state.lock:
+            return self.state.provider_tasks(pk, FULL_SYNC_ACTOR)[-1]
+
+    def settle(self, timeout=30.0):
+        """Wait until the worker has nothing queued or running (a person who waits; never the tool)."""
+        if not self.worker.drain(timeout):
+            raise TimeoutError(f"the authentik sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
 
     # ---- request handling -------------------------------------------------------------------------
 
@@ -206,7 +220,7 @@ class AuthentikSandbox(Served):
 # ---- seeding ----------------------------------------------------------------------------------------
 
 
-def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token):
+def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token, linked=True):
     state = sandbox.state
     owner = state.add_user("akadmin", "authentik Default Admin", "akadmin@authentik.example")
     owner["is_superuser"] = True
@@ -243,10 +257,11 @@ def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token):
             continue
         group = state.add_group(display, users=members)
         listed.append(group["pk"])
-        if provider:
+        if provider and linked:
             _link_group(state, provider, group, gid)
     for gid, name, user_ids in custom:
         group = state.add_group(name, users=[by_scim_id[u]["pk"] for u in user_ids if u in by_scim_id])
+        listed.append(group["pk"])  # in scope, or a 2026.2.2+ full sync would have deleted it already
         if provider:
             _link_group(state, provider, group, gid)
     # Unrelated to Cloudflare: a group with a CF user and an IdP-only user, and an empty one.
@@ -261,7 +276,7 @@ def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token):
         state.add_application("Cloudflare Dashboard", APPLICATION_SLUG, backchannel_providers=[provider["pk"]] if attached else [])
         if attached and not provider_token:
             # The account has been provisioned by this provider: its last full sync went well.
-            state.record_task(provider["pk"], FULL_SYNC_ACTOR, f"{PROVIDER_NAME}:full",
+            state.record_task(provider["pk"], FULL_SYNC_ACTOR, f"{PROVIDER_NAME}:full", schedule=True, logs=
                               [{"timestamp": now(), "log_level": "info", "logger": "authentik.providers.scim.tasks",
                                 "event": "Starting full provider sync", "attributes": {}}])
 

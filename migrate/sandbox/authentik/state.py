@@ -20,6 +20,7 @@ USER_MODEL = "authentik.core.models.User"
 USER_TYPES = ("internal", "external", "service_account", "internal_service_account")
 AUTH_MODES = ("token", "oauth", "oauth_interactive")
 COMPATIBILITY_MODES = ("default", "aws", "slack", "sfdc", "webex", "vcenter")
+SCHEDULE_APP_LABEL, SCHEDULE_MODEL = "authentik_tasks_schedules", "schedule"
 STATUS_RANK = {"done": 0, "info": 1, "warning": 2, "error": 3}
 
 
@@ -66,8 +67,14 @@ class Version:
         return self.at_least("2026.5")
 
     @property
-    def discovery(self):
+    def group_adoption(self):
+        """A group that already exists remotely (409) is linked instead of failing the task."""
         return self.at_least("2026.2")
+
+    @property
+    def cleanup(self):
+        """Every full sync deletes remote users and groups now out of scope (tag 2026.2.2)."""
+        return self.at_least("2026.2.2")
 
 
 class State:
@@ -249,20 +256,36 @@ class State:
 
     # ---- tasks -----------------------------------------------------------------------------------
 
-    def record_task(self, provider_pk, actor, uid, logs, failed=False):
+    def schedule_of(self, provider_pk):
+        return next((s for s in self.schedules.values() if s["rel_obj_id"] == str(provider_pk)), None)
+
+    def record_task(self, provider_pk, actor, uid, logs, failed=False, schedule=False):
+        """A finished task. Its rel_obj is the provider, or (`schedule`: the full sync and its page
+        tasks) the provider's schedule."""
         worst = max((STATUS_RANK.get(_level_status(e["log_level"]), 0) for e in logs), default=0)
         status = "rejected" if failed else next(s for s, r in STATUS_RANK.items() if r == worst)
+        rel = (SCIM_APP_LABEL, SCIM_MODEL, str(provider_pk) if provider_pk is not None else None)
+        sched = self.schedule_of(provider_pk) if schedule else None
+        if sched is not None:
+            rel = (SCHEDULE_APP_LABEL, SCHEDULE_MODEL, sched["id"])
         task = {
             "message_id": self.new_uuid(), "queue_name": "default", "actor_name": actor, "state": "rejected" if failed else "done",
-            "mtime": now(), "retries": 0, "eta": None, "rel_obj_app_label": SCIM_APP_LABEL, "rel_obj_model": SCIM_MODEL,
-            "rel_obj_id": str(provider_pk) if provider_pk is not None else None, "uid": uid, "logs": logs,
+            "mtime": now(), "retries": 0, "eta": None, "rel_obj_app_label": rel[0], "rel_obj_model": rel[1],
+            "rel_obj_id": rel[2], "uid": uid, "logs": logs,
             "previous_logs": [], "aggregated_status": status, "description": None,
         }
         self.tasks.append(task)
         return task
 
     def provider_tasks(self, pk, actor=None):
-        return [t for t in self.tasks if t["rel_obj_id"] == str(pk) and (actor is None or t["actor_name"] == actor)]
+        """Tasks about the provider: its own (signals, object syncs) and its schedule's (full syncs, pages)."""
+        sched = self.schedule_of(pk)
+        ids = {str(pk), sched["id"] if sched else None}
+        return [t for t in self.tasks if t["rel_obj_id"] in ids and (actor is None or t["actor_name"] == actor)]
+
+    def schedule_tasks(self, pk):
+        sched = self.schedule_of(pk)
+        return [t for t in self.tasks if sched is not None and t["rel_obj_id"] == sched["id"]]
 
     # ---- rendering -------------------------------------------------------------------------------
 

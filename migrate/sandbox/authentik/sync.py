@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import requests
 
+from .worker import Retry
 from .state import (
     DELETE_ACTOR, DIRECT_ACTOR, FULL_SYNC_ACTOR, GROUP_MODEL, M2M_ACTOR, OBJECT_SYNC_ACTOR, USER_MODEL,
 )
@@ -22,6 +23,7 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 NO_PROVIDER = "No provider found. Is it assigned to an application?"
 DRY_RUN = "Dropping mutating request due to dry run"
 LOGGER = "authentik.providers.scim.tasks"
+PAGE_WAIT = 60.0  # seconds a full sync waits for each of its page tasks (authentik: sync_page_timeout)
 
 
 class RemoteError(Exception):
@@ -83,9 +85,9 @@ class Client:
         except requests.RequestException as err:
             raise RemoteError("transient", None, f"{type(err).__name__} talking to {self.base}") from None
         if response.status_code >= 400:
-            kind = {404: "not_found", 409: "exists"}.get(response.status_code)
-            if kind is None:
-                kind = "transient" if response.status_code >= 500 or response.status_code == 429 else "bad"
+            # authentik's SCIM client: 404 and 409 have their own exceptions; every other status
+            # raises SCIMRequestException, a TransientSyncException (retried by signal tasks).
+            kind = {404: "not_found", 409: "exists"}.get(response.status_code, "transient")
             raise RemoteError(kind, response.status_code, _detail(response))
         if response.status_code == 204 or not response.content:
             return {}
@@ -144,13 +146,20 @@ def user_payload(user):
 
 
 class Pusher:
-    def __init__(self, state, timeout=10.0):
+    """What authentik's worker does for one server: every entry point queues messages on the
+    `worker` and returns at once (the API request that caused them answers first), except
+    `sync_object`, which waits for its message like the API does, at most `object_wait` seconds."""
+
+    def __init__(self, state, worker, timeout=10.0, object_wait=10.0):
         self.state = state
+        self.worker = worker
         self.timeout = timeout
+        self.object_wait = object_wait
         self.session = requests.Session()
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the provider's advisory lock, held by a full sync
         self.running = set()  # providers with a full sync under way (sync status is_running)
         self._configs = {}
+        self._config_lock = threading.Lock()
 
     def close(self):
         self.session.close()
@@ -159,41 +168,54 @@ class Pusher:
         """ServiceProviderConfig, read once per (url, token); a failed read falls back to "nothing
         supported" for this run only, as authentik does."""
         key = (client.base, client.token)
-        if key not in self._configs:
-            try:
-                config = client.request("GET", "/ServiceProviderConfig")
-            except RemoteError:
-                return {}
+        with self._config_lock:
+            if key in self._configs:
+                return self._configs[key]
+        try:
+            config = client.request("GET", "/ServiceProviderConfig")
+        except RemoteError:
+            return {}
+        with self._config_lock:
             self._configs[key] = config if isinstance(config, dict) else {}
-        return self._configs[key]
+            return self._configs[key]
 
-    # ---- entry points (each records one task) ------------------------------------------------------
+    # ---- entry points: each queues one message per attached provider -------------------------------
 
     def full_sync(self, provider_pk):
-        task = TaskLog()
-        with self.lock:
-            with self.state.lock:
-                provider = self._provider(provider_pk, task)
-            if provider is not None:
-                task.info("Starting full provider sync")
-                self.running.add(provider_pk)
-                try:
-                    client = Client(self, provider, provider["dry_run"])
-                    self._discover(client, provider_pk, provider)
-                    with self.state.lock:
-                        users = [pk for pk in sorted(self.state.users) if self.state.user_in_scope(provider_pk, pk)]
-                        groups = [g for g in self.state.groups if self.state.group_in_scope(provider_pk, g)]
-                    self._pages(client, provider_pk, provider, USER_MODEL, users, task)
-                    self._pages(client, provider_pk, provider, GROUP_MODEL, groups, task)
-                finally:
-                    self.running.discard(provider_pk)
-        with self.state.lock:
-            name = self.state.providers[provider_pk]["name"] if provider_pk in self.state.providers else str(provider_pk)
-            return self.state.record_task(provider_pk, FULL_SYNC_ACTOR, f"{name}:full", task.logs)
+        """The schedule's `scim_sync`: queued; its page tasks are queued by it in turn."""
+        return self.worker.send(lambda: self._full_sync(provider_pk), uid=f"{_name(self.state, provider_pk)}:full")
+
+    def direct(self, model, pk):
+        """post_save: write the object to every attached provider that has it in scope."""
+        kind = "group" if model == GROUP_MODEL else "user"
+        for provider_pk in self._attached():
+            uid = f"{_name(self.state, provider_pk)}:{kind}:{pk}:direct"
+            self.worker.send(self._signal(provider_pk, DIRECT_ACTOR, uid, lambda task, p=provider_pk: self._direct(model, pk, p, task)), uid)
+
+    def m2m(self, group_uuid, action, user_pks):
+        """A group's members changed: PATCH add/remove of the remote ids of the linked users."""
+        if not user_pks:
+            return
+        users = set(user_pks)
+        for provider_pk in self._attached():
+            uid = f"{_name(self.state, provider_pk)}:group:{group_uuid}:m2m"
+            self.worker.send(self._signal(provider_pk, M2M_ACTOR, uid, lambda task, p=provider_pk: self._m2m(group_uuid, action, users, p, task)), uid)
+
+    def deleted(self, model, mappings, label):
+        """The object is gone locally; its links (provider pk, scim id) were removed: DELETE remotely."""
+        for provider_pk, scim_id in mappings:
+            uid = f"{_name(self.state, provider_pk)}:{scim_id}:delete"
+            self.worker.send(self._signal(provider_pk, DELETE_ACTOR, uid, lambda task, p=provider_pk, i=scim_id: self._delete(model, i, label, p, task)), uid)
 
     def sync_object(self, provider_pk, model, object_id, override_dry_run=False):
+        """The API's single-object sync: a page task for that one object, waited for at most
+        `object_wait` seconds. None when it has not finished by then (the API answers 500; the
+        task still runs later)."""
         task = TaskLog()
-        with self.lock:
+        kind = "group" if model == GROUP_MODEL else "user"
+        uid = f"{_name(self.state, provider_pk)}:{kind}:{object_id}:manual"
+
+        def job():
             with self.state.lock:
                 provider = self._provider(provider_pk, task)
                 ids = []
@@ -204,89 +226,163 @@ class Pusher:
                         pk = int(object_id) if str(object_id).isdigit() else None
                         ids = [pk] if pk is not None and self.state.user_in_scope(provider_pk, pk) else []
             if provider is not None:
-                dry_run = provider["dry_run"] and not override_dry_run
-                client = Client(self, provider, dry_run)
-                self._pages(client, provider_pk, provider, model, ids, task, always_page=True)
-        with self.state.lock:
-            kind = "group" if model == GROUP_MODEL else "user"
-            self.state.record_task(provider_pk, OBJECT_SYNC_ACTOR, f"{_name(self.state, provider_pk)}:{kind}:{object_id}", task.logs)
-        return task.logs
-
-    def direct(self, model, pk):
-        """post_save: write the object to every attached provider that has it in scope."""
-        with self.state.lock:
-            providers = self.state.attached_providers()
-        for provider_pk in providers:
-            task = TaskLog()
-            with self.lock:
-                with self.state.lock:
-                    provider = self._provider(provider_pk, task)
-                    if provider is None:
-                        continue
-                    in_scope = (self.state.group_in_scope(provider_pk, pk) if model == GROUP_MODEL
-                                else self.state.user_in_scope(provider_pk, pk))
-                if not in_scope:
-                    continue
-                client = Client(self, provider, provider["dry_run"])
-                self._write(client, provider_pk, model, pk, task)
+                client = Client(self, provider, provider["dry_run"] and not override_dry_run)
+                self._page(client, provider_pk, model, ids, 1, task)
             with self.state.lock:
-                kind = "group" if model == GROUP_MODEL else "user"
-                self.state.record_task(provider_pk, DIRECT_ACTOR, f"{provider['name']}:{kind}:{pk}:direct", task.logs)
+                self.state.record_task(provider_pk, OBJECT_SYNC_ACTOR, uid, task.logs)
+            return task.logs
 
-    def m2m(self, group_uuid, action, user_pks):
-        """A group's members changed: PATCH add/remove of the remote ids of the linked users."""
-        if not user_pks:
-            return
+        message = self.worker.send(job, uid)
+        if not message.done.wait(self.object_wait):
+            return None
+        return message.result if not message.failed else task.logs
+
+    # ---- what the messages do ----------------------------------------------------------------------
+
+    def _attached(self):
         with self.state.lock:
-            providers = self.state.attached_providers()
-        for provider_pk in providers:
-            task = TaskLog()
-            with self.lock:
-                with self.state.lock:
-                    provider = self._provider(provider_pk, task)
-                    if provider is None or not self.state.group_in_scope(provider_pk, group_uuid):
-                        continue
-                    group = self.state.groups[group_uuid]
-                    label = f"Group {group['name']}"
-                    link = self.state.link_of("group", provider_pk, group_uuid)
-                    scim_ids = self.state.user_scim_ids(provider_pk, user_pks)
-                client = Client(self, provider, provider["dry_run"])
-                if link is None:
-                    task.warning(f"Could not sync membership of {label}: the group does not exist remotely yet", group=group_uuid)
-                elif scim_ids:
-                    op = "add" if action == "add" else "remove"
-                    try:
-                        self._patch_members(client, link["scim_id"], [(op, i) for i in scim_ids])
-                    except DryRunRejected as exc:
-                        task.info(DRY_RUN, obj=label, method=exc.method, url=exc.url, body=exc.body)
-                    except RemoteError as exc:
-                        if not (exc.kind == "not_found" and op == "remove"):
-                            task.warning(_failure(label, exc), obj=label, status=exc.status)
-            with self.state.lock:
-                self.state.record_task(provider_pk, M2M_ACTOR, f"{provider['name']}:group:{group_uuid}:m2m", task.logs)
+            return self.state.attached_providers()
 
-    def deleted(self, model, mappings, label):
-        """The object is gone locally; its links (provider pk, scim id) were removed: DELETE remotely."""
+    def _signal(self, provider_pk, actor, uid, work):
+        """A signal task: `work(task)` once per attempt, recorded as one task; a transient failure is
+        retried by the worker (authentik: `raise Retry()`)."""
+
+        def job():
+            task = TaskLog()
+            try:
+                work(task)
+            except RemoteError as exc:
+                task.warning(f"Task failed, retrying: {exc.detail}", status=exc.status)
+                self._record(provider_pk, actor, uid, task)
+                raise Retry() from None
+            self._record(provider_pk, actor, uid, task)
+
+        return job
+
+    def _record(self, provider_pk, actor, uid, task, schedule=False):
+        with self.state.lock:
+            if provider_pk in self.state.providers:
+                self.state.record_task(provider_pk, actor, uid, task.logs, schedule=schedule)
+
+    def _full_sync(self, provider_pk):
+        task = TaskLog()
+        with self.state.lock:
+            provider = self._provider(provider_pk, task)
+        if provider is None:
+            return self._record(provider_pk, FULL_SYNC_ACTOR, f"{_name(self.state, provider_pk)}:full", task, schedule=True)
+        task.info("Starting full provider sync")
+        if not self.lock.acquire(blocking=False):
+            task.info("Synchronization is already running. Skipping.")
+            return self._record(provider_pk, FULL_SYNC_ACTOR, f"{provider['name']}:full", task, schedule=True)
+        self.running.add(provider_pk)
+        try:
+            with self.state.lock:
+                users = [pk for pk in sorted(self.state.users) if self.state.user_in_scope(provider_pk, pk)]
+                groups = [g for g in self.state.groups if self.state.group_in_scope(provider_pk, g)]
+            size = max(1, provider["sync_page_size"])
+            for model, ids in ((USER_MODEL, users), (GROUP_MODEL, groups)):
+                pages = [ids[i:i + size] for i in range(0, len(ids), size)]
+                messages = [self.worker.send(self._page_task(provider_pk, model, page, number), delay=0)
+                            for number, page in enumerate(pages, start=1)]
+                for message in messages:  # users first, then groups, as authentik waits on each group
+                    message.done.wait(PAGE_WAIT)
+            if self.state.version.cleanup:
+                self._cleanup(provider_pk, provider)
+        finally:
+            self.running.discard(provider_pk)
+            self.lock.release()
+        self._record(provider_pk, FULL_SYNC_ACTOR, f"{provider['name']}:full", task, schedule=True)
+
+    def _page_task(self, provider_pk, model, ids, number):
+        kind = "group" if model == GROUP_MODEL else "user"
+
+        def job():
+            task = TaskLog()
+            with self.state.lock:
+                provider = self._provider(provider_pk, task)
+            uid = f"{_name(self.state, provider_pk)}:{kind}:{number}"
+            if provider is not None:
+                client = Client(self, provider, provider["dry_run"])
+                try:
+                    self._page(client, provider_pk, model, ids, number, task)
+                except RemoteError as exc:  # a 409 authentik cannot adopt fails the page task
+                    task.error(f"Task failed: ObjectExistsSyncException: {exc.detail}", status=exc.status)
+                    self._record(provider_pk, OBJECT_SYNC_ACTOR, uid, task, schedule=True)
+                    raise Retry() from None
+            self._record(provider_pk, OBJECT_SYNC_ACTOR, uid, task, schedule=True)
+
+        return job
+
+    def _page(self, client, provider_pk, model, ids, number, task):
+        task.info(f"Syncing page {number} of {'groups' if model == GROUP_MODEL else 'users'}")
+        for pk in ids:
+            self._write(client, provider_pk, model, pk, task, raise_exists=True)
+
+    def _cleanup(self, provider_pk, provider):
+        """2026.2.2+: a full sync deletes the links of users and groups now out of scope, and the
+        remote objects with them (`DELETE /Groups/{id}`, `DELETE /Users/{id}`)."""
+        with self.state.lock:
+            gone = []
+            for kind, table, in_scope in (("group", self.state.group_links, self.state.group_in_scope),
+                                          ("user", self.state.user_links, self.state.user_in_scope)):
+                for link_id, link in list(table.items()):
+                    if link["provider"] == provider_pk and not in_scope(provider_pk, link[kind]):
+                        del table[link_id]
+                        gone.append((kind, link["scim_id"], link[kind]))
+        for kind, scim_id, obj in gone:
+            model = GROUP_MODEL if kind == "group" else USER_MODEL
+            uid = f"{provider['name']}:{scim_id}:delete"
+            self.worker.send(self._signal(provider_pk, DELETE_ACTOR, uid,
+                                          lambda task, m=model, i=scim_id, o=obj: self._delete(m, i, str(o), provider_pk, task)), uid)
+
+    def _direct(self, model, pk, provider_pk, task):
+        with self.state.lock:
+            provider = self._provider(provider_pk, task)
+            if provider is None:
+                return
+            in_scope = (self.state.group_in_scope(provider_pk, pk) if model == GROUP_MODEL
+                        else self.state.user_in_scope(provider_pk, pk))
+        if in_scope:
+            self._write(Client(self, provider, provider["dry_run"]), provider_pk, model, pk, task, signal=True)
+
+    def _m2m(self, group_uuid, action, user_pks, provider_pk, task):
+        with self.state.lock:
+            provider = self._provider(provider_pk, task)
+            if provider is None or not self.state.group_in_scope(provider_pk, group_uuid):
+                return
+            group = self.state.groups[group_uuid]
+            label = f"Group {group['name']}"
+            link = self.state.link_of("group", provider_pk, group_uuid)
+            scim_ids = self.state.user_scim_ids(provider_pk, user_pks)
+        client = Client(self, provider, provider["dry_run"])
+        if link is None:
+            task.warning(f"Could not sync membership of {label}: the group does not exist remotely yet", group=group_uuid)
+        elif scim_ids:
+            op = "add" if action == "add" else "remove"
+            try:
+                self._patch_members(client, link["scim_id"], [(op, i) for i in scim_ids])
+            except DryRunRejected as exc:
+                task.info(DRY_RUN, obj=label, method=exc.method, url=exc.url, body=exc.body)
+            except RemoteError as exc:
+                if exc.kind == "not_found" and op == "remove":
+                    return
+                raise
+
+    def _delete(self, model, scim_id, label, provider_pk, task):
         path = "/Groups/" if model == GROUP_MODEL else "/Users/"
-        for provider_pk, scim_id in mappings:
-            task = TaskLog()
-            with self.lock:
-                with self.state.lock:
-                    provider = self._provider(provider_pk, task)
-                if provider is not None:
-                    client = Client(self, provider, provider["dry_run"])
-                    try:
-                        client.request("DELETE", path + scim_id)
-                    except DryRunRejected as exc:
-                        task.info(DRY_RUN, obj=label, method=exc.method, url=exc.url, body=exc.body)
-                    except RemoteError as exc:
-                        if exc.kind == "not_found":
-                            task.info("Object not found in remote provider", obj=label, scim_id=scim_id)
-                        else:
-                            task.warning(_failure(label, exc), obj=label, scim_id=scim_id, status=exc.status)
-            with self.state.lock:
-                if provider_pk in self.state.providers:
-                    self.state.record_task(provider_pk, DELETE_ACTOR, f"{_name(self.state, provider_pk)}:{scim_id}:delete", task.logs)
+        with self.state.lock:
+            provider = self._provider(provider_pk, task)
+        if provider is None:
+            return
+        client = Client(self, provider, provider["dry_run"])
+        try:
+            client.request("DELETE", path + scim_id)
+        except DryRunRejected as exc:
+            task.info(DRY_RUN, obj=label, method=exc.method, url=exc.url, body=exc.body)
+        except RemoteError as exc:
+            if exc.kind != "not_found":
+                raise
+            task.info("Object not found in remote provider", obj=label, scim_id=scim_id)
 
     # ---- internals -------------------------------------------------------------------------------
 
@@ -297,16 +393,10 @@ class Pusher:
             return None
         return copy.deepcopy(self.state.providers[provider_pk])
 
-    def _pages(self, client, provider_pk, provider, model, ids, task, always_page=False):
-        size = max(1, provider["sync_page_size"])
-        plural = "groups" if model == GROUP_MODEL else "users"
-        pages = [ids[i:i + size] for i in range(0, len(ids), size)] or ([[]] if always_page else [])
-        for number, page in enumerate(pages, start=1):
-            task.info(f"Syncing page {number} of {plural}")
-            for pk in page:
-                self._write(client, provider_pk, model, pk, task)
-
-    def _write(self, client, provider_pk, model, pk, task):
+    def _write(self, client, provider_pk, model, pk, task, signal=False, raise_exists=False):
+        """Write one object. A page task logs a failure and goes on; a signal task (`signal`) lets a
+        transient one raise, to be retried. A 409 on a group authentik cannot adopt (before 2026.2)
+        raises either way: authentik's ObjectExistsSyncException fails the task."""
         with self.state.lock:
             obj = self.state.groups.get(pk) if model == GROUP_MODEL else self.state.users.get(pk)
             if obj is None:
@@ -320,38 +410,9 @@ class Pusher:
         except DryRunRejected as exc:
             task.info(DRY_RUN, obj=label, method=exc.method, url=exc.url, body=exc.body)
         except RemoteError as exc:
+            if signal or (exc.kind == "exists" and raise_exists):
+                raise
             task.warning(_failure(label, exc), obj=label, status=exc.status)
-
-    def _discover(self, client, provider_pk, provider):
-        """2026.2+: link remote groups (and users) whose name equals a local one and have no link."""
-        version = self.state.version
-        if not version.discovery or (version.token_write_only and not provider["discovery_enabled"]):
-            return
-        for path, kind, remote_key in (("/Users", "user", "userName"), ("/Groups", "group", "displayName")):
-            seen, start = 0, 1
-            while True:
-                try:
-                    page = client.request("GET", path, params={"startIndex": start} if start > 1 else None)
-                except RemoteError:
-                    break
-                resources = page.get("Resources") or []
-                with self.state.lock:
-                    table = self.state.group_links if kind == "group" else self.state.user_links
-                    known = {link["scim_id"] for link in table.values() if link["provider"] == provider_pk}
-                    for resource in resources:
-                        if resource.get("id") in known:
-                            continue
-                        if kind == "group":
-                            local = self.state.group_by_name(resource.get(remote_key))
-                            obj = local["pk"] if local else None
-                        else:
-                            obj = next((u["pk"] for u in self.state.users.values() if u["username"] == resource.get(remote_key)), None)
-                        if obj is not None and self.state.link_of(kind, provider_pk, obj) is None:
-                            self.state.add_link(kind, provider_pk, obj, resource["id"], resource)
-                seen += len(resources)
-                if not resources or seen >= int(page.get("totalResults") or 0):
-                    break
-                start = seen + 1
 
     # groups
 
@@ -383,7 +444,8 @@ class Pusher:
 
     def _create_group(self, client, provider_pk, group_uuid):
         payload, users = self._group_payload(client, provider_pk, group_uuid)
-        remote = _create_or_adopt(client, "/Groups", payload, f'displayName eq "{payload["displayName"]}"')
+        adopt = self.state.version.group_adoption
+        remote = _create_or_adopt(client, "/Groups", payload, f'displayName eq "{payload["displayName"]}"', adopt)
         with self.state.lock:
             if group_uuid not in self.state.groups:
                 return
@@ -465,13 +527,13 @@ def _name(state, provider_pk):
     return provider["name"] if provider else str(provider_pk)
 
 
-def _create_or_adopt(client, path, payload, filter):
-    """POST the object; on a 409, when the remote can filter, the same-named remote object it
-    finds instead (authentik adopts it); its remote id either way."""
+def _create_or_adopt(client, path, payload, filter, adopt=True):
+    """POST the object; on a 409, when `adopt` and the remote can filter, the same-named remote
+    object it finds instead (authentik adopts it); its remote id either way."""
     try:
         remote = client.request("POST", path, payload)
     except RemoteError as exc:
-        if exc.kind != "exists" or not client.filter:
+        if exc.kind != "exists" or not adopt or not client.filter:
             raise
         found = client.request("GET", path, params={"filter": filter}).get("Resources") or []
         if not found:
