@@ -24,6 +24,11 @@ PEOPLE = {e: r for e, r in lane.PEOPLE.items() if e != "ivan.ivanova@acme-corp.e
 TEAM, RENAMED, TAKEN = f"{PREFIX} Diff Team", f"{PREFIX} Diff Team Renamed", f"{PREFIX} Taken"
 BEN, CHLOE, DANA, HANA = "ben.brandt@acme-corp.example", "chloe.castillo@acme-corp.example", "dana.whitfield@acme-corp.example", "hana.hayashi@acme-corp.example"
 
+# Requests the real server sends only in some runs, explained in the emulator's docstring:
+# (step, method, status). A group's DELETE a second time, answered 404 (one run in three).
+SOMETIMES_REAL = {("delete", "DELETE", 404)}
+
+
 class Labels:
     """Cloudflare SCIM ids -> stable labels ("user:<email>", "group:<name>"), remembered across
     deletes, so both runs' requests read the same."""
@@ -170,7 +175,9 @@ def compare(real, emulated):
     differences = []
     for (name, real_requests, real_order, real_state, _), (_, emu_requests, emu_order, emu_state, _) in zip(real, emulated):
         for text in sorted(set(real_requests) - set(emu_requests)):
-            differences.append(f"{name}: only the real server sent {text}")
+            request = json.loads(text)
+            if (name, request["method"], request["status"]) not in SOMETIMES_REAL:
+                differences.append(f"{name}: only the real server sent {text}")
         for text in sorted(set(emu_requests) - set(real_requests)):
             differences.append(f"{name}: only the emulator sent {text}")
         if real_state != emu_state:

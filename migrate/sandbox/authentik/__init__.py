@@ -37,7 +37,8 @@ members, add, remove, add to and remove from a CF- group, rename, delete, full s
 sync, a 409): the same distinct SCIM requests (method, path, body, status) and the same end state
 in Cloudflare. How OFTEN each is sent differs, by design: a failed push is retried on a compressed
 clock here (`retry_backoff` 0.4 s, doubling) where authentik waits 15 s, doubling, up to 5 times
-(~8 minutes); and the member PATCH of a new group is sent once here, once or twice there (below).
+(~8 minutes); the member PATCH of a new group is sent once here, once or twice there (below);
+and there a deleted group's `DELETE /Groups/{id}` was once sent twice (the second answered 404).
 Also seen there, and followed here: a 409 on a group fails its task, which is retried (no
 adoption before 2026.2), and a full-sync page stops at such a group, the rest of the page waiting
 for the retry; a full sync re-sends every user (`PUT`, the stored attributes being the POST
