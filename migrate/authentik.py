@@ -30,6 +30,9 @@ SCIM_MODEL = "scimprovider"
 DEFAULT_GROUP_MAPPING = "goauthentik.io/providers/scim/group"
 TASK_PROBLEMS = ("warning", "error")
 SCIM_SYNC_ACTOR = "authentik.providers.scim.tasks.scim_sync"
+SCIM_M2M_ACTOR = "authentik.providers.scim.tasks.scim_sync_m2m"
+FINISHED_TASK_STATES = ("done", "rejected")
+SCHEDULE_APP_LABEL, SCHEDULE_MODEL = "authentik_tasks_schedules", "schedule"
 
 
 def _segment(value):
@@ -419,6 +422,61 @@ class AuthentikClient:
             if err.status == 404 and self.version() is None:  # an older server of unknown version
                 return []
             raise
+
+    def cleans_up(self):
+        """Does every full sync delete the Cloudflare groups of linked groups outside group_filters
+        (from tag 2026.2.2; every save of the provider starts one)?"""
+        return self.at_least("2026.2.2")
+
+    def cleanup_victims(self, provider_pk, group_filters, leaving=()):
+        """Names of the groups the full sync after setting `group_filters` would delete in
+        Cloudflare: linked, not in the filter (an empty filter keeps every group), not in
+        `leaving` (uuids being deleted anyway). [] on versions without the cleanup."""
+        if not self.cleans_up() or not group_filters:
+            return []
+        keep = {str(g) for g in group_filters} | {str(g) for g in leaving}
+        out = []
+        for link in self.scim_group_links(provider_pk):
+            group = str(link.get("group"))
+            if group not in keep:
+                out.append((link.get("group_obj") or {}).get("name") or group)
+        return sorted(out)
+
+    def schedule_tasks(self, pk, problems_only=False, limit=20):
+        """The newest tasks of the provider's full-sync schedule: the full syncs and their page
+        tasks, where the failures of a full sync are logged (>= 2025.8)."""
+        if not self.at_least("2025.8"):
+            return []
+        params = {"rel_obj_content_type__app_label": SCIM_APP_LABEL, "rel_obj_content_type__model": SCIM_MODEL,
+                  "rel_obj_id": str(pk), "actor_name": SCIM_SYNC_ACTOR}
+        schedules = list(self._pages("/tasks/schedules/", params, limit=1))
+        if not schedules:
+            return []
+        params = {"rel_obj_content_type__app_label": SCHEDULE_APP_LABEL, "rel_obj_content_type__model": SCHEDULE_MODEL,
+                  "rel_obj_id": str(schedules[0]["id"]), "ordering": "-mtime"}
+        if problems_only:
+            params["aggregated_status"] = list(TASK_PROBLEMS)
+        return list(self._pages("/tasks/tasks/", params, limit=limit))
+
+    def group_pushes(self, provider_pk, group_uuid):
+        """Message ids of the membership pushes of this group so far (`group_pushes_done` compares)."""
+        return {t.get("message_id") for t in self._group_push_tasks(provider_pk, group_uuid)}
+
+    def group_pushes_done(self, provider_pk, group_uuid, before):
+        """Has a membership push of this group queued after `before` finished, and no newer one
+        still to run? Before 2025.8 (no tasks API) there is no way to see: True."""
+        if not self.at_least("2025.8"):
+            return True
+        new = [t for t in self._group_push_tasks(provider_pk, group_uuid) if t.get("message_id") not in before]
+        return bool(new) and all(t.get("state") in FINISHED_TASK_STATES for t in new)
+
+    def _group_push_tasks(self, provider_pk, group_uuid):
+        if not self.at_least("2025.8"):
+            return []
+        params = {"rel_obj_content_type__app_label": SCIM_APP_LABEL, "rel_obj_content_type__model": SCIM_MODEL,
+                  "rel_obj_id": str(provider_pk), "actor_name": SCIM_M2M_ACTOR, "ordering": "-mtime"}
+        suffix = f":group:{group_uuid}:m2m"
+        return [t for t in self._pages("/tasks/tasks/", params, limit=200) if str(t.get("uid") or "").endswith(suffix)]
 
 
 def log_lines(events, levels=("warning", "error", "critical")):

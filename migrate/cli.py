@@ -135,6 +135,12 @@ def global_params():
     ]
 
 
+def sync_timeout_option(what):
+    """`--sync-timeout`: how long a command waits for Authentik's pushes to reach Cloudflare."""
+    return click.option("--sync-timeout", type=click.FloatRange(1), default=120, show_default=True,
+                        help=f"IdP-managed runs: seconds to wait for {what} to reach Cloudflare from Authentik.")
+
+
 def output_format(*more, help="table for people, json for scripts (stdout holds only the JSON)."):
     """`--format table|...|json` and its short alias `--json`; the command receives `fmt`."""
 
@@ -521,8 +527,7 @@ def rehearse(settings, plan_file, parallel):
 @click.argument("plan_file", type=click.Path(dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent steps sent at once (shared rate limit).")
-@click.option("--sync-timeout", type=click.FloatRange(1), default=120, show_default=True,
-              help="--mode idp plans: seconds to wait for each synced group to reach Cloudflare.")
+@sync_timeout_option("each synced group")
 @output_format()
 @click.pass_obj
 def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
@@ -614,9 +619,10 @@ def verify(settings, run_id, fmt, parallel):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--force", is_flag=True, help="Also undo objects someone else changed since the run.")
 @click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent groups undone at once (shared rate limit).")
+@sync_timeout_option("the restored memberships and deletes")
 @output_format()
 @click.pass_obj
-def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
+def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt):
     """Undo an apply run from its journal, newest step first."""
     from . import reports
     from .progress import StepProgress
@@ -629,6 +635,8 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, fmt):
     if not dry_run:
         inventory.check_lock(LOCK)  # refused before any preview is printed
     client = connect(settings, parallel)  # one client: the preview and the rollback share its rate limiter
+    if client.idp is not None:
+        client.idp.sync_timeout = sync_timeout
 
     def with_progress(label, **options):
         job = Rollback(client, inventory, run_id, force=force, **options)
@@ -780,18 +788,19 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
 @click.option("--run", "run_id", help="The apply run whose groups replace the CF- groups (default: the latest).")
 @click.option("--delete-groups", is_flag=True, help="Also delete each CF- group in Authentik that nobody is left in (rollback re-creates it).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@sync_timeout_option("the removals")
 @output_format()
 @click.pass_obj
-def cutover(settings, run_id, delete_groups, yes, fmt):
+def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
     """Take the migrated members out of the old CF- groups in Authentik, once verify is clean.
 
     Cloudflare then drops the legacy roles; the new User Groups keep granting them. With
     --delete-groups, a CF- group left empty is deleted in Authentik too. Refuses if verify finds a
-    difference, or if no Super Administrator would be left outside SCIM. Undo with
-    `vgmigrate rollback`.
+    difference, or if no Super Administrator would be left outside SCIM. Ends once Cloudflare has
+    dropped the legacy roles (or names those it still gives). Undo with `vgmigrate rollback`.
     """
     from . import reports
-    from .cutover import Cutover, prepare
+    from .cutover import Cutover, finish_waiting, prepare
     from .progress import StepProgress
     from .runs import LOCK, apply_run
 
@@ -809,6 +818,12 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
                    f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {stay[0][0]!r}); "
                    "remove them in Authentik by hand once you no longer need the rollback", err=True)
     if not steps:
+        waited, left = finish_waiting(client, inventory, work.plan["plan_id"], sync_timeout)
+        if left:
+            raise VgmigrateError(f"cutover {waited['id']}: " + inventory.run(waited["id"])["message"])
+        if waited:
+            click.echo(f"cutover {waited['id']}: done; Cloudflare has dropped the legacy roles of the members who left their CF- groups.")
+            return
         click.echo("Nothing to do: no migrated member is left in a CF- group in Authentik.")
         return
     if not yes:
@@ -819,7 +834,7 @@ def cutover(settings, run_id, delete_groups, yes, fmt):
                                                   else "deleted once empty"), err=True)
         deletes = f" and delete {len(steps) - len(removes)} emptied group(s)" if len(steps) > len(removes) else ""
         click.confirm(f"Remove these members from {len(removes)} CF- group(s) in Authentik{deletes}?", abort=True, err=True)
-    cut = Cutover(client, inventory, steps, work.checks, work.plan["plan_id"])
+    cut = Cutover(client, inventory, steps, work.checks, work.plan["plan_id"], timeout=sync_timeout)
     try:
         with StepProgress("cutover", len(steps), "CF- groups") as bar:
             cut.progress = lambda step, outcome: bar.update(1)

@@ -15,7 +15,9 @@ from .errors import VgmigrateError
 from .executor import JournaledRun, StepFailed
 from .findings import SUPER_ADMIN
 from .names import parse_virtual_group_name
+from .legacy import legacy_left, legacy_roles, removals_of
 from .verify import live_group_ids, verify_run
+from .waiting import wait_until
 
 
 def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptied_before=None):
@@ -32,6 +34,8 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
     stay: (CF- group name, email) of migrated members left in place, kept: (CF- group name, why)
     of the groups --delete-groups leaves).
     """
+    # Exact names first: "CF-<id> - dns" and "CF-<id> - DNS" are two groups in Authentik.
+    by_exact = {g["name"]: g for g in idp_groups}
     by_name = {iam.name_key(g["name"]): g for g in idp_groups}
     provider = (plan.get("idp") or {}).get("provider", {}).get("pk")
     steps, checks, stay, kept, n = [], {}, [], [], 0
@@ -41,7 +45,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
             continue
         migrated = {iam.email_key(m["email"]) for m in group["members"] if m.get("email")}
         for vg in group["virtual_groups"]:
-            old = by_name.get(iam.name_key(vg["name"]))
+            old = by_exact.get(vg["name"]) or by_name.get(iam.name_key(vg["name"]))
             if old is None:
                 continue
             leaving = [u for u in old.get("users_obj") or [] if iam.email_key(u.get("email")) in migrated]
@@ -58,7 +62,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
             if leaving:
                 steps.append({
                     "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
-                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving)},
+                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving), "emails": emails},
                     "inverse": {"kind": "restore_idp_members"},
                 })
                 checks[sid] = (gid, emails, group["permission_group"]["id"])
@@ -96,7 +100,9 @@ def supers_outside_scim(members, idp_groups, account_id):
     in_super_groups = {
         iam.email_key(u.get("email"))
         for g in idp_groups
-        if (parsed := parse_virtual_group_name(g["name"])) and iam.name_key(parsed.role) == iam.name_key(SUPER_ADMIN)
+        # Only this account's CF- groups: another account's grant nothing here (as the scan counts them).
+        if (parsed := parse_virtual_group_name(g["name"])) and parsed.account_id == account_id
+        and iam.name_key(parsed.role) == iam.name_key(SUPER_ADMIN)
         for u in g.get("users_obj") or []
     }
     return sorted(
@@ -104,14 +110,6 @@ def supers_outside_scim(members, idp_groups, account_id):
         if m.get("status") == "accepted" and iam.email_key(m["email"]) not in in_super_groups
         and iam.name_key(SUPER_ADMIN) in iam.held_permission_group_names(m, account_id)
     )
-
-
-def legacy_roles(client, members=None):
-    """Email key -> name keys of the legacy roles each account member holds in Cloudflare (what a
-    CF- group gives, and takes away when its member leaves it)."""
-    names = {r["id"]: iam.name_key(r["name"]) for r in client.roles()}
-    return {iam.email_key(m["email"]): {names.get(r["id"] if isinstance(r, dict) else r) for r in m.get("roles") or []}
-            for m in (client.members() if members is None else members)}
 
 
 def roles_not_back(client, removals):
@@ -132,15 +130,53 @@ def roles_not_back(client, removals):
     return out
 
 
+def wait_for_cloudflare(client, removals, timeout):
+    """Wait until Cloudflare has dropped every legacy role the removals take away; what is left."""
+    def check():
+        left = legacy_left(client, removals)
+        return not left, left
+
+    return wait_until(check, timeout, f"Cloudflare to drop the legacy roles of the members leaving {len(removals)} CF- group(s)")
+
+
+def left_message(left, timeout):
+    first = ", ".join(f"{email} in {group!r}" for email, group in left[:3])
+    return (f"Cloudflare still gives {len(left)} legacy role(s) {timeout:g} s after the members left their CF- groups in Authentik "
+            f"({first}): Authentik has not pushed the removal yet, or its push failed (`vgmigrate idp check` shows why). "
+            "Run `vgmigrate cutover` again to keep waiting")
+
+
+def finish_waiting(client, inventory, plan_id, timeout):
+    """A cutover whose steps are all done but whose removals had not reached Cloudflare: wait
+    again; mark it done once they have. Returns (run, what is left), or (None, []) if none waits."""
+    waiting = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] == "failed"
+               and all(a["status"] == "done" for a in inventory.actions(r["id"], response=False))]
+    if not waiting:
+        return None, []
+    left = wait_for_cloudflare(client, removals_of(inventory, plan_id), timeout)
+    for run in waiting:
+        inventory.update_run(run["id"], status="done" if not left else "failed", message="all steps done; Cloudflare has dropped the legacy roles"
+                             if not left else left_message(left, timeout))
+    return waiting[-1], left
+
+
 class Cutover(JournaledRun):
-    """The cutover's steps, one at a time, with the access check after each."""
+    """The cutover's steps, one at a time, with the access check after each; done only once
+    Cloudflare has dropped the legacy roles the removals take away."""
 
     kind = "cutover"
     resume = "`vgmigrate cutover` finishes it, `vgmigrate rollback` puts the members back"
 
-    def __init__(self, client, inventory, steps, checks, plan_id, progress=None):
+    def __init__(self, client, inventory, steps, checks, plan_id, progress=None, timeout=120.0):
         super().__init__(client, inventory, steps, plan_id, progress)
         self.checks = checks
+        self.timeout = timeout
+
+    def _execute(self):
+        super()._execute()
+        left = wait_for_cloudflare(self.client, removals_of(self.inv, self.plan["plan_id"]), self.timeout)
+        if left:
+            raise StepFailed(left_message(left, self.timeout))
 
     def _finish(self, step, object_id, outcome):
         gid, emails, pg_id = self.checks[step["id"]]
@@ -171,6 +207,7 @@ def prepare(client, inventory, run, delete_groups=False):
     if run["status"] != "done":
         raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
     _, diffs, _ = verify_run(client, inventory, run["id"])
+    diffs = [d for d in diffs if d["kind"] != "legacy_role_remains"]  # what an earlier cutover still waits for
     if diffs:
         raise VgmigrateError(f"verify finds {len(diffs)} difference(s): the cutover runs only after a clean `vgmigrate verify`")
     plan = inventory.plan_body(run["plan_id"])

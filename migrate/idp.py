@@ -22,6 +22,7 @@ from .errors import AuthentikError, CloudflareError, TokenError, UsageProblem, V
 from .executor import JournaledRun
 from .findings import Finding, sort_findings
 from .http import HttpClient, NetworkError, RateLimiter
+from .waiting import wait_until
 
 APP_SLUG = "cloudflare-dashboard"
 APP_NAME = "Cloudflare dashboard"
@@ -53,6 +54,8 @@ class Facts:
     error_lines: list = field(default_factory=list)  # from the newest tasks with problems
     custom_group_mappings: list = field(default_factory=list)  # names
     default_mappings: dict = field(default_factory=dict)  # {"user": pk, "group": pk} for a new provider
+    unlinked: list = field(default_factory=list)  # names of CF- groups with no link to Cloudflare through the provider
+    cleanup_victims: list | None = None  # names of linked groups a provider save would delete (2026.2.2+); None: no cleanup
 
     def as_json(self):
         return asdict(self)
@@ -150,8 +153,14 @@ def gather(cf_client, ak, *, check_token=True, token_http_kwargs=None):
     pk = provider.get("pk")
     facts.sync_status = ak.sync_status(pk)
     lines = log_lines(facts.sync_status.pop("legacy_messages", None) or [])
-    for task in ak.provider_tasks(pk, problems_only=True, limit=5):
+    # Signal and object-sync tasks hang off the provider; a full sync's failures sit in the page
+    # tasks of its schedule, while the full sync itself logs only "info".
+    for task in ak.provider_tasks(pk, problems_only=True, limit=5) + ak.schedule_tasks(pk, problems_only=True, limit=5):
         lines += log_lines(task.get("logs") or [])
+    linked = {str(link.get("group")) for link in ak.scim_group_links(pk)}
+    facts.unlinked = sorted(g["name"] for g in facts.cf_groups if str(g["pk"]) not in linked)
+    if ak.cleans_up():
+        facts.cleanup_victims = ak.cleanup_victims(pk, provider.get("group_filters") or [])
     if facts.application is not None:  # from before it was attached: that cause is gone
         lines = [line for line in lines if "Is it assigned to an application" not in line]
     facts.error_lines = list(dict.fromkeys(lines))[:MAX_ERROR_LINES]
@@ -299,6 +308,18 @@ def assess(facts: Facts) -> list:
                 add("warning", "scope_group_missing", f"{len(missing)} group(s) in group_filters no longer exist in Authentik",
                     "remove them from the provider's Group filters")
 
+    if facts.unlinked:
+        add("error", "cf_group_not_linked",
+            f"{len(facts.unlinked)} CF- group(s) have no link to Cloudflare through {name!r} ({', '.join(repr(n) for n in facts.unlinked[:3])}): "
+            "this provider did not create them and Authentik does not adopt existing groups, so a cutover's removals would never reach Cloudflare",
+            "link each to its Cloudflare group (Authentik API: POST /api/v3/providers/scim_groups/ with the provider, the group and "
+            "the Cloudflare group id from `vgmigrate inventory`), or migrate with --mode api")
+    if facts.cleanup_victims:
+        add("error", "group_filters_edit_deletes",
+            f"Authentik {version} deletes in Cloudflare every linked group outside group_filters on each save of the provider: "
+            f"{len(facts.cleanup_victims)} are outside it now ({', '.join(repr(n) for n in facts.cleanup_victims[:3])}), so the next edit "
+            "(plan --mode idp makes one) deletes them, policies and all",
+            "add those groups to the provider's Group filters before anything else saves the provider")
     status = facts.sync_status or {}
     last = status.get("last_sync_status")
     if last in ("error", "rejected"):
@@ -458,9 +479,22 @@ def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
     done = [s.description for s in steps]
     provider_pk = fix.ids.get("idp.provider", provider_pk)
     if sync and steps and provider_pk is not None:
-        how = cf_client.idp.full_sync(provider_pk)
-        done.append("started a full sync" + (" (by saving the provider unchanged)" if how == "save" else ""))
+        ak = cf_client.idp
+        before = ak.sync_status(provider_pk)
+        how = ak.full_sync(provider_pk)
+        # The sync runs in Authentik's worker: wait for it, so the next check shows its outcome.
+        left = wait_until(lambda: (_sync_finished(ak.sync_status(provider_pk), before), True), ak.sync_timeout,
+                          "Authentik's full sync to finish")
+        started = "started a full sync" + (" (by saving the provider unchanged)" if how == "save" else "")
+        done.append(started + (f"; it had not finished after {ak.sync_timeout:g} s" if left else " and waited for it"))
     return result.run_id, done
+
+
+def _sync_finished(status, before):
+    """A full sync started after `before` (a sync status) has finished."""
+    ended = (status.get("last_successful_sync"), status.get("last_sync_status"))
+    return not status.get("is_running") and status.get("last_sync_status") is not None and (
+        ended != (before.get("last_successful_sync"), before.get("last_sync_status")) or before.get("is_running"))
 
 
 # --- the IdP-managed path: what planning and apply read of Authentik ---------------------------

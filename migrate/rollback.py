@@ -14,6 +14,8 @@ from .inventory import utcnow
 from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id
 from .cutover import roles_not_back
 from .steps import RemoveIdpMembers, kind_of, plan_group_of, push_again
+from .authentik import idp_of
+from .waiting import wait_until
 
 
 class Rollback:
@@ -109,20 +111,32 @@ class Rollback:
 
     def _legacy_roles_back(self):
         """Before any User Group goes: everyone a cutover took out of a CF- group holds its role in
-        Cloudflare again. Authentik logs a failed push and goes on, so ask it to push once more;
-        if the role is still missing, stop here, with the new groups still granting it."""
+        Cloudflare again. Authentik pushes the restored memberships later, from its worker, so
+        wait for them; whom they have not reached by the deadline, push once more (in an order
+        that does not depend on Authentik's), and wait again. If the role is still missing, stop
+        here, with the new groups still granting it."""
         removals = [a for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
                     if a["kind"] == RemoveIdpMembers.kind and a["status"] != "failed"]
         if not removals:
             return
-        for action, group, pks in roles_not_back(self.client, removals):
-            push_again(self, action, group, pks)
-        still = roles_not_back(self.client, removals)
+        idp = idp_of(self.client)
+
+        def check():
+            missing = roles_not_back(self.client, removals)
+            return not missing, missing
+
+        what = "Cloudflare to give the legacy roles back"
+        still = wait_until(check, idp.sync_timeout, what)
+        if still:
+            provider = (self.inv.plan_body(self.target["plan_id"]) or {}).get("idp", {}).get("provider", {}).get("pk")
+            for action, group, pks in still:
+                push_again(self, action, group, pks, provider)
+            still = wait_until(check, idp.sync_timeout, what)
         if still:
             action, group, pks = still[0]
             raise VgmigrateError(f"rollback stopped before removing any User Group: Cloudflare has not given {len(pks)} member(s) of "
-                                 f"{group['name']!r} its role back (Authentik's push failed; `vgmigrate idp check` shows why). "
-                                 "Fix it, then run `vgmigrate rollback` again")
+                                 f"{group['name']!r} its role back (Authentik's push failed or is still being retried; `vgmigrate idp check` "
+                                 "shows why). Fix it, then run `vgmigrate rollback` again")
 
     def _cutovers(self):
         return [r for r in self.inv.runs("cutover") if r["plan_id"] == self.target["plan_id"]]

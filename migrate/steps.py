@@ -6,15 +6,13 @@ Every method takes the CloudflareClient, so the method and path written to the j
 by the same code that sends the call. IdP-mode kinds reach Authentik through `client.idp`.
 """
 
-import logging
-import time
-
 from . import iam
 from .authentik import idp_of
 
 from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
+from .legacy import legacy_left, removals_of
+from .waiting import wait_until
 
-waits = logging.getLogger("vgmigrate.ratelimit")  # the CLI says on stderr when and why a command waits
 
 # Plan steps that belong to no single plan group: undone after every group is.
 SHARED_STEPS = ("rg", "scope")
@@ -333,9 +331,15 @@ class CreateIdpGroup(IdpStep):
         job.call(action, "DELETE", idp.group_path(group["pk"]), lambda: idp.delete_group(group["pk"]),
                  f"delete Authentik group {group['name']!r} (Authentik deletes its User Group in Cloudflare)")
         synced = job.sibling(action, SyncIdpGroup.kind)
-        if synced and synced["object_id"] and not job.dry_run and _user_group_or_none(job.client, synced["object_id"]):
-            job.leave(action, f"User Group {group['name']!r} ({synced['object_id']}) is still in Cloudflare after its Authentik group "
-                              "was deleted (Authentik could not push the delete): `vgmigrate idp check` shows the sync errors")
+        if synced and synced["object_id"] and not job.dry_run:
+            # Authentik pushes the DELETE from its worker, later: wait for it.
+            gid = synced["object_id"]
+            left = wait_until(lambda: (_user_group_or_none(job.client, gid) is None, gid), idp.sync_timeout,
+                              f"Cloudflare to delete User Group {group['name']!r}")
+            if left:
+                job.leave(action, f"User Group {group['name']!r} ({gid}) is still in Cloudflare {idp.sync_timeout:g} s after its Authentik "
+                                  "group was deleted (Authentik has not pushed the delete, or it failed): `vgmigrate idp check` shows the "
+                                  "sync errors")
 
 
 class ScopeIdpGroups(IdpStep):
@@ -351,6 +355,7 @@ class ScopeIdpGroups(IdpStep):
         else:
             before = list(idp_of(apply.client).scim_provider(request["provider"]).get("group_filters") or [])
         wanted = before + [g for g in request["add"] if g not in before]
+        refuse_cleanup(apply.client, request["provider"], wanted, f"adding {len(request['add'])} group(s) to the sync scope")
         inverse = {"kind": "restore_group_filters", "provider": request["provider"], "group_filters": before}
         return {**request, "group_filters": wanted}, inverse
 
@@ -382,6 +387,8 @@ class ScopeIdpGroups(IdpStep):
             return job.mark(action, "already restored")
         if set(current) != set(before) | set(action["request"]["add"]) and not job.force:
             return job.leave(action, f"the sync scope of Authentik SCIM provider {provider} changed since the run; use --force to restore it anyway")
+        if not job.dry_run:
+            refuse_cleanup(job.client, provider, before, "restoring the sync scope", StepError=VgmigrateError)
         job.call(action, "PATCH", idp.provider_path(provider), lambda: idp.update_scim_provider(provider, group_filters=before),
                  f"restore the sync scope of Authentik SCIM provider {provider} ({len(before)} group(s))")
 
@@ -396,31 +403,34 @@ class SyncIdpGroup(IdpStep):
 
     def added_members(self, request):
         return request["members"]
-    poll_seconds = (0.2, 2.0)  # first and longest pause between checks
 
     def endpoint(self, client, request):
         return "POST", idp_of(client).sync_object_path(request["provider"])
 
     def send(self, client, request):
+        """Ask for the sync, then wait for Cloudflare. The IdP pushes the new group by itself too,
+        so a sync request whose outcome is unknown (Authentik answers 500 when its worker is busy,
+        though the push may still happen) is not sent again: Cloudflare is watched instead."""
         idp = idp_of(client)
-        messages = idp.sync_object(request["provider"], request["group"])
+        try:
+            messages = idp.sync_object(request["provider"], request["group"])
+        except OutcomeUnknown:
+            messages = []
         problems = [m.get("event") for m in messages or [] if str(m.get("log_level", "")).lower() in ("warning", "error", "critical")]
         if problems:
             raise SyncError(f"Authentik could not sync {request['name']!r}: {'; '.join(map(str, problems))[:300]}. "
                             "`vgmigrate idp check` shows the provider's state; fix it and run apply again")
-        deadline, pause, said = time.monotonic() + idp.sync_timeout, self.poll_seconds[0], time.monotonic()
-        while True:
-            found = self.arrived(client, request)
-            if found:
-                return {"id": found}
-            if time.monotonic() >= deadline:
-                raise SyncError(f"User Group {request['name']!r} did not reach Cloudflare with its {len(request['members'])} member(s) "
-                                f"within {idp.sync_timeout:g} s of the sync; `vgmigrate idp check` shows sync errors. Run apply again to keep waiting")
-            if time.monotonic() - said >= 10:
-                waits.info("waiting for %r to reach Cloudflare from Authentik (up to %g s)", request["name"], idp.sync_timeout)
-                said = time.monotonic()
-            time.sleep(pause)
-            pause = min(pause * 2, self.poll_seconds[1])
+        found = {}
+
+        def check():
+            found["id"] = self.arrived(client, request)
+            return found["id"], None
+
+        wait_until(check, idp.sync_timeout, f"{request['name']!r} to reach Cloudflare from Authentik")
+        if not found["id"]:
+            raise SyncError(f"User Group {request['name']!r} did not reach Cloudflare with its {len(request['members'])} member(s) "
+                            f"within {idp.sync_timeout:g} s of the sync; `vgmigrate idp check` shows sync errors. Run apply again to keep waiting")
+        return {"id": found["id"]}
 
     @staticmethod
     def arrived(client, request):
@@ -491,16 +501,26 @@ class RemoveIdpMembers(IdpStep):
                  f"put {len(set(before) - live)} member(s) back into Authentik group {action['target']!r}")
 
 
-def push_again(job, action, group, user_pks):
-    """Make Authentik push these members of a CF- group to Cloudflare once more: out and back in,
-    each a membership change it sends at once. They hold the group's role nowhere yet, so taking
-    them out changes nothing in Cloudflare; putting them back gives it."""
+def push_again(job, action, group, user_pks, provider_pk):
+    """Make Authentik push these members of a CF- group to Cloudflare once more. Only a membership
+    add reaches a CF- group (a sync diffs members against Cloudflare's system group, which lists
+    none), and an add is sent only for someone not in the group: so take them out, wait until
+    Authentik has finished pushing that (the two pushes may otherwise land in either order), then
+    put them back. They hold the group's role nowhere yet, so taking them out changes nothing."""
     idp = idp_of(job.client)
-    for pk in user_pks:
-        job.call(action, "POST", idp.group_users_path(group["pk"], "remove_user"), lambda: idp.remove_user(group["pk"], pk),
-                 f"take user {pk} out of Authentik group {group['name']!r} again", final=False)
-        job.call(action, "POST", idp.group_users_path(group["pk"], "add_user"), lambda: idp.add_user(group["pk"], pk),
-                 f"put user {pk} back into Authentik group {group['name']!r}, so Authentik pushes it to Cloudflare", final=False)
+    uuid, pks = group["pk"], set(user_pks)
+    users = list(group.get("users") or [u["pk"] for u in group.get("users_obj") or []])
+    before = idp.group_pushes(provider_pk, uuid)
+    job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=[u for u in users if u not in pks]),
+             f"take {len(pks)} member(s) out of Authentik group {group['name']!r} again", final=False)
+    if not job.dry_run:
+        left = wait_until(lambda: (idp.group_pushes_done(provider_pk, uuid, before), True), idp.sync_timeout,
+                          f"Authentik to push the removal from {group['name']!r}")
+        if left:
+            raise SyncError(f"Authentik has not finished pushing the removal from {group['name']!r} within {idp.sync_timeout:g} s; "
+                            "`vgmigrate idp check` shows its tasks. Run `vgmigrate rollback` again")
+    job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=sorted(set(users) | pks)),
+             f"put {len(pks)} member(s) back into Authentik group {group['name']!r}, so Authentik pushes them to Cloudflare", final=False)
 
 
 class DeleteIdpGroup(IdpStep):
@@ -533,6 +553,15 @@ class DeleteIdpGroup(IdpStep):
         users = removed["inverse"]["users"] if removed else request.get("users_before")
         if users is None:
             raise StepFailed(f"Authentik group {step['target']!r} was not deleted: its earlier members are not in the journal")
+        # Authentik drops a membership push whose group is gone by the time its worker runs it, and
+        # Cloudflare refuses to delete a CF- group: so the removal must have landed first.
+        removals = [a for a in removals_of(apply.inv, apply.plan["plan_id"]) if a["request"]["group"] == request["group"]]
+        left = wait_until(lambda: (not (found := legacy_left(apply.client, removals)), found), idp.sync_timeout,
+                          f"Cloudflare to drop the legacy roles of the members who left {step['target']!r}")
+        if left:
+            raise StepFailed(f"Authentik group {step['target']!r} was not deleted: Cloudflare still gives its role to {len(left)} member(s) "
+                             f"who left it (first: {left[0][0]}), and deleting it now would lose that removal. Run `vgmigrate cutover "
+                             "--delete-groups` again once `vgmigrate idp check` shows the pushes went through")
         provider = request["provider"]
         links = idp.scim_group_links(provider, request["group"])
         inverse = {
@@ -596,6 +625,7 @@ class DeleteIdpGroup(IdpStep):
         if rec.get("in_group_filters"):
             filters = list(idp.scim_provider(provider).get("group_filters") or [])
             if uuid not in filters:
+                refuse_cleanup(job.client, provider, filters + [uuid], f"putting {name!r} back into the sync scope", StepError=VgmigrateError)
                 job.call(action, "PATCH", idp.provider_path(provider), lambda: idp.update_scim_provider(provider, group_filters=filters + [uuid]),
                          f"put Authentik group {name!r} back into the sync scope of SCIM provider {provider}", final=False)
         fields = {}
@@ -609,6 +639,20 @@ class DeleteIdpGroup(IdpStep):
             return job.mark(action, f"Authentik group {name!r} re-created with its members")
         job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, **fields),
                  f"put {len(rec['users'])} member(s) back into Authentik group {name!r} (Authentik gives their roles back in Cloudflare)")
+
+
+def refuse_cleanup(client, provider_pk, group_filters, doing, StepError=None):
+    """From Authentik 2026.2.2 every save of the provider runs a full sync that deletes, in
+    Cloudflare, each linked group outside group_filters, policies and all: refuse an edit that
+    would leave one out."""
+    victims = idp_of(client).cleanup_victims(provider_pk, group_filters)
+    if victims:
+        from .executor import StepFailed  # the executor imports this module
+
+        raise (StepError or StepFailed)(
+            f"{doing} would make Authentik delete {len(victims)} group(s) in Cloudflare ({', '.join(repr(v) for v in victims[:3])}): "
+            "they are linked to Cloudflare but not in the provider's group_filters, and this Authentik deletes such groups on every "
+            "save of the provider. Add them to its Group filters first (`vgmigrate idp check` lists them), then run again")
 
 
 def _user_group_or_none(client, gid):

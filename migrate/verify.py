@@ -3,6 +3,7 @@
 from . import iam
 from .cloudflare import run_parallel
 from .errors import VgmigrateError
+from .legacy import legacy_left, removals_of
 from .runs import apply_run
 from .steps import KINDS, plan_group_of
 
@@ -96,5 +97,11 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
         if vg_id in migrated and member_id
     }
     diffs = compare(plan, group_ids, live_groups, live_members, rg_ids, memberships)
+    # After a cutover, the migration is complete only once Cloudflare has dropped the legacy roles.
+    removals = removals_of(inventory, run["plan_id"])
+    if removals:
+        for email, group in legacy_left(client, removals):
+            diffs.append({"kind": "legacy_role_remains", "subject": email,
+                          "detail": f"left {group!r} in the cutover, but Cloudflare still gives its legacy role (Authentik's push has not landed)"})
     counts = {"groups": len([g for g in plan["groups"] if g.get("action") != "conflict"]), "member_roles": len(memberships), "differences": len(diffs)}
     return run, diffs, counts

@@ -188,6 +188,7 @@ def test_cutover_refuses_until_verify_is_clean_and_changes_nothing(pair, tmp_pat
     uuid = next(g for g in ak.state.groups.values() if g["name"] == group["name"])["pk"]
     user = sorted(authentik_groups(ak)[group["name"]])[0]
     requests.post(f"{ak.base_url}/core/groups/{uuid}/remove_user/", json={"pk": user}, headers={"Authorization": f"Bearer {ak.token}"}).raise_for_status()
+    ak.settle()  # someone's change by hand, pushed by the time the cutover runs
     before, calls = authentik_groups(ak), len(ak.calls)
     refused = vg(pair, db, "cutover", "--yes", expect=1)
     assert "difference" in refused.output and "verify" in refused.output
@@ -252,6 +253,7 @@ def test_a_group_renamed_in_authentik_mid_run_is_a_difference_and_blocks_the_cut
     uuid = next(g for g in ak.state.groups.values() if g["name"] == group["name"])["pk"]
     requests.patch(f"{ak.base_url}/core/groups/{uuid}/", json={"name": "Renamed by hand"},
                    headers={"Authorization": f"Bearer {ak.token}"}).raise_for_status()
+    ak.settle()
     assert "Renamed by hand" in {g["name"] for g in cf.state.snapshot()["user_groups"]}  # same id, new name
     assert "name_changed" in vg(pair, db, "verify", expect=3).output
     before, calls = authentik_groups(ak), len(ak.calls)

@@ -286,9 +286,7 @@ def operator_runs(cf, ak, db, plan, rnd):
 
 @pytest.fixture
 def quick_polls(monkeypatch):
-    from migrate.steps import SyncIdpGroup
-
-    monkeypatch.setattr(SyncIdpGroup, "poll_seconds", (0.01, 0.05))
+    monkeypatch.setattr("migrate.waiting.POLL", (0.01, 0.05))
 
 
 @pytest.mark.parametrize("seed", range(1, 1 + FAULT_SEEDS))

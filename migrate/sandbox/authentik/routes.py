@@ -1100,7 +1100,7 @@ def list_tasks(request):
             raise invalid("aggregated_status", f"Select a valid choice. {status} is not one of the available choices.")
     if wanted:
         items = [t for t in items if t["aggregated_status"] in wanted]
-    for param in ("state", "queue_name"):
+    for param in ("state", "queue_name", "actor_name"):
         if request.arg(param) is not None:
             items = [t for t in items if t[param] == request.arg(param)]
     positions = {id(t): i for i, t in enumerate(state.tasks)}

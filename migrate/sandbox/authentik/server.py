@@ -261,6 +261,8 @@ def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token, l
             _link_group(state, provider, group, gid)
     for gid, name, user_ids in custom:
         group = state.add_group(name, users=[by_scim_id[u]["pk"] for u in user_ids if u in by_scim_id])
+        if not all(u in by_scim_id for u in user_ids):
+            continue  # members no IdP user stands for: another provider's group (a sync of ours would drop them)
         listed.append(group["pk"])  # in scope, or a 2026.2.2+ full sync would have deleted it already
         if provider:
             _link_group(state, provider, group, gid)

@@ -259,23 +259,31 @@ class State:
     def schedule_of(self, provider_pk):
         return next((s for s in self.schedules.values() if s["rel_obj_id"] == str(provider_pk)), None)
 
-    def record_task(self, provider_pk, actor, uid, logs, failed=False, schedule=False):
-        """A finished task. Its rel_obj is the provider, or (`schedule`: the full sync and its page
-        tasks) the provider's schedule."""
-        worst = max((STATUS_RANK.get(_level_status(e["log_level"]), 0) for e in logs), default=0)
-        status = "rejected" if failed else next(s for s, r in STATUS_RANK.items() if r == worst)
+    def record_task(self, provider_pk, actor, uid, logs, failed=False, schedule=False, task_state=None):
+        """A task (finished, unless `task_state` says otherwise). Its rel_obj is the provider, or
+        (`schedule`: the full sync and its page tasks) the provider's schedule."""
+        status = "rejected" if failed else task_state if task_state and not logs else _worst(logs)
         rel = (SCIM_APP_LABEL, SCIM_MODEL, str(provider_pk) if provider_pk is not None else None)
         sched = self.schedule_of(provider_pk) if schedule else None
         if sched is not None:
             rel = (SCHEDULE_APP_LABEL, SCHEDULE_MODEL, sched["id"])
         task = {
-            "message_id": self.new_uuid(), "queue_name": "default", "actor_name": actor, "state": "rejected" if failed else "done",
+            "message_id": self.new_uuid(), "queue_name": "default", "actor_name": actor,
+            "state": task_state or ("rejected" if failed else "done"),
             "mtime": now(), "retries": 0, "eta": None, "rel_obj_app_label": rel[0], "rel_obj_model": rel[1],
             "rel_obj_id": rel[2], "uid": uid, "logs": logs,
             "previous_logs": [], "aggregated_status": status, "description": None,
         }
         self.tasks.append(task)
         return task
+
+    def update_task(self, task, logs, task_state, retries):
+        """Another attempt of a queued task: its logs added; task_state None while it waits for a retry."""
+        task["logs"] = task["logs"] + logs
+        task["state"] = task_state or "queued"
+        task["retries"] = retries
+        task["mtime"] = now()
+        task["aggregated_status"] = _worst(task["logs"])
 
     def provider_tasks(self, pk, actor=None):
         """Tasks about the provider: its own (signals, object syncs) and its schedule's (full syncs, pages)."""
@@ -429,6 +437,11 @@ class State:
     def render_mapping(self, mapping):
         return {**mapping, "component": "ak-property-mapping-provider-scim-form", "verbose_name": "SCIM Provider Mapping",
                 "verbose_name_plural": "SCIM Provider Mappings", "meta_model_name": "authentik_providers_scim.scimmapping"}
+
+
+def _worst(logs):
+    worst = max((STATUS_RANK.get(_level_status(e["log_level"]), 0) for e in logs), default=0)
+    return next(s for s, r in STATUS_RANK.items() if r == worst)
 
 
 def _level_status(level):

@@ -190,7 +190,7 @@ class Pusher:
         kind = "group" if model == GROUP_MODEL else "user"
         for provider_pk in self._attached():
             uid = f"{_name(self.state, provider_pk)}:{kind}:{pk}:direct"
-            self.worker.send(self._signal(provider_pk, DIRECT_ACTOR, uid, lambda task, p=provider_pk: self._direct(model, pk, p, task)), uid)
+            self._send_signal(provider_pk, DIRECT_ACTOR, uid, lambda task, p=provider_pk: self._direct(model, pk, p, task))
 
     def m2m(self, group_uuid, action, user_pks):
         """A group's members changed: PATCH add/remove of the remote ids of the linked users."""
@@ -199,13 +199,13 @@ class Pusher:
         users = set(user_pks)
         for provider_pk in self._attached():
             uid = f"{_name(self.state, provider_pk)}:group:{group_uuid}:m2m"
-            self.worker.send(self._signal(provider_pk, M2M_ACTOR, uid, lambda task, p=provider_pk: self._m2m(group_uuid, action, users, p, task)), uid)
+            self._send_signal(provider_pk, M2M_ACTOR, uid, lambda task, p=provider_pk: self._m2m(group_uuid, action, users, p, task))
 
     def deleted(self, model, mappings, label):
         """The object is gone locally; its links (provider pk, scim id) were removed: DELETE remotely."""
         for provider_pk, scim_id in mappings:
             uid = f"{_name(self.state, provider_pk)}:{scim_id}:delete"
-            self.worker.send(self._signal(provider_pk, DELETE_ACTOR, uid, lambda task, p=provider_pk, i=scim_id: self._delete(model, i, label, p, task)), uid)
+            self._send_signal(provider_pk, DELETE_ACTOR, uid, lambda task, p=provider_pk, i=scim_id: self._delete(model, i, label, p, task))
 
     def sync_object(self, provider_pk, model, object_id, override_dry_run=False):
         """The API's single-object sync: a page task for that one object, waited for at most
@@ -243,21 +243,31 @@ class Pusher:
         with self.state.lock:
             return self.state.attached_providers()
 
-    def _signal(self, provider_pk, actor, uid, work):
-        """A signal task: `work(task)` once per attempt, recorded as one task; a transient failure is
-        retried by the worker (authentik: `raise Retry()`)."""
+    def _send_signal(self, provider_pk, actor, uid, work):
+        """Queue a signal task: one task record from the start ("queued"), `work(log)` once per
+        attempt. A transient failure is retried (authentik: `raise Retry()`); the record stays
+        "queued" between attempts and ends "done", or "rejected" once the retries are used up."""
+        with self.state.lock:
+            if provider_pk not in self.state.providers:
+                return
+            record = self.state.record_task(provider_pk, actor, uid, [], task_state="queued")
+        attempts = []
 
         def job():
-            task = TaskLog()
+            log = TaskLog()
+            attempts.append(1)
             try:
-                work(task)
+                work(log)
+                final = "done"
             except RemoteError as exc:
-                task.warning(f"Task failed, retrying: {exc.detail}", status=exc.status)
-                self._record(provider_pk, actor, uid, task)
-                raise Retry() from None
-            self._record(provider_pk, actor, uid, task)
+                log.warning(f"Task failed, retrying: {exc.detail}", status=exc.status)
+                final = "rejected" if len(attempts) > self.worker.max_retries else None
+            with self.state.lock:
+                self.state.update_task(record, log.logs, final, retries=len(attempts) - 1)
+            if final is None:
+                raise Retry()
 
-        return job
+        self.worker.send(job, uid)
 
     def _record(self, provider_pk, actor, uid, task, schedule=False):
         with self.state.lock:
@@ -332,8 +342,7 @@ class Pusher:
         for kind, scim_id, obj in gone:
             model = GROUP_MODEL if kind == "group" else USER_MODEL
             uid = f"{provider['name']}:{scim_id}:delete"
-            self.worker.send(self._signal(provider_pk, DELETE_ACTOR, uid,
-                                          lambda task, m=model, i=scim_id, o=obj: self._delete(m, i, str(o), provider_pk, task)), uid)
+            self._send_signal(provider_pk, DELETE_ACTOR, uid, lambda task, m=model, i=scim_id, o=obj: self._delete(m, i, str(o), provider_pk, task))
 
     def _direct(self, model, pk, provider_pk, task):
         with self.state.lock:
