@@ -33,6 +33,18 @@ IdP-only user plus one Cloudflare user) and "Contractors" (empty); provider "Clo
 application "Cloudflare Dashboard" (`cloudflare-dashboard`); when attached with the sandbox's own token, one
 successful full sync in its task history (the account has been provisioned by it).
 
+Checked against a real 2025.12.4 (`tests/real_authentik/test_differential.py`: create with
+members, add, remove, add to and remove from a CF- group, rename, delete, full sync, single-object
+sync, a 409): the same distinct SCIM requests (method, path, body, status) and the same end state
+in Cloudflare. How OFTEN each is sent differs, by design: a failed push is retried on a compressed
+clock here (`retry_backoff` 0.4 s, doubling) where authentik waits 15 s, doubling, up to 5 times
+(~8 minutes); the member PATCH of a new group is sent once here, once or twice there (below);
+and there a deleted group's `DELETE /Groups/{id}` was once sent twice (the second answered 404).
+Also seen there, and followed here: a 409 on a group fails its task, which is retried (no
+adoption before 2026.2), and a full-sync page stops at such a group, the rest of the page waiting
+for the retry; a full sync re-sends every user (`PUT`, the stored attributes being the POST
+answer) and a path-less `PATCH replace` to each `CF-` group, which Cloudflare refuses (400).
+
 Where authentik documents nothing, the sandbox chooses, and says so here:
 - Application policy bindings are not modelled; instead a hidden set of unbound users is never in
   the provider's user scope: akadmin and the IdP-only user. Every other user is, on every version.
@@ -46,7 +58,9 @@ Where authentik documents nothing, the sandbox chooses, and says so here:
 - After a successful update the stored link attributes are not refreshed (as upstream): a renamed
   group is PATCHed again on each full sync, harmlessly.
 - A group created with `users` is written once by its direct sync (POST, then one PATCH adding the
-  linked members); the m2m add that authentik would also queue is not repeated.
+  linked members); the m2m add that authentik also queues is not sent. A real 2025.12.4 sends that
+  second, identical PATCH when its m2m task runs after the direct one, and not when it runs first
+  (no link yet): seen both ways in the differential tests.
 - `PATCH`/`PUT` of a group runs the direct sync (full write) first, then the membership ops of the
   users removed and added. A membership change of a group with no link yet logs a task warning
   (authentik logs it to the worker log only).
