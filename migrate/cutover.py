@@ -16,7 +16,7 @@ from .executor import JournaledRun, StepFailed
 from .steps import kind_of
 from .findings import SUPER_ADMIN
 from .names import parse_virtual_group_name
-from .legacy import legacy_left, legacy_roles, removals_of
+from .legacy import legacy_left, legacy_roles, member_ids_of, removals_of
 from .verify import live_group_ids, verify_run
 from .waiting import wait_until
 
@@ -44,7 +44,8 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
         gid = group_ids.get(group["step"])
         if group.get("action") == "conflict" or not gid:
             continue
-        migrated = {iam.email_key(m["email"]) for m in group["members"] if m.get("email")}
+        member_id = {iam.email_key(m["email"]): m["id"] for m in group["members"] if m.get("email")}
+        migrated = set(member_id)
         for vg in group["virtual_groups"]:
             old = by_exact.get(vg["name"]) or by_name.get(iam.name_key(vg["name"]))
             if old is None:
@@ -63,7 +64,8 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
             if leaving:
                 steps.append({
                     "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
-                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving), "emails": emails},
+                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving), "emails": emails,
+                                "members": sorted(member_id[e] for e in emails)},
                     "inverse": {"kind": "restore_idp_members"},
                 })
                 checks[sid] = (gid, emails, group["permission_group"]["id"])
@@ -123,7 +125,7 @@ def roles_not_back(client, removals):
         group = idp.group(action["request"]["group"]) or idp.group_by_name(action["target"])
         if parsed is None or group is None:
             continue
-        held = held if held is not None else legacy_roles(client)
+        held = held if held is not None else legacy_roles(client, member_ids=member_ids_of(removals))
         back = {u["pk"]: u for u in group.get("users_obj") or [] if u["pk"] in set(action["request"]["remove"])}
         missing = sorted(pk for pk, u in back.items() if iam.name_key(parsed.role) not in held.get(iam.email_key(u.get("email")), ()))
         if missing:
