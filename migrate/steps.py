@@ -6,12 +6,18 @@ Every method takes the CloudflareClient, so the method and path written to the j
 by the same code that sends the call. IdP-mode kinds reach Authentik through `client.idp`.
 """
 
+import time
+
 from . import iam
 from .authentik import idp_of
 
 from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
 from .legacy import legacy_left, removals_of
 from .waiting import wait_until
+
+# Seconds (at most a quarter of the sync timeout) a pushed group may take before vgmigrate looks
+# for it in Cloudflare unlinked (see SyncIdpGroup.link_orphan).
+LINK_GRACE = 10.0
 
 
 # Plan steps that belong to no single plan group: undone after every group is.
@@ -423,10 +429,18 @@ class SyncIdpGroup(IdpStep):
         if problems:
             raise SyncError(f"Authentik could not sync {request['name']!r}: {'; '.join(map(str, problems))[:300]}. "
                             "`vgmigrate idp check` shows the provider's state; fix it and run apply again")
-        found = {}
+        found, started = {}, time.monotonic()
+        grace = min(LINK_GRACE, idp.sync_timeout / 4)
 
         def check():
             found["id"] = self.arrived(client, request)
+            if not found["id"] and "linked" not in found and time.monotonic() - started >= grace:
+                found["linked"] = self.link_orphan(client, request)
+                if found["linked"]:  # a sync now sends the members, as an adoption would
+                    try:
+                        idp.sync_object(request["provider"], request["group"])
+                    except OutcomeUnknown:
+                        pass
             return found["id"], None
 
         wait_until(check, idp.sync_timeout, f"{request['name']!r} to reach Cloudflare from Authentik")
@@ -434,6 +448,22 @@ class SyncIdpGroup(IdpStep):
             raise SyncError(f"User Group {request['name']!r} did not reach Cloudflare with its {len(request['members'])} member(s) "
                             f"within {idp.sync_timeout:g} s of the sync; `vgmigrate idp check` shows sync errors. Run apply again to keep waiting")
         return {"id": found["id"]}
+
+    @staticmethod
+    def link_orphan(client, request):
+        """Before 2026.2 Authentik never adopts a group that already exists in Cloudflare, so a push
+        whose answer was lost leaves the group there unlinked and every later push of it fails with
+        a 409. That group carries this Authentik group's uuid as its externalId: it is this one's,
+        so link it, as Authentik 2026.2 would. True if a link was made."""
+        idp = idp_of(client)
+        if idp.scim_group_links(request["provider"], request["group"]):
+            return False
+        name = request["name"].replace("\\", "\\\\").replace('"', '\\"')
+        for group in client.scim_groups(filter=f'displayName eq "{name}"'):
+            if group.get("externalId") == str(request["group"]) and group.get("displayName") == request["name"]:
+                idp.create_scim_group_link(request["provider"], request["group"], group["id"])
+                return True
+        return False
 
     @staticmethod
     def arrived(client, request):

@@ -26,11 +26,11 @@ def vg(cf, ak, db, *args, expect=0):
     return result
 
 
-def migrate_and_verify(cf, ak, tmp_path):
+def migrate_and_verify(cf, ak, tmp_path, *apply_options):
     db, out = tmp_path / "v.db", tmp_path / "plan.json"
     vg(cf, ak, db, "scan")
     vg(cf, ak, db, "plan", "--mode", "idp", "--on-existing", "suffix", "--out", out)
-    vg(cf, ak, db, "apply", out, "--yes")
+    vg(cf, ak, db, "apply", out, "--yes", *apply_options)
     vg(cf, ak, db, "verify")
     return db, out
 
@@ -194,3 +194,19 @@ def test_waiting_for_the_legacy_roles_reads_only_the_members_who_left(tmp_path):
         listed = [p for m, p, _ in cf.calls if m == "GET" and p.endswith(f"/accounts/{cf.account_id}/members")]
         one_by_one = [p for m, p, _ in cf.calls if m == "GET" and "/members/" in p and "/user_groups/" not in p]
         assert len(listed) <= 2 and one_by_one  # verify and prepare list them once each; the wait does not
+
+
+def test_a_group_push_whose_answer_was_lost_is_linked_before_2026_2(tmp_path):
+    """Cloudflare made the group but Authentik never heard: before 2026.2 it does not adopt an
+    existing group, so every later push of it fails with a 409 and it never gets a link. The group
+    carries the Authentik group's uuid as externalId; apply links it and goes on."""
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, \
+            AuthentikSandbox(cloudflare=cf, version="2025.10.0", retry_backoff=0.01) as ak:
+        cf.inject("POST", r"/scim/v2/Groups$", "lose", times=1)
+        db, out = migrate_and_verify(cf, ak, tmp_path, "--sync-timeout", "8")
+        assert any(c[0] == "POST" and c[1].endswith("/scim/v2/Groups") and c[2] is None for c in cf.calls)
+        assert any(c[0] == "POST" and c[1].endswith("/providers/scim_groups/") for c in ak.calls)
+        vg(cf, ak, db, "rollback", "--yes")
+        ak.settle()
+        assert not [g for g in cf.state.user_groups.values() if g["scim_managed"] and g["name"] in
+                    {p["name"] for p in json.loads(out.read_text())["groups"]}]
