@@ -14,7 +14,7 @@ from itertools import chain, repeat
 from .findings import SEVERITIES
 from .iam import email_key
 from .names import VISIBLE_CHARS, is_odd_char, odd_char_label, reveal  # how every output shows odd characters
-from .steps import KINDS
+from .steps import CreateIdpGroup, ScopeIdpGroups, added_members, describe, is_kind
 
 RESOLUTION_LABELS = {
     "exact": "exact name",
@@ -256,7 +256,7 @@ def apply_command(plan, plan_path):
 def plan_counts(plan):
     actions = Counter(g["action"] for g in plan["groups"])
     rows = access_rows(plan)
-    additions = [m for s in plan["steps"] for m in KINDS[s["kind"]].added_members(s["request"])]
+    additions = [m for s in plan["steps"] for m in added_members(s)]
     return {
         "actions": actions,
         "member_additions": len(additions),
@@ -540,8 +540,8 @@ def idp_lines(plan):
     idp = plan.get("idp")
     if not idp:
         return []
-    creates = [s for s in plan["steps"] if s["kind"] == "create_idp_group"]
-    scoped = next((s for s in plan["steps"] if s["kind"] == "scope_idp_groups"), None)
+    creates = [s for s in plan["steps"] if is_kind(s, CreateIdpGroup)]
+    scoped = next((s for s in plan["steps"] if is_kind(s, ScopeIdpGroups)), None)
     missing = [m["email"] for g in plan["groups"] for m in g.get("not_in_idp", [])]
     lines = [
         f"{len(creates)} new Authentik group(s) at {idp['url']}, each with the members of its virtual group copied in "
@@ -687,12 +687,7 @@ def _md_renamed(g):
 
 
 def _step_does(step):
-    kind = KINDS[step["kind"]]
-    if step["kind"] == "add_members":
-        return f"add {len(step['request']['members'])} member(s)"
-    if step["kind"] == "create_idp_group":
-        return f"{kind.label} ({len(step['request']['users'])})"
-    return kind.label
+    return describe(step)
 
 
 MD_MARKS = {"kept": "\u2713", "lost": "**\u2717 loses**", "gain": "**+ gains**", "": ""}

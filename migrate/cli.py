@@ -857,7 +857,9 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
         return
     if not yes:
         need_terminal_or_yes("cutover")
-        removes = [s for s in steps if s["kind"] == "remove_idp_members"]
+        from .steps import RemoveIdpMembers, is_kind
+
+        removes = [s for s in steps if is_kind(s, RemoveIdpMembers)]
         for step in steps:
             click.echo(f"  {step['target']}: " + (f"{len(step['request']['remove'])} member(s) leave" if step in removes
                                                   else "deleted once empty"), err=True)

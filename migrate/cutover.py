@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from . import iam
 from .authentik import idp_of
 from .errors import VgmigrateError
-from .executor import JournaledRun, StepFailed
+from .executor import JournaledRun
 from .findings import SUPER_ADMIN
 from .names import parse_virtual_group_name
-from .legacy import legacy_left, legacy_roles, removals_of
+from .legacy import legacy_left, legacy_roles
+from .steps import DeleteIdpGroup, RemoveIdpMembers, StepFailed, is_kind, removals_of
 from .verify import live_group_ids, verify_run
 from .waiting import wait_until
 
@@ -60,11 +61,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
             sid = f"c{n:03d}"
             emails = sorted(iam.email_key(u["email"]) for u in leaving)
             if leaving:
-                steps.append({
-                    "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
-                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving), "emails": emails},
-                    "inverse": {"kind": "restore_idp_members"},
-                })
+                steps.append(RemoveIdpMembers.build(sid, old, [u["pk"] for u in leaving], emails))
                 checks[sid] = (gid, emails, group["permission_group"]["id"])
             if not delete_groups:
                 continue
@@ -76,10 +73,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
                 request = {"group": old["pk"], "provider": provider}
                 if not leaving:  # emptied by an earlier run: its journal has the members
                     request["users_before"] = (emptied_before or {})[old["pk"]]
-                steps.append({
-                    "id": f"{sid}.delete", "kind": "delete_idp_group", "target": old["name"], "group": sid,
-                    "after": [sid] if leaving else [], "request": request, "inverse": {"kind": "recreate_idp_group"},
-                })
+                steps.append(DeleteIdpGroup.build(sid, old["name"], request, after=[sid] if leaving else []))
                 # The same check again: deleting the group must take no role the new one gives.
                 checks[f"{sid}.delete"] = (gid, emails, group["permission_group"]["id"])
     return steps, checks, stay, kept
@@ -223,7 +217,7 @@ def prepare(client, inventory, run, delete_groups=False):
         for earlier in inventory.runs("cutover"):
             if earlier["plan_id"] == run["plan_id"]:
                 for a in inventory.actions(earlier["id"], response=False):
-                    if a["kind"] == "remove_idp_members" and a["status"] == "done" and not a["request"]["users"]:
+                    if is_kind(a, RemoveIdpMembers) and a["status"] == "done" and not a["request"]["users"]:
                         emptied_before[a["request"]["group"]] = a["inverse"]["users"]
     steps, checks, stay, kept = cutover_steps(plan, group_ids, idp_groups, held, delete_groups, emptied_before)
     # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot

@@ -16,10 +16,7 @@ from .inventory import utcnow
 from .planfile import inventory_row
 from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
 from .authentik import idp_of
-from .steps import kind_of
-
-class StepFailed(VgmigrateError):
-    pass
+from .steps import StepFailed, kind_of
 
 
 # --- pure helpers ---------------------------------------------------------------------------

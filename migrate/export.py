@@ -26,7 +26,7 @@ from .approval import (
 )
 from .errors import VgmigrateError
 from .inventory import UTCNOW_RESOLUTION, plan_text, utcnow
-from .steps import in_cloudflare_audit_log
+from .steps import in_cloudflare_audit_log, inverse_in_words
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
 
@@ -620,12 +620,7 @@ def describe_inverse(action):
         if isinstance(request, str) and "undoes" in request:
             return "undoes " + json.loads(request).get("undoes", "")
         return "-"
-    kind = inverse.get("kind", "?")
-    if kind == "restore_members" and "members" in inverse:
-        return f"restore_members ({len(inverse['members'])} members before)"
-    if kind == "restore_policies":
-        return f"restore_policies ({len(inverse.get('policies') or [])} policies before)"
-    return kind
+    return inverse_in_words(inverse)
 
 
 def summary_markdown(export, exported_at):

@@ -21,7 +21,8 @@ from .authentik import DEFAULT_GROUP_MAPPING, log_lines, version_at_least, versi
 from .errors import AuthentikError, CloudflareError, TokenError, UsageProblem, VgmigrateError
 from .executor import JournaledRun
 from .findings import Finding, sort_findings
-from .http import HttpClient, NetworkError, RateLimiter
+from .http import HttpClient, NetworkError, RateLimiter, same_url
+from .steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, kind_of
 from .waiting import wait_until
 
 APP_SLUG = "cloudflare-dashboard"
@@ -69,20 +70,6 @@ def behaviours(version):
         "group_filters": version_at_least(version, "2026.2"),  # else every group syncs
         "token_readable": not (version is not None and version_at_least(version, "2026.8")),
     }
-
-
-def same_url(a, b):
-    """Equal URLs, ignoring trailing slashes, the host's case and a default port."""
-
-    def key(url):
-        parts = urlsplit(str(url or "").strip())
-        host = (parts.hostname or "").lower()
-        port = parts.port
-        if port and not ((parts.scheme == "https" and port == 443) or (parts.scheme == "http" and port == 80)):
-            host = f"{host}:{port}"
-        return parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query
-
-    return bool(a) and key(a) == key(b)
 
 
 def _public(provider):
@@ -406,7 +393,7 @@ def render(report: Report) -> str:
 @dataclass
 class FixStep:
     id: str
-    kind: str  # a StepKind in idp_steps
+    kind: str  # a step kind in steps.setup
     target: str
     request: dict  # "$idp.provider" stands for the pk of the provider that step creates
     inverse: dict | None
@@ -432,7 +419,7 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
         scope = (f"syncing the {len(facts.cf_groups)} CF- group(s), whose members in Cloudflare then follow Authentik "
                  "(`vgmigrate scan --source authentik` shows where they differ now)" if "group_filters" in request
                  else "syncing EVERY group (this Authentik has no group_filters)")
-        steps.append(FixStep("idp.provider", "create_scim_provider", PROVIDER_NAME, request, None,
+        steps.append(FixStep("idp.provider", CreateScimProvider.kind, PROVIDER_NAME, request, None,
                              f"create SCIM provider {PROVIDER_NAME!r} -> {facts.expected_url}, {scope}"))
         pk = "$idp.provider"
     else:
@@ -444,13 +431,13 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
         if application and app is None:
             raise UsageProblem(f"no Authentik application with slug {application!r}; leave out --application to create {APP_SLUG!r}")
         if app is None:
-            steps.append(FixStep("idp.application", "create_application", slug,
+            steps.append(FixStep("idp.application", CreateApplication.kind, slug,
                                  {"name": APP_NAME, "slug": slug, "backchannel_providers": [pk]}, None,
                                  f"create application {slug!r} with the provider as its backchannel provider "
                                  "(with no policy bindings, every Authentik user is in the provider's user scope)"))
         else:
             prior = list(app["backchannel_providers"])
-            steps.append(FixStep("idp.attach", "attach_backchannel_provider", slug,
+            steps.append(FixStep("idp.attach", AttachBackchannelProvider.kind, slug,
                                  {"slug": slug, "provider": pk, "backchannel_providers": prior + [pk]}, {"backchannel_providers": prior},
                                  f"attach the provider to application {slug!r} as a backchannel provider"))
     if provider is not None:
@@ -470,8 +457,8 @@ def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
     the next check shows the new set-up's status rather than the failures from before (a sync
     changes no setting, so it is not journaled). Returns (run id, [description of each step done]);
     a one-line error at the first step that fails."""
-    ordered = [{"id": s.id, "kind": s.kind, "target": s.target, "request": s.request, "inverse": s.inverse,
-                "after": [steps[n - 1].id] if n else []} for n, s in enumerate(steps)]
+    ordered = [{**kind_of(s.__dict__).build(s.id, s.target, s.request, s.inverse), "after": [steps[n - 1].id] if n else []}
+               for n, s in enumerate(steps)]
     fix = IdpFix(cf_client, inventory, ordered)
     result = fix.run()
     if result.status != "done":

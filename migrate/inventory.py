@@ -17,6 +17,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from . import iam, views
+from .views import sql_list
+from .steps import kind_of, kinds_where
 from .collector import cycle_collection_paused
 from .errors import UsageProblem, VgmigrateError
 
@@ -547,13 +549,13 @@ class Inventory:
         rows = self.db.query(
             "select a.kind, a.object_id, a.target, a.request, a.inverse from actions a join runs r on r.id = a.run_id "
             "where r.kind = 'apply' and a.status = 'done' and a.object_id is not null "
-            "and a.kind in ('create_user_group', 'adopt_user_group', 'add_members', 'sync_idp_group', 'attach_idp_policy') "
+            f"and a.kind in {sql_list(kinds_where(lambda k: k.creates_policy or k.adds_members))} "
             "order by r.started_at, a.seq"
         )
         for row in rows:
             group = groups.setdefault(row["object_id"], {"name": row["target"], "members": set(), "permission_groups": set()})
             request = json.loads(row["request"])
-            if row["kind"] in ("add_members", "sync_idp_group"):  # who it put there, and who an adopted group already had
+            if kind_of(row).adds_members:  # who it put there, and who an adopted group already had
                 group["members"].update(request["members"])
                 group["members"].update(json.loads(row["inverse"] or "{}").get("members", []))
             else:

@@ -15,7 +15,7 @@ from .collector import cycle_collection_paused
 from .errors import VgmigrateError
 from .findings import sort_findings, Finding
 from .roles import role_resolver
-from .steps import CREATES_POLICY
+from .steps import AddMembers, AdoptUserGroup, AttachIdpPolicy, CreateIdpGroup, CreateResourceGroup, CreateUserGroup, ScopeIdpGroups, SyncIdpGroup, creates_policy
 
 TEMPLATE_FIELDS = {"role", "vg_role", "account"}
 
@@ -162,7 +162,7 @@ def build_plan(data, options, own_groups=None, idp=None):
                 earlier = [{"id": m, "email": None} for m in sorted(own_groups[own_id]["members"])]
                 group.update(action="update" if missing else "none", existing_id=own_id, name=own_groups[own_id]["name"], existing_members=earlier)
                 if missing:
-                    steps.append(_add_members(sid, group["name"], own_id, missing, after=[]))
+                    steps.append(AddMembers.build(sid, group["name"], own_id, missing, after=[]))
             elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and _not_adoptable(current, pg_id, pg_names))):
                 prior_members = group_members.get(current["id"], [])
                 conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
@@ -182,19 +182,9 @@ def build_plan(data, options, own_groups=None, idp=None):
                     new_policy = {"id": _proposed_policy_id(account_id, current["id"], pg_id), **policy}
                     # Everyone already in the group gains the role with the new policy: the plan says who.
                     group["gains"] = [m for m in prior_members if m["id"] not in target["members"]]
-                    steps.append(
-                        {
-                            "id": sid,
-                            "kind": "adopt_user_group",
-                            "target": current["name"],
-                            "group": sid,
-                            "after": after,
-                            "request": {"id": current["id"], "policies": prior + [new_policy]},
-                            "inverse": {"kind": "restore_policies", "id": current["id"], "policies": prior},
-                        }
-                    )
+                    steps.append(AdoptUserGroup.build(sid, current["name"], current["id"], prior, new_policy, after))
                     after = [sid]
-                steps.append(_add_members(sid, current["name"], current["id"], member_ids, after=after))
+                steps.append(AddMembers.build(sid, current["name"], current["id"], member_ids, after=after))
             else:
                 name = target["name"]
                 if current:  # --on-existing suffix
@@ -203,34 +193,13 @@ def build_plan(data, options, own_groups=None, idp=None):
                 taken.add(iam.name_key(name))
                 group["action"] = "create"
                 expected["absent_names"].append(name)
-                steps.append(
-                    {
-                        "id": sid,
-                        "kind": "create_user_group",
-                        "target": name,
-                        "group": sid,
-                        "after": [] if rg else ["rg"],
-                        "request": {"name": name, "policies": [policy]},
-                        "inverse": {"kind": "delete_user_group"},
-                    }
-                )
+                steps.append(CreateUserGroup.build(sid, name, policy, after=[] if rg else ["rg"]))
                 if member_ids:
-                    steps.append(_add_members(sid, name, f"${sid}", member_ids, after=[sid]))
+                    steps.append(AddMembers.build(sid, name, f"${sid}", member_ids, after=[sid]))
             groups.append(group)
 
-    if not rg and any(s["kind"] in CREATES_POLICY for s in steps):
-        key = iam.account_scope_key(account_id)
-        steps.insert(
-            0,
-            {
-                "id": "rg",
-                "kind": "create_resource_group",
-                "target": key,
-                "after": [],
-                "request": {"name": key, "scope": iam.account_wide_scope(account_id)},
-                "inverse": {"kind": "delete_resource_group"},
-            },
-        )
+    if not rg and creates_policy(steps):
+        steps.insert(0, CreateResourceGroup.build(account_id))
     for c in conflicts:
         findings.append(_conflict_finding(c, targets[iam.name_key(c["name"])]["permission_group"]["name"]))
 
@@ -306,33 +275,14 @@ def _plan_idp_groups(targets, idp, on_existing, account_id, rg, own_groups, exis
         expected["idp_absent_names"].append(name)
         member_ids = [m["id"] for m in members]
         marker = {"account": account_id, "permission_group": pg_id}
-        creates.append({
-            "id": sid, "kind": "create_idp_group", "target": name, "group": sid, "after": [],
-            "request": {"name": name, "users": sorted({idp["users"][iam.email_key(m["email"])] for m in members}),
-                        "attributes": {"vgmigrate": marker}},
-            "inverse": {"kind": "delete_idp_group"},
-        })
-        then.append({
-            "id": f"{sid}.sync", "kind": "sync_idp_group", "target": name, "group": sid,
-            "after": [sid] + (["scope"] if scoped else []),
-            "request": {"provider": provider["pk"], "group": f"${sid}", "name": name, "members": member_ids},
-            "inverse": {"kind": "deleted_with_idp_group"},
-        })
+        creates.append(CreateIdpGroup.build(sid, name, sorted({idp["users"][iam.email_key(m["email"])] for m in members}), marker))
+        then.append(SyncIdpGroup.build(sid, name, provider["pk"], member_ids, scoped))
         policy = {"id": _proposed_policy_id(account_id, name, pg_id), **iam.allow_policy(pg_id, rg_ref)}
-        then.append({
-            "id": f"{sid}.policy", "kind": "attach_idp_policy", "target": name, "group": sid,
-            "after": [f"{sid}.sync"] + ([] if rg else ["rg"]),
-            "request": {"id": f"${sid}.sync", "policies": [policy]},
-            "inverse": {"kind": "restore_policies"},
-        })
+        then.append(AttachIdpPolicy.build(sid, name, policy, rg_exists=bool(rg)))
         groups.append(group)
     steps.extend(creates)
     if scoped and creates:
-        steps.append({
-            "id": "scope", "kind": "scope_idp_groups", "target": provider["name"], "after": [c["id"] for c in creates],
-            "request": {"provider": provider["pk"], "add": [f"${c['id']}" for c in creates]},
-            "inverse": {"kind": "restore_group_filters"},
-        })
+        steps.append(ScopeIdpGroups.build(provider, creates))
     steps.extend(then)
 
 
@@ -370,19 +320,6 @@ def _conflict_finding(conflict, role):
         action = (f"plan with --on-existing suffix (create a new group beside it), or adopt (take it over: its "
                   f"{conflict['members']} current member(s) would gain {role!r} on the whole account), or another --name-template")
     return Finding("error", "name_conflict", conflict["name"], message, action)
-
-
-def _add_members(group_step, target, group_ref, member_ids, after):
-    return {
-        "id": f"{group_step}.members",
-        "kind": "add_members",
-        "target": target,
-        "group": group_step,  # the plan group whose members these are
-        "after": after,
-        "request": {"group": group_ref, "members": member_ids},
-        # Filled in at apply time with the membership found just before the add.
-        "inverse": {"kind": "restore_members"},
-    }
 
 
 def _own_group_for(name, pg_id, own_groups):

@@ -7,7 +7,7 @@ from tabulate import tabulate
 
 from .findings import SEVERITIES
 from .names import reveal
-from .steps import KINDS
+from .steps import summary_parts
 
 
 def scan_summary(counts, findings):
@@ -98,14 +98,7 @@ def access_summary(plan):
 
 
 def plan_summary_line(plan):
-    kinds = Counter(s["kind"] for s in plan["steps"])
-    members = sum(len(KINDS[s["kind"]].added_members(s["request"])) for s in plan["steps"])
-    if plan["options"].get("mode") == "idp":
-        parts = [f"{kinds.get('create_idp_group', 0)} Authentik groups to create and sync", f"{members} members copied"]
-    else:
-        parts = [f"{kinds.get('create_user_group', 0)} to create", f"{kinds.get('adopt_user_group', 0)} to adopt", f"{members} member additions"]
-    if kinds.get("create_resource_group"):
-        parts.append("1 resource group to create")
+    parts = summary_parts(plan["steps"], plan["options"].get("mode") == "idp")
     return f"Plan {plan['plan_id'][:12]}: {len(plan['steps'])} steps ({', '.join(parts)})."
 
 

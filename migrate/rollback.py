@@ -13,7 +13,7 @@ from .errors import CloudflareError, VgmigrateError
 from .inventory import utcnow
 from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id, run_to_undo, undone_message
 from .cutover import roles_not_back
-from .steps import RemoveIdpMembers, kind_of, plan_group_of, push_again
+from .steps import AddMembers, DeleteIdpGroup, RemoveIdpMembers, is_kind, kind_of, plan_group_of, push_again
 from .authentik import idp_of
 from .waiting import wait_until
 
@@ -100,7 +100,7 @@ class Rollback:
         return RunResult(run_id, status, calls=self.client.calls - calls0, seconds=time.monotonic() - started,
                          message=message, left_alone=self.left_alone)
 
-    # Each step kind's undo (steps.py) either calls the API through `call` (journaled in the
+    # Each step kind's undo (migrate/steps/) either calls the API through `call` (journaled in the
     # rollback run) or only marks the action with `mark`, or leaves it alone with `leave`.
 
     def members_actions(self, group_id):
@@ -108,7 +108,7 @@ class Rollback:
             if self._members_actions is None:
                 self._members_actions = {}
                 for a in self.inv.actions(self.target["id"], response=False):
-                    if a["kind"] == "add_members" and a["status"] in ("done", "pending"):
+                    if is_kind(a, AddMembers) and a["status"] in ("done", "pending"):
                         self._members_actions.setdefault(a["request"]["group"], []).append(a)
             return [a for a in self._members_actions.get(group_id, []) if a["seq"] not in self._marked]
 
@@ -153,7 +153,7 @@ class Rollback:
         """{old uuid: name} of the CF- groups this plan's cutovers deleted (`--delete-groups`): their
         undo re-creates them under a new uuid."""
         return {a["inverse"]["group"]: a["inverse"]["name"] for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
-                if a["kind"] == "delete_idp_group" and a["inverse"] and a["status"] != "failed"}
+                if is_kind(a, DeleteIdpGroup) and a["inverse"] and a["status"] != "failed"}
 
     def sibling(self, action, kind):
         """The journaled action of `kind` in the same plan group as `action`, if any."""

@@ -7,6 +7,14 @@ Columns are a contract: exports and auditors' saved queries rely on their names.
 
 from sqlite_utils.db import quote_identifier
 
+from .steps import kinds_where
+
+
+def sql_list(names):
+    """Names as an SQL list for `in` (they are vgmigrate's own step kinds, never user input)."""
+    return "(" + ", ".join(f"'{n}'" for n in names) + ")"
+
+
 GRANT_OUTCOME = """case a.status when 'done' then 'granted' when 'rolled_back' then 'rolled back' when 'failed' then 'failed'
     else 'outcome unknown' end as outcome"""
 SEVERITY_RANK = "case {col} when 'critical' then 0 when 'error' then 1 when 'warning' then 2 when 'info' then 3 else 4 end"
@@ -70,9 +78,9 @@ select
   u.scan_id, u.name as user_group, u.id as user_group_id, json_array_length(u.policies) as policies,
   exists(select 1 from actions a join runs r on r.id = a.run_id
          where r.kind = 'apply' and a.object_id = u.id and a.status = 'done'
-           and a.kind in ('create_user_group', 'adopt_user_group')) as managed_by_vgmigrate
+           and a.kind in {managed}) as managed_by_vgmigrate
 from user_groups u
-order by u.scan_id, u.name""",
+order by u.scan_id, u.name""".format(managed=sql_list(kinds_where(lambda k: k.vgmigrate_manages))),
     "findings_report": f"""
 select f.scan_id, f.severity, f.code, f.subject, f.message, f.action as what_to_do, f.seq
 from findings f
@@ -150,7 +158,7 @@ join json_each(a.request, '$.members') m
 left join plans p on p.id = r.plan_id
 left join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
 left join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
-where a.kind = 'add_members'
+where a.kind in {to_request}
 union all
 select
   a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
@@ -166,7 +174,7 @@ join plans p on p.id = r.plan_id
 join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
 join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.gains') x
-where a.kind = 'adopt_user_group'
+where a.kind in {to_gains}
 union all
 select
   a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
@@ -182,8 +190,9 @@ join plans p on p.id = r.plan_id
 join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
 join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.members') x
-where a.kind = 'attach_idp_policy'
-order by granted_at, run_id, seq, email""".format(outcome=GRANT_OUTCOME),
+where a.kind in {to_group}
+order by granted_at, run_id, seq, email""".format(
+        outcome=GRANT_OUTCOME, **{f"to_{whom}": sql_list(kinds_where(lambda k, w=whom: k.grants_to == w)) for whom in ("request", "gains", "group")}),
 }
 
 

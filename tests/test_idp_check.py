@@ -9,7 +9,7 @@ import pytest
 from migrate.authentik import version_at_least
 from migrate.errors import UsageProblem
 from migrate.idp import Facts, assess, plan_fix, same_url
-from migrate.idp_steps import secret_free
+from migrate.steps import secret_free
 
 ACCT = "0" * 31 + "1"
 URL = f"https://api.cloudflare.com/client/v4/accounts/{ACCT}/scim/v2"
