@@ -14,6 +14,9 @@ from . import __version__
 from .errors import Interrupted, UsageProblem, VgmigrateError
 from .names import quoted
 
+# Each command imports the modules it uses when it runs, for start-up time: `vgmigrate --help`
+# and a usage error load none of them.
+
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
 
@@ -267,7 +270,7 @@ def connect_idp(settings, required=True):
         raise UsageProblem("no Authentik URL; set AUTHENTIK_URL (or pass --authentik-url), e.g. https://authentik.example.com")
     if not (token or "").strip():
         raise UsageProblem("no Authentik token; set AUTHENTIK_TOKEN (an Authentik API token with intent \"API\")")
-    from .authentik import AuthentikClient
+    from .idp.authentik import AuthentikClient
 
     return AuthentikClient.connect(url, token)
 
@@ -457,10 +460,8 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     options = PlanOptions(name_template, on_existing, tuple(only), mode, role_mapping)
     idp = None
     if mode == "idp":  # what Authentik holds now, read before planning (the planner makes no calls)
-        from .idp import plan_facts
-
         client = connect(settings)
-        idp = plan_facts(authentik_for(settings, client), client)
+        idp = authentik_for(settings, client).plan_facts(client)
     draft = build_plan(inventory.load_scan(last["id"], without=UNREAD_TABLES), options, inventory.own_groups(), idp)
     if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
         if not allow_no_break_glass:
@@ -897,7 +898,7 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
 
     Every problem is one line with its fix; exit 1 if any needs fixing.
     """
-    from . import idp
+    from .idp import check as idp
 
     idp_client = connect_idp(settings)
     client = connect(settings)

@@ -10,7 +10,7 @@ the removal left empty is then deleted too (and checked the same way); rollback 
 from dataclasses import dataclass
 
 from . import iam
-from .authentik import idp_of
+from .idp.base import idp_of
 from .errors import VgmigrateError
 from .executor import JournaledRun
 from .findings import SUPER_ADMIN

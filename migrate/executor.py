@@ -15,7 +15,7 @@ from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
 from .inventory import utcnow
 from .planfile import inventory_row
 from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
-from .authentik import idp_of
+from .idp.base import idp_of
 from .steps import StepFailed, kind_of
 
 
@@ -123,9 +123,7 @@ class Apply:
             reasons = stale_reasons(self.plan, live_groups, live_rgs, adopted_members, journal, self.client.account_id)
             if self.plan["options"].get("mode") == "idp":
                 ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in ("done", "pending")}
-                from .idp import stale_reasons as idp_stale_reasons
-
-                reasons += idp_stale_reasons(self.plan, idp_of(self.client), ours)
+                reasons += idp_of(self.client).stale_reasons(self.plan, ours)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
             if not self.inv.has_plan(self.plan["plan_id"]):  # verify and export read the plan applied

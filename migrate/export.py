@@ -24,7 +24,7 @@ from . import __version__, views
 from .approval import (
     esc, html_name, html_page, html_table, md_code, md_table, md_text, severity_counts, sorted_findings,
 )
-from .errors import VgmigrateError
+from .errors import CloudflareError, VgmigrateError
 from .inventory import UTCNOW_RESOLUTION, plan_text, utcnow
 from .steps import in_cloudflare_audit_log, inverse_in_words
 
@@ -156,8 +156,6 @@ def fetch_audit_entries(client, since, before):
     """Cloudflare's audit entries for the window: Audit Logs v2 when the account and token have it
     (its entries carry each call's cf-ray, and it is where SCIM operations are logged), else v1
     (v2 answering 403 or 404)."""
-    from .errors import CloudflareError
-
     try:
         return list(client.audit_logs_v2(since, before))
     except CloudflareError as err:

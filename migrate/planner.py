@@ -61,7 +61,7 @@ def build_plan(data, options, own_groups=None, idp=None):
     data: inventory.load_scan() output, UNREAD_TABLES may be left out. own_groups:
     inventory.own_groups(), the User Groups that earlier runs of this tool created, adopted or
     filled (from the journal), so that re-planning after an apply shows nothing to do, even before
-    the next scan. idp: for `--mode idp`, what Authentik holds (idp.plan_facts). Returns a plan
+    the next scan. idp: for `--mode idp`, what the IdP holds (its plan_facts). Returns a plan
     dict without plan_id (planfile adds it).
     """
     check_template(options.name_template)

@@ -12,6 +12,7 @@ from .progress import about
 from .inventory import Inventory, dumps, member_as_listed, utcnow
 from .iam import write_policies
 from .rollback import rollback_run
+from .sandbox import Sandbox
 from .verify import verify_run
 
 
@@ -70,8 +71,6 @@ def rehearse(inventory, plan, parallel=4, bar=None):
     """Returns a summary dict and records it in the inventory (the approval report shows it).
 
     bar(label, total, unit): a progress bar (a StepProgress) for the apply and the rollback."""
-    from .sandbox import Sandbox
-
     bar = bar or (lambda label, total, unit: _NoBar())
 
     seed = seed_from_scan(inventory.load_scan(plan["scan"]["id"]))

@@ -5,6 +5,7 @@ from collections import Counter
 
 from tabulate import tabulate
 
+from .approval import in_words
 from .findings import SEVERITIES
 from .names import reveal
 from .steps import summary_parts
@@ -92,8 +93,6 @@ def plan_table(plan):
 
 def access_summary(plan):
     """Who loses, moves and gains access, in words, as the approval report opens."""
-    from .approval import in_words
-
     return "\n".join(f"{title}: {who}" for _, title, who in in_words(plan))
 
 

@@ -14,7 +14,7 @@ from .inventory import utcnow
 from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id, run_to_undo, undone_message
 from .cutover import roles_not_back
 from .steps import AddMembers, DeleteIdpGroup, RemoveIdpMembers, is_kind, kind_of, plan_group_of, push_again
-from .authentik import idp_of
+from .idp.base import idp_of
 from .waiting import wait_until
 
 

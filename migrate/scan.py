@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from . import sources
-from .cloudflare import Pages
+from .cloudflare import Pages, in_background
 from .collector import cycle_collection_paused
 from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
@@ -33,9 +33,9 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     # The token check, the account and every list's first page at once (all reads: a bad token
     # fails them alike, and the token check's error is the one reported); each list's other pages
     # follow concurrently as soon as its first page says how many there are.
-    token_call, account_call = client._submit(client.verify_token), client._submit(client.account)
+    token_call, account_call = in_background(client, client.verify_token), in_background(client, client.account)
     listings = {"pgs": client.permission_groups().start(), "members": client.members().start(),
-                "rgs": client._submit(client.resource_groups), "ugs": client.user_groups().start()}
+                "rgs": in_background(client, client.resource_groups), "ugs": client.user_groups().start()}
     if source != "file":
         listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
     # A scan that fails stops the SCIM reader and drops every page asked for ahead.

@@ -7,7 +7,7 @@ through `idp_of(client)`.
 """
 
 from .. import iam
-from ..authentik import idp_of
+from ..idp.base import idp_of
 from ..errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
 from ..legacy import legacy_left
 from ..waiting import wait_until

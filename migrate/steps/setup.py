@@ -9,7 +9,7 @@ first: the application before the provider it points at.
 The SCIM token a new provider carries is never journaled: the request journaled has no `token`.
 """
 
-from ..authentik import idp_of
+from ..idp.base import idp_of
 from ..errors import AuthentikError
 from ..http import same_url
 from .base import StepKind, make_step, register
