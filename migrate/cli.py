@@ -2,7 +2,6 @@
 
 import functools
 import json
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import click
 
 from . import __version__
 from .errors import Interrupted, UsageProblem, VgmigrateError
-from .names import quoted
+from .names import is_hex_id, quoted
 
 # Each command imports the modules it uses when it runs, for start-up time: `vgmigrate --help`
 # and a usage error load none of them.
@@ -204,15 +203,12 @@ def need_terminal_or_yes(command):
         raise VgmigrateError(f"{command} asks for confirmation and there is no terminal to ask in; pass --yes to {command} without asking")
 
 
-ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
-
-
 def check_account(settings):
     """The account id must be 32 hex characters: checked here, before any call is made."""
     if settings.account_id is None:
         return
     account = settings.account_id.strip().lower()
-    if not ACCOUNT_ID.fullmatch(account):
+    if not is_hex_id(account):
         shown = settings.account_id if len(settings.account_id) <= 40 else settings.account_id[:40] + "..."
         raise UsageProblem(
             f"account id {shown!r} is not 32 hex characters; copy the Account ID from the dashboard "

@@ -10,10 +10,10 @@ the removal left empty is then deleted too (and checked the same way); rollback 
 from dataclasses import dataclass
 
 from . import iam
+from .iam import SUPER_ADMIN
 from .idp.base import idp_of
 from .errors import VgmigrateError
 from .executor import JournaledRun
-from .findings import SUPER_ADMIN
 from .names import parse_virtual_group_name
 from .legacy import legacy_left, legacy_roles
 from .steps import DeleteIdpGroup, RemoveIdpMembers, StepFailed, is_kind, removals_of

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from . import iam
 from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
-from .inventory import utcnow
+from .codec import utcnow
 from .planfile import inventory_row
 from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
 from .idp.base import idp_of

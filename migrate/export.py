@@ -15,17 +15,16 @@ import hashlib
 import io
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import __version__, views
-from .approval import (
-    esc, html_name, html_page, html_table, md_code, md_table, md_text, severity_counts, sorted_findings,
-)
+from .findings import severity_counts, sorted_findings
+from .names import is_hex_id
+from .markup import esc, html_name, html_page, html_table, md_code, md_table, md_text
 from .errors import CloudflareError, VgmigrateError
-from .inventory import UTCNOW_RESOLUTION, plan_text, utcnow
+from .codec import UTCNOW_RESOLUTION, plan_text, utcnow
 from .steps import in_cloudflare_audit_log, inverse_in_words
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
@@ -57,7 +56,6 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Audit entries can be stamped by a clock a little off ours; and writes are retried.
 AUDIT_TOLERANCE = timedelta(minutes=5)
 FOLD_ROWS_OVER = 15
-_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass
@@ -273,7 +271,7 @@ def _text(value):
 def _write_ids(row):
     """Every object id a journal row touched: the object, ids in its path, ids in its request."""
     ids = {str(row.get("object_id") or "").lower()}
-    ids |= {seg.lower() for seg in (row.get("path") or "").split("/") if _HEX_ID.match(seg.lower())}
+    ids |= {seg.lower() for seg in (row.get("path") or "").split("/") if is_hex_id(seg)}
     request = row.get("request")
     if isinstance(request, str):
         try:

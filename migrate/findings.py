@@ -1,14 +1,14 @@
 """Pure analysis of one scan: virtual groups -> parsed names, resolved roles, members and findings."""
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 
 from .names import VARIANTS, parse_virtual_group_name, quoted
 from . import iam
-from .iam import email_key, name_key
+from .iam import SUPER_ADMIN, email_key, name_key
 from .roles import role_resolver
 
 SEVERITIES = ("critical", "error", "warning", "info")
-SUPER_ADMIN = "Super Administrator - All Privileges"
 
 
 @dataclass(frozen=True)
@@ -241,3 +241,14 @@ def _cross_checks(account_id, vg_rows, vgm_rows, user_groups, independent_supers
             findings.append(Finding("warning", "name_taken", vg["name"], f"an existing User Group is already named {quoted(taken['name'])} (id {taken['id']})",
                                     "plan with --on-existing adopt|suffix, or a different --name-template"))
     return findings
+
+
+def severity_counts(findings):
+    counts = Counter(f["severity"] for f in findings)
+    return [(s, counts.get(s, 0)) for s in SEVERITIES]
+
+
+def sorted_findings(findings):
+    """Worst first; the plan already sorts them, but a report must not depend on that."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(findings, key=lambda f: rank.get(f["severity"], len(rank)))

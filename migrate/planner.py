@@ -42,13 +42,6 @@ def check_template(template):
         )
 
 
-def reused_resource_group(resource_groups):
-    """The scanned account-wide resource group the plan binds policies to (the scan decided which
-    are account-wide): the lowest id, so every plan of the same scan picks the same one."""
-    wide = [rg for rg in resource_groups if rg.get("account_wide")]
-    return min(wide, key=lambda rg: rg["id"]) if wide else None
-
-
 # Scan tables build_plan never reads: load_scan(without=UNREAD_TABLES). At 100,000 members their
 # decoded JSON would be most of a plan's memory (a generated account has a role per group).
 UNREAD_TABLES = ("members", "roles", "held_access")
@@ -129,7 +122,7 @@ def build_plan(data, options, own_groups=None, idp=None):
     for link in data.get("user_group_members") or []:
         group_members.setdefault(link["user_group_id"], []).append({"id": link["member_id"], "email": link["email"]})
     taken = set(existing)
-    rg = reused_resource_group(data["resource_groups"])
+    rg = iam.choose_account_wide(rg for rg in data["resource_groups"] if rg.get("account_wide"))  # the scan decided which are
     rg_ref = rg["id"] if rg else "$rg"
     steps, groups, conflicts = [], [], []
     expected = {

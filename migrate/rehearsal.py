@@ -9,7 +9,8 @@ from .cloudflare import CloudflareClient
 from .executor import apply_plan
 from .http import RateLimiter
 from .progress import about
-from .inventory import Inventory, dumps, member_as_listed, utcnow
+from .codec import dumps, utcnow
+from .inventory import Inventory, member_as_listed
 from .iam import write_policies
 from .rollback import rollback_run
 from .sandbox import Sandbox

@@ -7,7 +7,7 @@ from tabulate import tabulate
 
 from .approval import in_words
 from .findings import SEVERITIES
-from .names import reveal
+from .names import HEX_ID, reveal
 from .steps import summary_parts
 
 
@@ -50,7 +50,7 @@ def findings_grouped(findings, first=3, width=120):
                     maxcolwidths=[None, None, None, rest, rest])
 
 
-_VG_ID = re.compile(r"(?i)^(cf-\s*)([0-9a-f]{32})")
+_VG_ID = re.compile(rf"(?i)^(cf-\s*)({HEX_ID})")
 
 
 def vg_label(name):

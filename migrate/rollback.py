@@ -10,7 +10,7 @@ import time
 
 from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
-from .inventory import utcnow
+from .codec import utcnow
 from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id, run_to_undo, undone_message
 from .cutover import roles_not_back
 from .steps import AddMembers, DeleteIdpGroup, RemoveIdpMembers, is_kind, kind_of, plan_group_of, push_again

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .errors import VgmigrateError
-from .inventory import utcnow
+from .codec import utcnow
 
 # runs.status: running | done | failed | interrupted (apply) and rolled_back | partly_rolled_back
 # once a rollback undid all or part of an apply; a rollback run is running | done | failed |

@@ -11,7 +11,8 @@ from .collector import cycle_collection_paused
 from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
-from .inventory import dumps, member_raw, utcnow
+from .codec import dumps, utcnow
+from .inventory import member_raw
 from .names import quoted
 from .roles import is_account_scoped, is_deprecated
 

@@ -20,6 +20,7 @@ from urllib.parse import quote, urlsplit
 
 from .. import iam
 from ..errors import AuthentikError, UsageProblem, VgmigrateError
+from ..names import looks_like_virtual_group
 from ..http import AuthentikRetriesExhausted, HttpClient, RateLimiter, same_url
 
 PAGE_SIZE = 100
@@ -258,10 +259,10 @@ class AuthentikClient:
     # -- groups --------------------------------------------------------------------------------
 
     def cf_groups(self, include_users=True):
-        """Groups whose name starts with "CF-": `search` (a case-insensitive substring match on every
-        version) narrows the listing, and the prefix is checked here."""
+        """Groups named as virtual groups (names.looks_like_virtual_group): `search` (a case-insensitive
+        substring match on every version) narrows the listing, and the name is checked here."""
         params = {"search": CF_PREFIX, "include_users": _bool(include_users)}
-        return [g for g in self._pages(self.groups_path(), params) if str(g.get("name") or "").lstrip().upper().startswith(CF_PREFIX)]
+        return [g for g in self._pages(self.groups_path(), params) if looks_like_virtual_group(str(g.get("name") or ""))]
 
     def groups(self, **filters):
         return list(self._pages(self.groups_path(), filters))
