@@ -12,6 +12,7 @@ import click
 from . import __version__
 from .errors import Interrupted, UsageProblem, VgmigrateError
 from .names import is_hex_id, quoted
+from .runs import DONE, NOTHING_TO_DO, PENDING, UNDONE
 
 # Each command imports the modules it uses when it runs, for start-up time: `vgmigrate --help`
 # and a usage error load none of them.
@@ -571,13 +572,13 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
         raise Interrupted(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
         emit_json(reports.run_json(result, plan=sealed["plan_id"]))
-    elif result.status == "nothing_to_do":
+    elif result.status == NOTHING_TO_DO:
         click.echo(result.message)
     else:
         click.echo(reports.run_summary(result))
-    if result.status not in ("done", "nothing_to_do"):
+    if result.status not in (DONE, NOTHING_TO_DO):
         raise VgmigrateError(result.message)
-    if result.status == "done":
+    if result.status == DONE:
         click.echo(f"\nNext: vgmigrate verify --run {result.run_id}", err=fmt == "json")
 
 
@@ -651,13 +652,13 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
 
     def with_progress(label, **options):
         job = Rollback(client, inventory, run_id, force=force, **options)
-        total = len([a for a in inventory.actions(job.target["id"]) if a["status"] in ("done", "pending")])
+        total = len([a for a in inventory.actions(job.target["id"]) if a["status"] in (DONE, PENDING)])
         with StepProgress(label, total, "journal actions", eta=client.http.limiter.seconds_for) as bar:
             job.progress = lambda action, outcome: bar.update(1)
             return job, job.run()
 
     job, preview = with_progress("checking" if dry_run else "checking what to undo", dry_run=True)
-    if preview.status == "nothing_to_do":
+    if preview.status == NOTHING_TO_DO:
         if fmt == "json":
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=dry_run, actions=[], left_alone=[]))
         click.echo(preview.message)
@@ -696,7 +697,7 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
         click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls), undoing run {job.target['id']}{chosen}")
     if result.left_alone:
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
-    if result.status not in ("rolled_back", "nothing_to_do"):
+    if result.status not in (UNDONE, NOTHING_TO_DO):
         raise VgmigrateError(f"run {job.target['id']} is only partly rolled back: {result.message}; run `vgmigrate rollback` again")
 
 
@@ -873,7 +874,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
         emit_json(reports.run_json(result, plan=work.plan["plan_id"]))
     else:
         click.echo(reports.run_summary(result))
-    if result.status != "done":
+    if result.status != DONE:
         raise VgmigrateError(result.message)
 
 

@@ -19,6 +19,7 @@ from .legacy import legacy_left, legacy_roles
 from .steps import DeleteIdpGroup, RemoveIdpMembers, StepFailed, is_kind, removals_of
 from .verify import live_group_ids, verify_run
 from .waiting import wait_until
+from .runs import DONE, FAILED
 
 
 def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptied_before=None):
@@ -143,13 +144,13 @@ def left_message(left, timeout):
 def finish_waiting(client, inventory, plan_id, timeout):
     """A cutover whose steps are all done but whose removals had not reached Cloudflare: wait
     again; mark it done once they have. Returns (run, what is left), or (None, []) if none waits."""
-    waiting = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] == "failed"
-               and all(a["status"] == "done" for a in inventory.actions(r["id"], response=False))]
+    waiting = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] == FAILED
+               and all(a["status"] == DONE for a in inventory.actions(r["id"], response=False))]
     if not waiting:
         return None, []
     left = wait_for_cloudflare(client, removals_of(inventory, plan_id), timeout)
     for run in waiting:
-        inventory.update_run(run["id"], status="done" if not left else "failed", message="all steps done; Cloudflare has dropped the legacy roles"
+        inventory.update_run(run["id"], status=DONE if not left else FAILED, message="all steps done; Cloudflare has dropped the legacy roles"
                              if not left else left_message(left, timeout))
     return waiting[-1], left
 
@@ -199,7 +200,7 @@ class Work:
 def prepare(client, inventory, run, delete_groups=False):
     """The cutover of this apply run, after a live verify and the break-glass check; a one-line
     error when it must not go ahead."""
-    if run["status"] != "done":
+    if run["status"] != DONE:
         raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
     _, diffs, counts = verify_run(client, inventory, run["id"])
     diffs = [d for d in diffs if d["kind"] != "legacy_role_remains"]  # what an earlier cutover still waits for
@@ -217,7 +218,7 @@ def prepare(client, inventory, run, delete_groups=False):
         for earlier in inventory.runs("cutover"):
             if earlier["plan_id"] == run["plan_id"]:
                 for a in inventory.actions(earlier["id"], response=False):
-                    if is_kind(a, RemoveIdpMembers) and a["status"] == "done" and not a["request"]["users"]:
+                    if is_kind(a, RemoveIdpMembers) and a["status"] == DONE and not a["request"]["users"]:
                         emptied_before[a["request"]["group"]] = a["inverse"]["users"]
     steps, checks, stay, kept = cutover_steps(plan, group_ids, idp_groups, held, delete_groups, emptied_before)
     # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot

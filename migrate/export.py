@@ -26,6 +26,7 @@ from .markup import esc, html_name, html_page, html_table, md_code, md_table, md
 from .errors import CloudflareError, VgmigrateError
 from .codec import UTCNOW_RESOLUTION, plan_text, utcnow
 from .steps import in_cloudflare_audit_log, inverse_in_words
+from .runs import FAILED, PENDING
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
 
@@ -319,7 +320,7 @@ def attach_audit_log(export, entries, window):
     export.columns["journal"] = export.columns["journal"] + JOURNAL_AUDIT_COLUMNS
     export.tables["audit_log"] = rows
     export.columns["audit_log"] = AUDIT_LOG_COLUMNS
-    sent = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != "failed"]
+    sent = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != FAILED]
     writes = [r for r in sent if in_cloudflare_audit_log(r["action"])]
     export.audit = {
         "source": ("v2" if any(_is_v2(e) for e in entries) else "v1") if entries else None,
@@ -519,7 +520,7 @@ def summary_sections(export, exported_at):
          ("code", (g["because_of"] or "").replace("\n", "; ")),
          g["outcome"] + (f" at {_when(g['rolled_back_at'])}" if g["rolled_back_at"] else "")]
         for g in grants
-    ], ["lost" if g["outcome"] in ("failed", "outcome unknown") else "" for g in grants]))
+    ], ["lost" if g["outcome"] in (FAILED, "outcome unknown") else "" for g in grants]))
 
     audit_on = export.audit is not None
     headers = ["#", "Time", "Call", "Target", "HTTP, cf-ray", "Outcome", "Undo recorded"] + (["Audit log entry"] if audit_on else [])
@@ -540,7 +541,7 @@ def summary_sections(export, exported_at):
                 # Short ids keep the table readable; the audit log section and files have them in full.
                 row.append(("id", " ".join(i[:8] + "\u2026" for i in a["audit_log_ids"].split())) if a.get("audit_log_ids") else a.get("audit_match") or "none found")
             rows.append(row)
-            classes.append("lost" if a["outcome"] in ("failed", "pending") else "")
+            classes.append("lost" if a["outcome"] in (FAILED, PENDING) else "")
         lines = [f"{run['kind']} run, {run['status']}, started {_when(run['started_at'])}"
                  + (f", undoes {run['undoes']}" if run["undoes"] else "") + "."]
         if prefix and calls:

@@ -20,6 +20,7 @@ from .codec import dumps, dumps_chunks, loads_shared, utcnow
 from .steps import kind_of, kinds_where
 from .views import sql_list
 from .errors import UsageProblem, VgmigrateError
+from .runs import DONE, PENDING, RUNNING, UNDONE
 
 migrations = Migrations("vgmigrate")
 
@@ -429,7 +430,7 @@ class Inventory:
 
     def start_run(self, row):
         with self.transaction() as db:
-            db["runs"].insert({"started_at": utcnow(), "status": "running", **row})
+            db["runs"].insert({"started_at": utcnow(), "status": RUNNING, **row})
 
     def update_run(self, run_id, **values):
         with self.transaction() as db:
@@ -451,7 +452,7 @@ class Inventory:
         """How many of the run's journal rows may still be live (done or pending, not undone)."""
         with self._lock:
             return self.db.execute(
-                "select count(*) from actions where run_id = ? and status in ('done', 'pending')", [run_id]
+                "select count(*) from actions where run_id = ? and status in (?, ?)", [run_id, DONE, PENDING]
             ).fetchone()[0]
 
     def created_groups(self, run_id, kinds):
@@ -459,7 +460,7 @@ class Inventory:
         group), without decoding every row's member lists."""
         marks = ", ".join("?" for _ in kinds)
         rows = self.db.execute(f"select step, object_id from actions where run_id = ? and kind in ({marks}) "
-                               "and status = 'done' order by seq", [run_id, *kinds])
+                               "and status = ? order by seq", [run_id, *kinds, DONE])
         return dict(rows.fetchall())
 
     def links(self, scan_id, columns):
@@ -479,7 +480,7 @@ class Inventory:
         groups = {}
         rows = self.db.query(
             "select a.kind, a.object_id, a.target, a.request, a.inverse from actions a join runs r on r.id = a.run_id "
-            "where r.kind = 'apply' and a.status = 'done' and a.object_id is not null "
+            f"where r.kind = 'apply' and a.status = '{DONE}' and a.object_id is not null "
             f"and a.kind in {sql_list(kinds_where(lambda k: k.creates_policy or k.adds_members))} "
             "order by r.started_at, a.seq"
         )
@@ -508,7 +509,7 @@ class Inventory:
             "path": path,
             "request": dumps(request),
             "inverse": dumps(inverse),
-            "status": "pending",
+            "status": PENDING,
             "started_at": utcnow(),
         }
         # Plain SQL: the journal is written twice per call, and table introspection per write
@@ -531,7 +532,7 @@ class Inventory:
         # is pending again and the next run reconciles it with live state. It is durable with
         # the next pending row anyway (one WAL file: its fsync covers every earlier commit), so
         # no call that depends on it is sent first. A pending row is always synced before its call.
-        with self._lock, self._synchronous("FULL" if status == "pending" else "NORMAL"), self.transaction() as db:
+        with self._lock, self._synchronous("FULL" if status == PENDING else "NORMAL"), self.transaction() as db:
             db.execute(
                 f"update actions set {', '.join(f'{k} = ?' for k in values)} where run_id = ? and seq = ?",
                 [*values.values(), run_id, seq],
@@ -551,7 +552,7 @@ class Inventory:
     def mark_undone(self, run_id, seq, note):
         """A rollback undid this action (or found nothing to undo): keep its own timestamps."""
         with self.transaction() as db:
-            db["actions"].update((run_id, seq), {"status": "rolled_back", "undone_at": utcnow(), "undo_note": note})
+            db["actions"].update((run_id, seq), {"status": UNDONE, "undone_at": utcnow(), "undo_note": note})
 
     def plan_body(self, plan_id):
         # Cast in SQL: json.loads of the bytes would hold a decoded copy beside them while it parses.

@@ -15,6 +15,7 @@ from .iam import write_policies
 from .rollback import rollback_run
 from .sandbox import Sandbox
 from .verify import verify_run
+from .runs import DONE, NOTHING_TO_DO, UNDONE
 
 
 def seed_from_scan(data):
@@ -100,7 +101,7 @@ def rehearse(inventory, plan, parallel=4, bar=None):
         "differences": len(diffs),
         "rollback": undone.status,
         "restored": restored,
-        "passed": applied.status in ("done", "nothing_to_do") and not diffs and undone.status in ("rolled_back", "nothing_to_do") and restored,
+        "passed": applied.status in (DONE, NOTHING_TO_DO) and not diffs and undone.status in (UNDONE, NOTHING_TO_DO) and restored,
     }
     inventory.save_rehearsal({**summary, "summary": dumps(summary)})
     return summary

@@ -158,3 +158,67 @@ def test_no_module_calls_another_modules_private_method():
                     and not (isinstance(node.func.value, ast.Name) and node.func.value.id in ("self", "cls"))):
                 calls.append((name, node.lineno, ast.unparse(node.func)))
     assert calls == []
+
+
+STATUSES = {"pending", "running", "done", "failed", "interrupted", "rolled_back", "partly_rolled_back", "nothing_to_do",
+            "partial", "dry_run"}
+SQL_STATUS = re.compile(r"\bstatus\s*(?:=|!=|in|when)\s*\(?\s*'(" + "|".join(STATUSES) + r")'")
+
+
+def _is_status(node):
+    """An expression that holds a run's or a journal row's status (or a journal row's outcome)."""
+    return ((isinstance(node, ast.Name) and node.id == "status") or (isinstance(node, ast.Attribute) and node.attr == "status")
+            or (isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and node.slice.value in ("status", "outcome")))
+
+
+def _spells_status(node):
+    if isinstance(node, ast.Constant):
+        return node.value in STATUSES
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_spells_status(e) for e in node.elts)
+    if isinstance(node, ast.IfExp):
+        return _spells_status(node.body) or _spells_status(node.orelse)
+    return False
+
+
+def status_strings(tree):
+    """Lines where a status is spelled as a string: compared, assigned, passed or written in SQL."""
+    for node in ast.walk(tree):
+        hits = []
+        if isinstance(node, ast.Compare) and any(map(_is_status, [node.left, *node.comparators])):
+            hits = [node.left, *node.comparators]
+        elif isinstance(node, ast.keyword) and node.arg == "status":
+            hits = [node.value]
+        elif isinstance(node, ast.Assign) and any(_is_status(t) for t in node.targets):
+            hits = [node.value]
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Tuple) and isinstance(node.value, ast.Tuple):
+            hits = [v for t, v in zip(node.targets[0].elts, node.value.elts) if _is_status(t)]
+        elif isinstance(node, ast.Dict):
+            hits = [v for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant) and k.value == "status"]
+        elif isinstance(node, ast.Call) and ((isinstance(node.func, ast.Name) and node.func.id == "RunResult")
+                                            or (isinstance(node.func, ast.Attribute) and node.func.attr == "journal_update")):
+            hits = node.args
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and SQL_STATUS.search(node.value):
+            yield node.lineno
+        if any(_spells_status(h) for h in hits):
+            yield node.lineno
+
+
+def test_no_status_is_spelled_outside_runs():
+    found = [(name, line) for name, path in modules().items() if name != "migrate.runs" and not name.startswith("migrate.sandbox")
+             for line in status_strings(ast.parse(path.read_text()))]
+    assert found == []
+
+
+@pytest.mark.parametrize("source", [
+    'if run["status"] == "done": pass', 'x = a.status in ("done", "pending")', 'inv.update_run(r, status="failed")',
+    'status, message = "done", "ok"', 'inv.journal_update(r, 1, "pending")', 'RunResult(None, "nothing_to_do")',
+    'row = {"status": "running"}', 'sql = "select 1 from actions where status = \'done\'"',
+    'inv.update_run(r, status=DONE if ok else "failed")',
+])
+def test_a_spelled_status_is_seen(source):
+    assert list(status_strings(ast.parse(source)))
+
+
+def test_a_member_status_or_a_status_constant_is_not_a_run_status():
+    assert not list(status_strings(ast.parse('ok = m.get("status") == "pending" or run["status"] == DONE')))

@@ -24,6 +24,7 @@ from ..http import HttpClient, NetworkError, RateLimiter, same_url
 from ..steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, kind_of
 from ..waiting import wait_until
 from .authentik import DEFAULT_GROUP_MAPPING, NEWEST_KNOWN, behaviours, log_lines, version_at_least, version_tuple
+from ..runs import DONE
 
 APP_SLUG = "cloudflare-dashboard"
 APP_NAME = "Cloudflare dashboard"
@@ -449,7 +450,7 @@ def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
                for n, s in enumerate(steps)]
     fix = IdpFix(cf_client, inventory, ordered)
     result = fix.run()
-    if result.status != "done":
+    if result.status != DONE:
         raise VgmigrateError(f"idp fix run {result.run_id} stopped: {result.message}")
     done = [s.description for s in steps]
     provider_pk = fix.ids.get("idp.provider", provider_pk)

@@ -7,6 +7,7 @@ by the same code that sends the call.
 
 from .. import iam
 from .base import StepKind, make_step, register
+from ..runs import PENDING
 
 
 class CreateResourceGroup(StepKind):
@@ -179,7 +180,7 @@ class AddMembers(StepKind):
         first attempt so rollback restores it exactly. A group this run created starts empty and is
         deleted whole on rollback, so it needs no read."""
         group = request["group"]
-        if prior and prior["status"] == "pending":  # the first attempt may have added some already
+        if prior and prior["status"] == PENDING:  # the first attempt may have added some already
             inverse = prior["inverse"]
             present = {m["id"] for m in apply.client.user_group_members(group)}
         elif group in apply.created_here:

@@ -7,6 +7,7 @@ through the functions here, never by comparing kind names.
 """
 
 from ..errors import CloudflareError, VgmigrateError
+from ..runs import PENDING
 
 
 class StepFailed(VgmigrateError):
@@ -65,7 +66,7 @@ class StepKind:
     def prepare(self, apply, step, request, prior):
         """(request to send, inverse to journal), just before the call. A pending row keeps the
         inverse recorded before its first attempt."""
-        return request, prior["inverse"] if prior and prior["status"] == "pending" else dict(step["inverse"])
+        return request, prior["inverse"] if prior and prior["status"] == PENDING else dict(step["inverse"])
 
     def endpoint(self, client, request):
         """(method, path) of the call, as the journal records it."""

@@ -13,6 +13,7 @@ from ..legacy import legacy_left
 from ..waiting import wait_until
 from .api import AdoptUserGroup
 from .base import StepFailed, StepKind, make_step, plan_group_of, register, user_group_or_none
+from ..runs import DONE, PENDING
 
 
 class AttachIdpPolicy(AdoptUserGroup):
@@ -31,7 +32,7 @@ class AttachIdpPolicy(AdoptUserGroup):
                          {"kind": "restore_policies"}, after, group=sid)
 
     def prepare(self, apply, step, request, prior):
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             before = prior["inverse"]["policies"]
         else:
             before = iam.write_policies(apply.client.user_group(request["id"]).get("policies"))
@@ -132,7 +133,7 @@ class ScopeIdpGroups(IdpStep):
                          {"kind": "restore_group_filters"}, [c["id"] for c in creates])
 
     def prepare(self, apply, step, request, prior):
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             before = prior["inverse"]["group_filters"]
         else:
             before = list(idp_of(apply.client).scim_provider(request["provider"]).get("group_filters") or [])
@@ -255,7 +256,7 @@ class RemoveIdpMembers(IdpStep):
 
     def prepare(self, apply, step, request, prior):
         # PATCH `users` replaces the whole list: read it just before, and keep it for rollback.
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             before = prior["inverse"]["users"]
         else:
             before = sorted(idp_of(apply.client).group(request["group"], include_users=False).get("users") or [])
@@ -332,7 +333,7 @@ class DeleteIdpGroup(IdpStep):
         return make_step(f"{remove_sid}.delete", cls.kind, name, request, {"kind": "recreate_idp_group"}, after, group=remove_sid)
 
     def prepare(self, apply, step, request, prior):
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             return request, prior["inverse"]
         idp = idp_of(apply.client)
         group = idp.group(request["group"], include_users=False)
@@ -344,7 +345,7 @@ class DeleteIdpGroup(IdpStep):
         # Its members before the cutover: the remove step of the same plan group journaled them
         # just before emptying it (this run), else an earlier cutover run did (`users_before`).
         removed = next((a for a in apply.inv.actions(apply.run_id, response=False)
-                        if a["kind"] == RemoveIdpMembers.kind and a["status"] == "done" and a["step"] == plan_group_of(step["id"])), None)
+                        if a["kind"] == RemoveIdpMembers.kind and a["status"] == DONE and a["step"] == plan_group_of(step["id"])), None)
         users = removed["inverse"]["users"] if removed else request.get("users_before")
         if users is None:
             raise StepFailed(f"Authentik group {step['target']!r} was not deleted: its earlier members are not in the journal")
@@ -452,7 +453,7 @@ def refuse_cleanup(client, provider_pk, group_filters, doing, StepError=None):
 def removals_of(inventory, plan_id):
     """The removals from CF- groups that this plan's cutovers made and no rollback undid."""
     return [a for run in inventory.runs("cutover") if run["plan_id"] == plan_id
-            for a in inventory.actions(run["id"], response=False) if a["kind"] == RemoveIdpMembers.kind and a["status"] == "done"]
+            for a in inventory.actions(run["id"], response=False) if a["kind"] == RemoveIdpMembers.kind and a["status"] == DONE]
 
 
 register(CreateIdpGroup(), ScopeIdpGroups(), SyncIdpGroup(), AttachIdpPolicy(), RemoveIdpMembers(), DeleteIdpGroup())

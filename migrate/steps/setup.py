@@ -13,6 +13,7 @@ from ..idp.base import idp_of
 from ..errors import AuthentikError
 from ..http import same_url
 from .base import StepKind, make_step, register
+from ..runs import PENDING
 
 
 class _IdpStep(StepKind):
@@ -22,7 +23,7 @@ class _IdpStep(StepKind):
         return idp_of(client)
 
     def prepare(self, apply, step, request, prior):
-        return request, prior["inverse"] if prior and prior["status"] == "pending" else step.get("inverse")
+        return request, prior["inverse"] if prior and prior["status"] == PENDING else step.get("inverse")
 
     @classmethod
     def build(cls, sid, target, request, inverse=None):
