@@ -166,8 +166,8 @@ MUTANTS = [
       "    if not is_hex_id(account):\n", "    if False:\n", CORE),
     m("M41", "lock: a live holder's lock is taken over", "migrate/inventory.py",
       "    if holder_alive(lock) is not False:\n        raise", "    if holder_alive(lock) is None:\n        raise", CORE),
-    m("M42", "break-glass: plan goes ahead with no Super Administrator outside SCIM", "migrate/cli.py",
-      'if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):', "if False:", "tests/test_break_glass.py"),
+    m("M42", "break-glass: plan goes ahead with no Super Administrator outside SCIM", "migrate/planner.py",
+      'if not any(f["code"] == NO_BREAK_GLASS for f in plan["findings"]):', "if True:", "tests/test_break_glass.py"),
     # what the report and verify promise (issue 22: both survived the suite once)
     m("M43", "verify: a policy on any resource group counts as account-wide", "migrate/verify.py",
       "rg_ids = iam.account_wide_ids(client.resource_groups(), client.account_id)", 'rg_ids = {rg["id"] for rg in client.resource_groups()}',

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from . import iam
 from .collector import cycle_collection_paused
 from .errors import VgmigrateError
-from .findings import sort_findings, Finding
+from .findings import NO_BREAK_GLASS, Finding, sort_findings
 from .roles import role_resolver
 from .steps import AddMembers, AdoptUserGroup, AttachIdpPolicy, CreateIdpGroup, CreateResourceGroup, CreateUserGroup, ScopeIdpGroups, SyncIdpGroup, creates_policy
 
@@ -40,6 +40,21 @@ def check_template(template):
         raise VgmigrateError(
             f"--name-template {template!r} must use only {', '.join('{' + f + '}' for f in sorted(TEMPLATE_FIELDS))}"
         )
+
+
+def check_break_glass(plan, allow):
+    """Refuse a plan whose scan found no accepted Super Administrator outside SCIM, unless the
+    approver allows it: then the plan says so, so the approval shows the override."""
+    if not any(f["code"] == NO_BREAK_GLASS for f in plan["findings"]):
+        return
+    if not allow:
+        raise VgmigrateError(
+            f"{NO_BREAK_GLASS}: no accepted Super Administrator of account {plan['account']['id']} holds the role "
+            "outside the virtual groups, so a SCIM mistake during the migration could lock everyone out; grant Super "
+            "Administrator directly to a break-glass member, scan again and plan again "
+            "(or pass --allow-no-break-glass to plan anyway)"
+        )
+    plan["options"]["allow_no_break_glass"] = True
 
 
 # Scan tables build_plan never reads: load_scan(without=UNREAD_TABLES). At 100,000 members their

@@ -103,6 +103,18 @@ class Rollback:
     # Each step kind's undo (migrate/steps/) either calls the API through `call` (journaled in the
     # rollback run) or only marks the action with `mark`, or leaves it alone with `leave`.
 
+    def live_actions(self):
+        """How many of the run's journal actions may still be live: a progress bar's total."""
+        return self.inv.live_actions(self.target["id"])
+
+    def chosen_text(self, run_id):
+        """How the run was chosen for the user (said in the preview, the question and the last line)."""
+        return "" if run_id else f", the newest apply whose changes are still live (started {self.target['started_at']})"
+
+    def preview(self):
+        """What a dry run found, one line each: what it would undo, then what it would leave alone."""
+        return [f"would {line}" for line in self.planned] + [f"would leave: {line}" for line in self.left_alone]
+
     def members_actions(self, group_id):
         with self._lock:  # the journal is read once, not once per group
             if self._members_actions is None:
