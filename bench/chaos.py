@@ -14,6 +14,14 @@ it finishes; then `verify`; then `rollback`, under the same faults and kills. Ch
     python bench/chaos.py                      # 100 seeds (about 40 minutes on two cores)
     python bench/chaos.py --seeds 5 --start 40 # a short run
     python bench/chaos.py --replay 17          # one seed, with every step printed
+    python bench/chaos.py --idp --seeds 5      # the IdP-managed path: apply, cutover, rollback
+
+With `--idp` the migration goes through the Authentik emulator, which pushes to the misbehaving
+sandbox from its worker, late (0.05 to 0.6 s), in any order, retrying what fails: apply, verify,
+cutover and rollback are each killed at random and run again until they finish. Checked per seed:
+verify is clean after apply and after the cutover, rollback leaves Cloudflare's IAM, every
+member's legacy roles and Authentik's groups exactly as they started, and AccessWatch finds no
+violation after any write.
 """
 
 import argparse
@@ -39,15 +47,18 @@ from migrate.cloudflare import CloudflareClient  # noqa: E402
 from migrate.executor import apply_plan  # noqa: E402
 from migrate.inventory import Inventory  # noqa: E402
 from migrate.sandbox import Sandbox  # noqa: E402
+from migrate.sandbox.authentik import AuthentikSandbox  # noqa: E402
 from migrate.sandbox.seeds import generate_seed  # noqa: E402
 from migrate.sandbox.watch import AccessWatch  # noqa: E402
 
 
-def cli(sb, db, *args, kill_after=None, log=None):
+def cli(sb, db, *args, kill_after=None, log=None, ak=None):
     """Run vgmigrate in a child process; SIGKILL it after `kill_after` seconds. Returns the exit
     code, or None when it was killed before it finished."""
     env = {**os.environ, "CLOUDFLARE_API_TOKEN": sb.token, "CLOUDFLARE_ACCOUNT_ID": sb.account_id,
            "CLOUDFLARE_BASE_URL": sb.base_url, "VGMIGRATE_DB": str(db)}
+    if ak is not None:
+        env.update(AUTHENTIK_URL=ak.base_url, AUTHENTIK_TOKEN=ak.token)
     proc = subprocess.Popen([sys.executable, "-m", "migrate", *map(str, args)], cwd=REPO, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -63,10 +74,10 @@ def cli(sb, db, *args, kill_after=None, log=None):
     return proc.returncode
 
 
-def until_exit_0(sb, db, args, rnd, stats, log, attempts=30):
+def until_exit_0(sb, db, args, rnd, stats, log, attempts=30, ak=None):
     for _ in range(attempts):
         kill_after = rnd.uniform(0.05, 1.5) if rnd.random() < 0.6 else None
-        code = cli(sb, db, *args, kill_after=kill_after, log=log)
+        code = cli(sb, db, *args, kill_after=kill_after, log=log, ak=ak)
         if code is None:
             stats["kills"] += 1
         elif code == 0:
@@ -126,6 +137,48 @@ def one_seed(seed, groups, members, log):
     return stats
 
 
+def legacy_roles(sb):
+    with sb.state.lock:
+        return {m["id"]: sorted(m["roles"]) for m in sb.state.snapshot()["members"]}
+
+
+def authentik_groups(ak):
+    with ak.state.lock:
+        return {g["name"]: sorted(g["users"]) for g in ak.state.groups.values()}
+
+
+def one_seed_idp(seed, groups, members, log):
+    """The IdP-managed path under faults and kills, with Authentik pushing late and out of order."""
+    rnd = random.Random(seed)
+    account = generate_seed(groups=groups, members=members, random_seed=seed)
+    stats = {"kills": 0, "faults": 0, "violations": [], "problems": []}
+    with tempfile.TemporaryDirectory(prefix="vgmigrate-chaos-idp-") as tmp:
+        db, plan_path = Path(tmp) / "inv.db", Path(tmp) / "plan.json"
+        with Sandbox(seed=account, rate_limit=(400, 2), fail_5xx=0.01, lose_responses=0.01, timeouts=0.005,
+                     timeout_seconds=0.3, random_seed=seed) as sb, \
+                AuthentikSandbox(cloudflare=sb, push_delay=(0.05, 0.6), retry_backoff=0.3, random_seed=seed) as ak:
+            before = (iam_state(sb), legacy_roles(sb), authentik_groups(ak))
+            if not until_exit_0(sb, db, ["scan"], rnd, stats, log, ak=ak) or \
+                    not until_exit_0(sb, db, ["plan", "--mode", "idp", "--out", plan_path, "--on-existing", "suffix"], rnd, stats, log, ak=ak):
+                stats["problems"].append("scan or plan never finished")
+                return stats
+            watch = AccessWatch(sb, planfile.read(plan_path))
+            for step in (["apply", plan_path, "--yes"], ["verify"], ["cutover", "--yes"], ["verify"], ["rollback", "--yes"]):
+                if not until_exit_0(sb, db, step, rnd, stats, log, ak=ak):
+                    stats["problems"].append(f"{step[0]} never finished")
+                    break
+            ak.settle(timeout=120)  # anything Authentik still retries must change nothing
+            after = (iam_state(sb), legacy_roles(sb), authentik_groups(ak))
+            if not stats["problems"]:
+                for what, a, b in zip(("Cloudflare IAM", "legacy roles", "Authentik groups"), before, after):
+                    if a != b:
+                        stats["problems"].append(f"after rollback, {what} are not as they started")
+            watch.stop()
+            stats["violations"], stats["checks"] = watch.violations, watch.checks
+            stats["faults"] = sum(1 for _, _, status in sb.calls if status is None or status == 429 or (status or 0) >= 500)
+    return stats
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=100)
@@ -133,12 +186,13 @@ def main():
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--replay", type=int, help="run this one seed and print every step")
+    parser.add_argument("--idp", action="store_true", help="the IdP-managed path through the Authentik emulator")
     args = parser.parse_args()
     seeds = [args.replay] if args.replay is not None else list(range(args.start, args.start + args.seeds))
     log = print if args.replay is not None else None
     started, totals, failing = time.monotonic(), {"kills": 0, "faults": 0, "violations": 0, "checks": 0}, []
     for seed in seeds:
-        stats = one_seed(seed, args.groups, args.members, log)
+        stats = (one_seed_idp if args.idp else one_seed)(seed, args.groups, args.members, log)
         for key in totals:
             totals[key] += len(stats[key]) if key == "violations" else stats.get(key, 0)
         if stats["problems"] or stats["violations"]:
@@ -149,7 +203,8 @@ def main():
         ["seeds run", len(seeds)],
         ["accounts", f"{args.groups} virtual groups, {args.members} members each"],
         ["faults injected (5xx, dropped, 429)", totals["faults"]],
-        ["kills (SIGKILL of apply or rollback)", totals["kills"]],
+        ["path", "IdP-managed (Authentik emulator, late pushes)" if args.idp else "API"],
+        ["kills (SIGKILL of a command)", totals["kills"]],
         ["access checks after writes", totals["checks"]],
         ["invariant violations", totals["violations"]],
         ["seeds with a problem", len(failing)],
@@ -159,9 +214,10 @@ def main():
     if failing:
         seed, problems = failing[0]
         print(f"\nfirst failing seed {seed}: {'; '.join(problems)}")
-        print(f"replay: python bench/chaos.py --replay {seed} --groups {args.groups} --members {args.members}")
+        print(f"replay: python bench/chaos.py --replay {seed} --groups {args.groups} --members {args.members}{' --idp' if args.idp else ''}")
         sys.exit(1)
-    print(f"\nreproduce: python bench/chaos.py --seeds {args.seeds} --start {args.start} --groups {args.groups} --members {args.members}")
+    print(f"\nreproduce: python bench/chaos.py --seeds {args.seeds} --start {args.start} --groups {args.groups} --members {args.members}"
+          + (" --idp" if args.idp else ""))
 
 
 if __name__ == "__main__":

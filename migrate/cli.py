@@ -760,19 +760,32 @@ def demo(workdir, mode):
 
 
 @cli.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "markdown", "html"]), default="csv", show_default=True,
-              help="csv/jsonl: one file per table; json: one document; markdown/html: a run summary to read.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "markdown", "html", "terraform"]), default="csv", show_default=True,
+              help="csv/jsonl: one file per table; json: one document; markdown/html: a run summary to read; "
+                   "terraform: the run's User Groups as Terraform code with import blocks (reads them from Cloudflare).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
-@run_option("Only this run, with the rollback that undid it or the apply it undid (default: every run).")
+@run_option("Only this run, with the rollback that undid it or the apply it undid (default: every run; "
+            "terraform: the latest apply).")
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json (and the summary on stdout is JSON).")
 @click.option("--with-audit-log", is_flag=True, help="Also read Cloudflare's account audit log for the runs' time window and link it to the journal.")
 @click.pass_obj
 def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
-    """Audit export: inventory, findings, plans, runs and the full journal. Never contains the token."""
+    """Audit export: inventory, findings, plans, runs and the full journal. Never contains the token.
+
+    --format terraform instead writes the User Groups of an apply run as Terraform code, with an
+    import block per object, read from Cloudflare as they are now.
+    """
     from .export import export_audit, fetch_audit_entries
 
     fmt = "json" if as_json else fmt
     inventory = open_inventory(settings)
+    if fmt == "terraform":
+        from .terraform import export_terraform
+
+        if with_audit_log:
+            raise UsageProblem("--with-audit-log goes with the audit formats, not --format terraform; run the two exports separately")
+        result = export_terraform(inventory, connect(settings), out_dir, run_id=run_id, secrets=[settings.token])
+        return click.echo(result.summary_line(out_dir))
     fetch = None
     if with_audit_log:
         client = connect(settings)
@@ -927,7 +940,8 @@ EXAMPLES = {
     "status": ["vgmigrate status", "vgmigrate status --json"],
     "history": ["vgmigrate history", "vgmigrate history --format json"],
     "unlock": ["vgmigrate unlock apply-20251201T101500000Z"],
-    "export": ["vgmigrate export --format html --out audit/", "vgmigrate export --format csv --out audit/ --with-audit-log"],
+    "export": ["vgmigrate export --format html --out audit/", "vgmigrate export --format csv --out audit/ --with-audit-log",
+               "vgmigrate export --format terraform --out terraform/"],
     "demo": ["vgmigrate demo --dir demo/"],
 }
 for _name, _command in cli.commands.items():

@@ -455,6 +455,9 @@ class CloudflareClient:
     def members(self):
         return self._v4_pages(f"{self._acct}/members", PER_PAGE_MEMBERS)
 
+    def member(self, member_id):
+        return self._result("GET", f"{self._acct}/members/{_segment(member_id)}")
+
     # -- resource groups (single page: the endpoint takes no pagination parameters) ---------------
 
     def resource_groups_path(self):

@@ -15,11 +15,11 @@ from .idp.base import idp_of
 from .errors import VgmigrateError
 from .executor import JournaledRun
 from .names import parse_virtual_group_name
-from .legacy import legacy_left, legacy_roles
-from .steps import DeleteIdpGroup, RemoveIdpMembers, StepFailed, is_kind, removals_of
+from .legacy import legacy_left, legacy_roles, member_ids_of
+from .steps import DeleteIdpGroup, RemoveIdpMembers, StepFailed, is_kind, kind_of, removals_of
 from .verify import live_group_ids, verify_run
 from .waiting import wait_until
-from .runs import DONE, FAILED
+from .runs import DONE, FAILED, INTERRUPTED, PENDING, RUNNING
 
 
 def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptied_before=None):
@@ -45,7 +45,8 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
         gid = group_ids.get(group["step"])
         if group.get("action") == "conflict" or not gid:
             continue
-        migrated = {iam.email_key(m["email"]) for m in group["members"] if m.get("email")}
+        member_id = {iam.email_key(m["email"]): m["id"] for m in group["members"] if m.get("email")}
+        migrated = set(member_id)
         for vg in group["virtual_groups"]:
             old = by_exact.get(vg["name"]) or by_name.get(iam.name_key(vg["name"]))
             if old is None:
@@ -62,7 +63,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
             sid = f"c{n:03d}"
             emails = sorted(iam.email_key(u["email"]) for u in leaving)
             if leaving:
-                steps.append(RemoveIdpMembers.build(sid, old, [u["pk"] for u in leaving], emails))
+                steps.append(RemoveIdpMembers.build(sid, old, [u["pk"] for u in leaving], emails, [member_id[e] for e in emails]))
                 checks[sid] = (gid, emails, group["permission_group"]["id"])
             if not delete_groups:
                 continue
@@ -117,7 +118,7 @@ def roles_not_back(client, removals):
         group = idp.group(action["request"]["group"]) or idp.group_by_name(action["target"])
         if parsed is None or group is None:
             continue
-        held = held if held is not None else legacy_roles(client)
+        held = held if held is not None else legacy_roles(client, member_ids=member_ids_of(removals))
         back = {u["pk"]: u for u in group.get("users_obj") or [] if u["pk"] in set(action["request"]["remove"])}
         missing = sorted(pk for pk, u in back.items() if iam.name_key(parsed.role) not in held.get(iam.email_key(u.get("email")), ()))
         if missing:
@@ -142,10 +143,23 @@ def left_message(left, timeout):
 
 
 def finish_waiting(client, inventory, plan_id, timeout):
-    """A cutover whose steps are all done but whose removals had not reached Cloudflare: wait
-    again; mark it done once they have. Returns (run, what is left), or (None, []) if none waits."""
-    waiting = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] == FAILED
-               and all(a["status"] == DONE for a in inventory.actions(r["id"], response=False))]
+    """The cutovers of this plan that stopped before they were done (their removals had not reached
+    Cloudflare by the deadline, or the process was killed) and that leave nothing to remove: a
+    removal journaled as pending is checked in Authentik, then Cloudflare is waited for, and the
+    runs are marked done once it has dropped the legacy roles. Returns (the newest such run, what
+    is left), or (None, []) when there is none."""
+    unfinished = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] in (FAILED, RUNNING, INTERRUPTED)]
+    waiting = []
+    for run in unfinished:
+        actions = inventory.actions(run["id"], response=False)
+        for action in actions:
+            if action["status"] == PENDING:
+                found = kind_of(action).reconcile(client, action["request"], {}, fresh=True)
+                if found:
+                    inventory.journal_update(run["id"], action["seq"], DONE, object_id=found, error="reconciled with live state after an interrupted run")
+                    action["status"] = DONE
+        if all(a["status"] == DONE for a in actions):
+            waiting.append(run)
     if not waiting:
         return None, []
     left = wait_for_cloudflare(client, removals_of(inventory, plan_id), timeout)

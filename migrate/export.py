@@ -385,12 +385,12 @@ def export_audit(inventory, fmt, out_dir, run_id=None, account_id=None, fetch_au
         data = text.encode("utf-8")
         if any(s.encode("utf-8") in data for s in secrets):
             raise VgmigrateError(f"refusing to write {name}: it would contain the API token")
-        _write(out / name, data)
+        write_file(out / name, data)
         item = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         if table:
             item.update(table=table, rows=rows, columns=list(export.columns[table]))
         manifest["files"].append(item)
-    _write(out / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_file(out / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     export.files = [f["name"] for f in manifest["files"]] + ["manifest.json"]
     return export
 
@@ -420,7 +420,7 @@ def _prepare(out_dir):
     return out
 
 
-def _write(path, data):
+def write_file(path, data):
     """Write whole or not at all, so a crash never leaves a half file that looks complete."""
     tmp = path.with_name(path.name + ".tmp")
     try:

@@ -195,6 +195,16 @@ def test_catalogue_listings_cost_one_call_each(cf):
 
 
 @replay
+def test_one_member_and_one_missing(cf):
+    first = next(iter(cf.members()))
+    member = cf.member(first["id"])
+    assert member["id"] == first["id"] and member["email"] == first["email"] and "roles" in member
+    with pytest.raises(CloudflareError) as err:
+        cf.member("0" * 32)
+    assert err.value.status == 404
+
+
+@replay
 def test_resource_group_lifecycle(cf):
     scope = f"com.cloudflare.api.account.{PINNED_ACCOUNT}"
     created = cf.create_resource_group("vgmigrate account-wide", scope)

@@ -160,3 +160,37 @@ def test_apply_refuses_a_scope_edit_that_would_make_authentik_delete_a_group(tmp
         ak.settle()
         assert {g["id"] for g in cf.state.user_groups.values()} >= groups_before
         assert not [c for c in ak.calls if c[0] == "PATCH" and "/providers/scim/" in c[1]]
+
+
+def test_a_cutover_killed_after_its_last_call_is_finished_by_the_next(tmp_path):
+    """SIGKILL after Authentik took the last removal but before the journal said so: the run is
+    left `running` with that removal `pending`. The next cutover finds nothing left to remove,
+    checks the pending removal in Authentik, waits for Cloudflare, and marks the run done."""
+    import sqlite3
+
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf, push_delay=(1.5, 2.0)) as ak:
+        db, out = migrate_and_verify(cf, ak, tmp_path)
+        vg(cf, ak, db, "cutover", "--yes", "--sync-timeout", "1", expect=1)
+        with sqlite3.connect(db) as conn:
+            run_id, = conn.execute("select id from runs where kind = 'cutover'").fetchone()
+            conn.execute("update runs set status = 'running', finished_at = null where id = ?", [run_id])
+            conn.execute("update actions set status = 'pending' where run_id = ? and seq = (select max(seq) from actions where run_id = ?)",
+                         [run_id, run_id])
+        assert "the migration is complete" not in vg(cf, ak, db, "status").output
+        again = vg(cf, ak, db, "cutover", "--yes")
+        assert f"cutover {run_id}: done" in again.output
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select count(*) from actions where run_id = ? and status != 'done'", [run_id]).fetchone() == (0,)
+        assert "the migration is complete" in vg(cf, ak, db, "status").output
+
+
+def test_waiting_for_the_legacy_roles_reads_only_the_members_who_left(tmp_path):
+    """A wait polls: reading the whole member list each time would be 2,000 calls a poll on a
+    100,000-member account. The members a cutover took out are read one by one instead."""
+    with Sandbox(seed=demo_seed(), rate_limit=None) as cf, AuthentikSandbox(cloudflare=cf, push_delay=(1.0, 1.5)) as ak:
+        db, out = migrate_and_verify(cf, ak, tmp_path)
+        cf.reset_calls()
+        vg(cf, ak, db, "cutover", "--yes")
+        listed = [p for m, p, _ in cf.calls if m == "GET" and p.endswith(f"/accounts/{cf.account_id}/members")]
+        one_by_one = [p for m, p, _ in cf.calls if m == "GET" and "/members/" in p and "/user_groups/" not in p]
+        assert len(listed) <= 2 and one_by_one  # verify and prepare list them once each; the wait does not

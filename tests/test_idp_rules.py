@@ -1,7 +1,5 @@
 """Focused tests that pin the IdP path's rules: each fails if its rule is planted wrong."""
 
-import dataclasses
-
 import pytest
 
 from migrate.cutover import supers_outside_scim

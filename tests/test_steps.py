@@ -22,7 +22,7 @@ BUILT = [
     SyncIdpGroup.build("g003", "DNS", 1, ["m1"], scoped=True),
     AttachIdpPolicy.build("g003", "DNS", POLICY, rg_exists=False),
     ScopeIdpGroups.build({"pk": 1, "name": "Cloudflare SCIM"}, [{"id": "g003"}]),
-    RemoveIdpMembers.build("c001", {"pk": "u-1", "name": "CF-x - DNS"}, [3, 2], ["a@x"]),
+    RemoveIdpMembers.build("c001", {"pk": "u-1", "name": "CF-x - DNS"}, [3, 2], ["a@x"], ["m1"]),
     DeleteIdpGroup.build("c001", "CF-x - DNS", {"group": "u-1", "provider": 1}, after=["c001"]),
     CreateScimProvider.build("idp.provider", "Cloudflare SCIM", {"name": "Cloudflare SCIM", "url": "https://x"}),
     CreateApplication.build("idp.application", "app", {"name": "app", "slug": "app", "backchannel_providers": [1]}),

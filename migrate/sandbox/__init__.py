@@ -24,6 +24,11 @@ Where Cloudflare documents nothing, the sandbox chooses, and says so here:
   remembered as hand-assigned: Cloudflare cannot tell the two apart either). Re-provisioning a
   user (`active: true`) grants the roles of the system groups they are in. A seed's
   `scim_groups[].role` names the role; without it, the backing permission group's namesake.
+- `before_end_of_life=True` (or `state.before_end_of_life`): a SCIM `POST /Groups` named
+  `CF-<this account> - <role name>` makes a system group granting that role, as Cloudflare did
+  before 2025-12-02; used to seed an account the way an IdP built it (`seeds.unprovisioned_seed`),
+  then switched off. Another account, an unknown role or a taken name is refused (400, 409).
+- `record_scim = True`: `scim_requests` keeps every SCIM request with its body (differential tests).
 - Resource groups may have no name (Cloudflare makes unnamed ones for inline policy scopes); the
   response then has no `name`. `State.effective_access()` is the sandbox's own access oracle.
 - Authentication errors and 429s come from the edge, so they use the v4 envelope on SCIM paths too.

@@ -258,7 +258,9 @@ def create_group(request, account_id):
     state = request.context.state
     group = state.scim_create_group(body.get("displayName"), body.get("externalId"))
     members = body.get("members") or []
-    if members:
+    if members and group["id"] in state.scim_groups:  # a virtual group, pushed before end of life
+        state.scim_change_system_members(group["id"], "add", [_member_value(m) for m in members])
+    elif members:
         ids = [state.member_id_for_user_tag(_member_value(m)) for m in members]
         state.add_group_members(group["id"], ids, via_scim=True)
     result = render.scim_group(state, group["id"], _base(request), with_members=True)

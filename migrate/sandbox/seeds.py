@@ -426,6 +426,21 @@ def demo_seed():
     }
 
 
+def unprovisioned_seed():
+    """The demo account as it was before an IdP pushed anything to it: no SCIM users, no system
+    (virtual) groups, no User Groups; members keep their direct policies, and their roles only if
+    no IdP provisioned them (so the break-glass Super Administrator, member 0, keeps hers). Push
+    `CF-` groups into it with `Sandbox(before_end_of_life=True)` to build the virtual groups as an
+    IdP did before 2025-12-02."""
+    seed = demo_seed()
+    provisioned = {user["id"] for user in seed["scim_users"]}
+    for member in seed["members"]:
+        if member["user"]["id"] in provisioned:
+            member["roles"] = []
+    seed["scim_groups"], seed["scim_users"], seed["user_groups"] = [], [], []
+    return seed
+
+
 def generate_seed(groups=2000, members=50000, random_seed=0):
     """A large deterministic account for benchmarks: `groups` account-scoped permission groups, each
     with its legacy role and system (virtual) group, plus a few zone-scoped, resource-scoped and

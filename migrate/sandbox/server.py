@@ -124,6 +124,7 @@ class Sandbox(Served):
         host="127.0.0.1",
         port=0,
         verbose=False,
+        before_end_of_life=False,
     ):
         if seed is None:
             from .seeds import demo_seed  # only without a seed (start-up time of a seeded sandbox)
@@ -132,6 +133,7 @@ class Sandbox(Served):
         if token_kind not in ("account", "user"):
             raise ValueError("token_kind must be 'account' or 'user'")
         self.state = State(seed, random_seed=random_seed)
+        self.state.before_end_of_life = before_end_of_life  # see State.scim_create_group
         self.account_id = self.state.account["id"]
         self.token = token or secrets.token_urlsafe(30)
         self.token_kind = token_kind
@@ -147,6 +149,10 @@ class Sandbox(Served):
         self._stopping = threading.Event()
         self._calls = []
         self._calls_lock = threading.Lock()
+        # record_scim: keep every SCIM request with its body (scim_requests), to compare what
+        # IdPs send; off by default, as a bench sends thousands.
+        self.record_scim = False
+        self._scim_requests = []
         self._connections = set()
         self._connections_lock = threading.Lock()
         self._actor = self._token_actor()
@@ -177,6 +183,15 @@ class Sandbox(Served):
     def reset_calls(self):
         with self._calls_lock:
             self._calls.clear()
+            self._scim_requests.clear()
+
+    @property
+    def scim_requests(self):
+        """With `record_scim` on, one dict per SCIM request, oldest first: `at` (monotonic
+        seconds), `method`, `path` (after /scim/v2, e.g. "/Groups/<id>"), `query`, `body` (parsed
+        JSON or None) and `status` (None when no response was sent)."""
+        with self._calls_lock:
+            return [dict(r) for r in self._scim_requests]
 
     def inject(self, method, path_regex, kind, times=1):
         """Misbehave on the next `times` requests matching method ("*" = any) and path regex.
@@ -187,9 +202,17 @@ class Sandbox(Served):
         """
         self.faults.inject(method, path_regex, kind, times)
 
-    def _record(self, method, path, status):
+    def _record(self, method, path, status, query="", body=b""):
         with self._calls_lock:
             self._calls.append((method, path, status))
+            scim_at = path.find("/scim/v2")
+            if self.record_scim and scim_at >= 0:
+                try:
+                    parsed = json.loads(body) if body else None
+                except ValueError:
+                    parsed = None
+                self._scim_requests.append({"at": time.monotonic(), "method": method, "path": path[scim_at + len("/scim/v2"):],
+                                            "query": query, "body": parsed, "status": status})
 
     def _token_actor(self):
         if self.token_kind == "user":
@@ -207,6 +230,7 @@ class Sandbox(Served):
         full_path = split.path
         method = handler.command
         body = _read_body(handler)
+        handler.request_query, handler.request_body = split.query, body  # for record_scim
 
         token, header_error = _bearer(handler.headers)
         token_valid = token is not None and secrets.compare_digest(token, self.token)
@@ -277,7 +301,7 @@ class Sandbox(Served):
             return Response(err.status, render.scim_error(err.status, err.detail, err.scim_type), "application/scim+json")
 
     def _respond(self, handler, method, path, response):
-        self._record(method, path, response.status)
+        self._record(method, path, response.status, handler.request_query, handler.request_body)
         payload = b"" if response.body is None else _JSON.encode(response.body).encode()
         self._answer_after_latency(handler)
         lines = [
@@ -297,7 +321,7 @@ class Sandbox(Served):
 
     def _drop(self, handler, method, path):
         """Close the connection without sending a single response byte."""
-        self._record(method, path, None)
+        self._record(method, path, None, handler.request_query, handler.request_body)
         self._answer_after_latency(handler)
         handler.close_connection = True
         try:

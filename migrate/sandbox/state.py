@@ -16,6 +16,8 @@ from .errors import ApiError, ScimError, bad_request, not_found
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 ACCOUNT_SCOPE = "com.cloudflare.api.account"
+# The sandbox's own copy of the virtual group grammar (it is the oracle: it never imports the tool).
+_VIRTUAL_GROUP_NAME = re.compile(r"^CF-([0-9a-fA-F]{32})\s*-\s*(.+)$", re.IGNORECASE)
 
 
 class SeedError(ValueError):
@@ -42,6 +44,9 @@ class State:
         self.audit = []  # v1 audit entries, oldest first
         self.audit_v2 = []  # Audit Logs v2 entries, oldest first
         self.role_views = {}  # role id -> the role as members listings show it (render.member)
+        # Before 2025-12-02 Cloudflare took a pushed `CF-<acct> - <Role>` group as a virtual group:
+        # on only to seed an account the way an IdP built it then (scim_create_group).
+        self.before_end_of_life = False
         self._used_ids = set()
         _load(self, seed)
         self._used_ids = _ids_in_use(self)
@@ -407,6 +412,8 @@ class State:
     def scim_create_group(self, display_name, external_id=None):
         if not isinstance(display_name, str) or not display_name.strip():
             raise ScimError(400, "displayName is required", "invalidValue")
+        if self.before_end_of_life and reserved_name(display_name):
+            return self._create_virtual_group(display_name)
         if reserved_name(display_name):
             raise ScimError(400, "displayName must not begin with the reserved prefix 'CF'", "invalidValue")
         existing = self.user_group_ids_by_name.get(display_name)
@@ -421,6 +428,26 @@ class State:
             group["modified_on"] = utc_now()
             return group
         return self.create_user_group(display_name, [], scim_managed=True, external_id=external_id)
+
+    def _create_virtual_group(self, display_name):
+        """Before end of life: a pushed `CF-<this account> - <Role name>` becomes a system group
+        whose members get that legacy role. Another account, an unknown role or a name some SCIM
+        group already has is refused (the IdP then pushed into nothing)."""
+        found = _VIRTUAL_GROUP_NAME.match(display_name)
+        if not found or found.group(1).lower() != self.account["id"]:
+            raise ScimError(400, "displayName must be CF-<this account id> - <role name>", "invalidValue")
+        role_name = found.group(2).strip().casefold()
+        role_id = next((r["id"] for r in self.roles.values() if r["name"].casefold() == role_name), None)
+        if role_id is None:
+            raise ScimError(400, f"No role named '{found.group(2).strip()}' in this account", "invalidValue")
+        if self.scim_group_by_display_name(display_name):
+            raise ScimError(409, f"A group named '{display_name}' already exists", "uniqueness")
+        group_id = f"cloudflare-v1-{role_id}"
+        if group_id in self.scim_groups:
+            group_id = f"cloudflare-v1-{self.new_id()}"
+        self.scim_groups[group_id] = {"id": group_id, "displayName": display_name, "system": True, "role": role_id}
+        self.scim_group_ids_by_name.setdefault(display_name.casefold(), group_id)
+        return self.scim_groups[group_id]
 
     def member_id_for_user_tag(self, tag):
         member_id = self.member_ids_by_user_id.get(tag)

@@ -250,9 +250,10 @@ class RemoveIdpMembers(IdpStep):
     label = "remove migrated members from the CF- group in Authentik"
 
     @classmethod
-    def build(cls, sid, old_group, user_pks, emails):
-        return make_step(sid, cls.kind, old_group["name"], {"group": old_group["pk"], "remove": sorted(user_pks), "emails": emails},
-                         {"kind": "restore_idp_members"}, group=sid)
+    def build(cls, sid, old_group, user_pks, emails, member_ids):
+        """member_ids: the account members leaving, so waiting for Cloudflare reads only them."""
+        request = {"group": old_group["pk"], "remove": sorted(user_pks), "emails": emails, "members": sorted(member_ids)}
+        return make_step(sid, cls.kind, old_group["name"], request, {"kind": "restore_idp_members"}, group=sid)
 
     def prepare(self, apply, step, request, prior):
         # PATCH `users` replaces the whole list: read it just before, and keep it for rollback.
