@@ -3,7 +3,7 @@
 One job per module; imports run one way (cli -> workflows -> steps, idp, clients -> rules), with
 no circle (tests/test_architecture.py checks).
 
-    cli          click wiring only: options, prompts, output, exit codes
+    cli          click wiring only: options, prompts, output, exit codes (__main__: python -m migrate)
     scan         read the account and record one inventory scan      sources  cloudflare/authentik/file -> VirtualGroup
     findings     analyse one scan (pure)                               roles    role name -> permission group (pure)
     planner      inventory -> plan (pure)                              planfile plan <-> canonical JSON, plan id
@@ -18,6 +18,7 @@ no circle (tests/test_architecture.py checks).
     codec        stable JSON and timestamps for the inventory          runs     run ids, statuses, the current run
     approval     the approval report's facts and renderings           markup   Markdown and HTML building blocks
     reports      terminal tables                                       export   the audit export
+    terraform    an apply run's User Groups as Terraform code
     progress     progress on stderr                                    collector pause the cycle collector for big graphs
     errors       exceptions the CLI turns into one line                sandbox/ the emulator (its own copies: the oracle)
 

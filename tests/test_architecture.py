@@ -222,3 +222,11 @@ def test_a_spelled_status_is_seen(source):
 
 def test_a_member_status_or_a_status_constant_is_not_a_run_status():
     assert not list(status_strings(ast.parse('ok = m.get("status") == "pending" or run["status"] == DONE')))
+
+
+def test_the_package_docstring_maps_every_module():
+    import migrate
+
+    doc = migrate.__doc__
+    top = {name.split(".")[1] for name in modules() if name.count(".") >= 1}
+    assert sorted(m for m in top if not re.search(rf"\b{m}\b", doc)) == []
