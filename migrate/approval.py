@@ -6,15 +6,15 @@ prints. Names come from IdPs and may hold tabs, NBSP, zero-width or bidi charact
 escaped everywhere and the odd characters made visible, because an approver must see them.
 """
 
-import html
 import shlex
 from collections import Counter
-from itertools import chain, repeat
+from itertools import chain
 
-from .findings import SEVERITIES
+from .findings import severity_counts, sorted_findings
 from .iam import email_key
-from .names import VISIBLE_CHARS, is_odd_char, odd_char_label, reveal  # how every output shows odd characters
-from .steps import KINDS
+from .markup import esc, html_name, html_page_chunks, html_table, html_table_chunks, joined, md_code, md_table, md_table_lines, md_text
+from .names import reveal
+from .steps import CreateIdpGroup, ScopeIdpGroups, added_members, describe, is_kind
 
 RESOLUTION_LABELS = {
     "exact": "exact name",
@@ -37,208 +37,6 @@ FOLD_MEMBERS_OVER = 10
 FOLD_UNCHANGED_OVER = 15
 
 
-# ---- text helpers shared by the reports -----------------------------------------------------------
-
-_MD_SPECIAL = set("\\`*_[]<>|~&#!")
-
-
-def md_text(text):
-    """Text safe in a GFM table cell or paragraph: markup characters escaped, on one line."""
-    text = reveal(" ".join(str(text).splitlines()))
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
-
-
-def md_code(text, in_table=True):
-    """A code span that survives any content: backtick fences longer than any run inside, odd
-    characters revealed, `|` escaped inside tables (GFM reads `\\|` as a pipe even in code)."""
-    text = reveal(" ".join(str(text).splitlines()))
-    longest, run = 0, 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    fence = "`" * (longest + 1)
-    if in_table:
-        text = text.replace("|", "\\|")
-    pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
-def md_table(headers, rows):
-    return "\n".join(md_table_lines(headers, rows))
-
-
-def md_table_lines(headers, rows):
-    """The table's lines, one row at a time as `rows` (any iterable) yields them."""
-    yield "| " + " | ".join(headers) + " |"
-    yield "|" + "|".join("---" for _ in headers) + "|"
-    for row in rows:
-        yield "| " + " | ".join(row) + " |"
-
-
-def esc(text):
-    return html.escape(str(text), quote=True)
-
-
-def html_name(text):
-    """A name for HTML: escaped, odd characters shown as marked symbols with a tooltip naming them."""
-    out = []
-    for ch in str(text):
-        if is_odd_char(ch):
-            symbol = VISIBLE_CHARS.get(ch) or f"U+{ord(ch):04X}"
-            out.append(f'<span class="odd" title="{esc(odd_char_label(ch))}">{esc(symbol)}</span>')
-        else:
-            out.append(esc(ch))
-    return f'<span class="name">{"".join(out)}</span>'
-
-
-def html_table(headers, rows, row_classes=None, cls=None):
-    """rows hold HTML already escaped by the caller; row_classes marks rows (e.g. 'lost')."""
-    return "".join(html_table_chunks(headers, rows, row_classes, cls))
-
-
-def html_table_chunks(headers, rows, row_classes=None, cls=None):
-    """html_table piece by piece, a row at a time as `rows` and `row_classes` (iterables) yield them."""
-    head = "".join(f"<th>{h}</th>" for h in headers)
-    table_cls = f' class="{cls}"' if cls else ""
-    yield f"<table{table_cls}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n"
-    for n, (row, c) in enumerate(zip(rows, repeat("") if row_classes is None else row_classes)):
-        yield ("\n" if n else "") + f'<tr{f" class={chr(34)}{c}{chr(34)}" if c else ""}>' + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
-    yield "\n</tbody>\n</table>"
-
-
-CSS = """
-:root { --ink:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg:#f6f8fa; --lost:#ffebe9; --lost-ink:#a40e26;
-  --gain:#dafbe1; --gain-ink:#116329; --warn:#fff8c5; --warn-ink:#7d4e00; }
-* { box-sizing: border-box; }
-body { font: 14px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--ink);
-  margin: 0 auto; padding: 24px 32px 48px; max-width: 1200px; }
-h1 { font-size: 24px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-h3 { font-size: 15px; margin: 16px 0 4px; }
-p.sub { color: var(--muted); margin: 0 0 16px; }
-table { border-collapse: collapse; width: 100%; margin: 8px 0; font-size: 13px; }
-th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
-th { background: var(--bg); font-weight: 600; }
-table.facts { width: auto; min-width: 60%; margin-bottom: 12px; }
-table.facts th { width: 14em; }
-.matrix td:first-child { white-space: nowrap; }
-table.findings td:nth-child(2) code { white-space: nowrap; }
-table.findings td:nth-child(3) { min-width: 20em; }
-.matrix td:not(:first-child):not(:last-child) { text-align: center; white-space: nowrap; }
-.matrix th:not(:first-child):not(:last-child) { text-align: center; font-size: 12px; max-width: 9em; }
-.name, code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
-  white-space: pre-wrap; word-break: break-word; }
-.odd { background: var(--warn); color: var(--warn-ink); border: 1px solid #d4a72c; border-radius: 3px;
-  padding: 0 2px; margin: 0 1px; font-size: 11px; }
-tr.lost td { background: var(--lost); }
-tr.gain td { background: var(--gain); }
-tr.warn td { background: var(--warn); }
-td.lost, span.lost { color: var(--lost-ink); font-weight: 700; }
-td.gain, span.gain { color: var(--gain-ink); font-weight: 700; }
-td.kept { color: var(--muted); }
-.badge { display: inline-block; white-space: nowrap; padding: 0 6px; border-radius: 10px; font-size: 11px; font-weight: 700;
-  text-transform: uppercase; letter-spacing: .02em; border: 1px solid transparent; }
-.sev-critical { background: #a40e26; color: #fff; }
-.sev-error { background: #ffebe9; color: #a40e26; border-color: #ff818266; }
-.sev-warning { background: var(--warn); color: var(--warn-ink); border-color: #d4a72c66; }
-.sev-info { background: #ddf4ff; color: #0550ae; border-color: #54aeff66; }
-.act-conflict { background: #a40e26; color: #fff; }
-.act-create { background: var(--gain); color: var(--gain-ink); }
-.act-adopt, .act-update { background: var(--warn); color: var(--warn-ink); }
-.act-none { background: var(--bg); color: var(--muted); }
-.banner { border: 1px solid; border-radius: 6px; padding: 8px 12px; margin: 8px 0; }
-.banner.bad { background: var(--lost); border-color: #ff8182; color: var(--lost-ink); }
-.banner.warn { background: var(--warn); border-color: #d4a72c; color: var(--warn-ink); }
-.banner.ok { background: var(--gain); border-color: #4ac26b; color: var(--gain-ink); }
-pre.command { background: #1f2328; color: #fff; padding: 10px 14px; border-radius: 6px; font-size: 14px;
-  white-space: pre-wrap; word-break: break-all; }
-details { margin: 4px 0; }
-details > summary { cursor: pointer; color: #0969da; }
-ul.members { margin: 2px 0 10px; padding-left: 20px; columns: 3 16em; }
-.muted { color: var(--muted); }
-.nowrap { white-space: nowrap; }
-.sides { display: flex; gap: 16px; flex-wrap: wrap; }
-.side { flex: 1 1 380px; border: 1px solid var(--line); border-radius: 6px; padding: 4px 12px; }
-.side.lost { background: var(--lost); } .side.gain { background: var(--gain); }
-.side.moved { background: var(--warn); } .side.cannot { background: var(--bg); }
-tr.moved td { background: var(--warn); } tr.cannot td { background: var(--bg); }
-span.moved { color: var(--warn-ink); font-weight: 700; } span.cannot { color: var(--muted); font-weight: 700; }
-ul.inwords { margin: 8px 0 12px; padding-left: 18px; font-size: 15px; }
-ul.inwords li.lost strong { color: var(--lost-ink); } ul.inwords li.gain strong { color: var(--gain-ink); }
-ul.inwords li.moved strong { color: var(--warn-ink); }
-table.signoff td { height: 2.4em; min-width: 24em; }
-.side ul, ul.decisions { margin: 4px 0 8px; padding-left: 18px; }
-a.email { white-space: nowrap; color: inherit; }
-table.facts code.planid { white-space: nowrap; word-break: keep-all; }
-code.ident { overflow-wrap: anywhere; }
-table.journal td:nth-child(3) { min-width: 22em; }
-table.journal td:nth-child(4) { min-width: 10em; }
-table.journal td:nth-child(8) { white-space: nowrap; }
-td { overflow-wrap: break-word; }
-footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
-@media print {
-  /* A4 portrait with every column on the page: no cell keeps a minimum width or refuses to wrap,
-     so a wide table (the journal with its audit-log column, the access matrix) shrinks to fit,
-     and long ids, paths and names wrap anywhere rather than run off the edge. */
-  @page { size: A4 portrait; margin: 12mm; }
-  body { padding: 0; max-width: none; font-size: 10px; }
-  h2 { break-after: avoid; }
-  tr, .banner, pre { break-inside: avoid; }
-  details > summary { color: var(--ink); }
-  details::details-content { content-visibility: visible; display: block; }
-  table, table.facts { width: 100%; min-width: 0; font-size: 9px; }
-  th, td { padding: 2px 4px; min-width: 0 !important; max-width: none; overflow-wrap: break-word; }
-  th *, td *, .nowrap, .badge, a.email { white-space: normal !important; word-break: normal; }
-  code, .name, .nowrap, a.email { overflow-wrap: anywhere; }  /* ids, paths, rays: no word to keep whole */
-  .matrix th:not(:first-child):not(:last-child) { font-size: 8px; }
-  .name, code { font-size: 9px; }
-  pre.command { font-size: 10px; }
-  ul.members { columns: 2 12em; }
-  * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-}
-"""
-
-
-def html_page(title, body):
-    """One self-contained page: inline CSS, no scripts, no external references."""
-    return "".join(html_page_chunks(title, [body]))
-
-
-def html_page_chunks(title, parts):
-    """html_page(title, "\n".join(parts)) piece by piece."""
-    yield (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-    )
-    yield from _joined(parts)
-    yield "\n</body>\n</html>\n"
-
-
-def _joined(parts):
-    """"\n".join(parts) piece by piece; a part may be an iterable of pieces made as they are
-    written (a long table)."""
-    for n, part in enumerate(parts):
-        if n:
-            yield "\n"
-        if isinstance(part, str):
-            yield part
-        else:
-            yield from part
-
-
-def severity_counts(findings):
-    counts = Counter(f["severity"] for f in findings)
-    return [(s, counts.get(s, 0)) for s in SEVERITIES]
-
-
-def sorted_findings(findings):
-    """Worst first; the plan already sorts them, but a report must not depend on that."""
-    rank = {s: i for i, s in enumerate(SEVERITIES)}
-    return sorted(findings, key=lambda f: rank.get(f["severity"], len(rank)))
-
-
 # ---- the facts of a plan, independent of format -----------------------------------------------------
 
 
@@ -256,7 +54,7 @@ def apply_command(plan, plan_path):
 def plan_counts(plan):
     actions = Counter(g["action"] for g in plan["groups"])
     rows = access_rows(plan)
-    additions = [m for s in plan["steps"] for m in KINDS[s["kind"]].added_members(s["request"])]
+    additions = [m for s in plan["steps"] for m in added_members(s)]
     return {
         "actions": actions,
         "member_additions": len(additions),
@@ -540,8 +338,8 @@ def idp_lines(plan):
     idp = plan.get("idp")
     if not idp:
         return []
-    creates = [s for s in plan["steps"] if s["kind"] == "create_idp_group"]
-    scoped = next((s for s in plan["steps"] if s["kind"] == "scope_idp_groups"), None)
+    creates = [s for s in plan["steps"] if is_kind(s, CreateIdpGroup)]
+    scoped = next((s for s in plan["steps"] if is_kind(s, ScopeIdpGroups)), None)
     missing = [m["email"] for g in plan["groups"] for m in g.get("not_in_idp", [])]
     lines = [
         f"{len(creates)} new Authentik group(s) at {idp['url']}, each with the members of its virtual group copied in "
@@ -687,12 +485,7 @@ def _md_renamed(g):
 
 
 def _step_does(step):
-    kind = KINDS[step["kind"]]
-    if step["kind"] == "add_members":
-        return f"add {len(step['request']['members'])} member(s)"
-    if step["kind"] == "create_idp_group":
-        return f"{kind.label} ({len(step['request']['users'])})"
-    return kind.label
+    return describe(step)
 
 
 MD_MARKS = {"kept": "\u2713", "lost": "**\u2717 loses**", "gain": "**+ gains**", "": ""}
@@ -712,7 +505,7 @@ def _md_access(plan):
     else:
         headers = ["Member", "Before (virtual groups)", "After (User Groups)", "Change"]
         body = ([_md_member(r), md_text(", ".join(r["before"])), md_text(", ".join(r["after"])), _md_change(r)] for r in rows)
-    lines.append(_joined(md_table_lines(headers, body)))
+    lines.append(joined(md_table_lines(headers, body)))
     return lines
 
 
@@ -888,7 +681,7 @@ def render_chunks(plan, fmt, rehearsal=None, plan_path="plan.json"):
     """render() piece by piece: at 100,000 members the report is ~30 MB, and written as it comes it
     is never held whole (nor encoded whole) beside the plan."""
     if fmt == "markdown":
-        return _joined(_markdown_lines(plan, rehearsal, plan_path))
+        return joined(_markdown_lines(plan, rehearsal, plan_path))
     if fmt == "html":
         return html_page_chunks(*_html_parts(plan, rehearsal, plan_path))
     raise ValueError(f"unknown report format {fmt!r}; use markdown or html")

@@ -2,7 +2,6 @@
 
 import functools
 import json
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -12,7 +11,11 @@ import click
 
 from . import __version__
 from .errors import Interrupted, UsageProblem, VgmigrateError
-from .names import quoted
+from .names import is_hex_id, quoted
+from .runs import DONE, NOTHING_TO_DO, UNDONE
+
+# Each command imports the modules it uses when it runs, for start-up time: `vgmigrate --help`
+# and a usage error load none of them.
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -147,6 +150,20 @@ def sync_timeout_option(what):
                         help=f"IdP-managed runs: seconds to wait for {what} to reach Cloudflare from Authentik.")
 
 
+def yes_option(help="Do not ask for confirmation."):
+    return click.option("--yes", is_flag=True, help=help)
+
+
+def parallel_option(help=None, default=8):
+    """`--parallel`: how many independent calls go at once (they share the rate limit)."""
+    return click.option("--parallel", type=click.IntRange(1, 32), default=default, show_default=True, help=help)
+
+
+def run_option(help):
+    """`--run`: the run a command works on; the command receives `run_id`."""
+    return click.option("--run", "run_id", help=help)
+
+
 def output_format(*more, help="table for people, json for scripts (stdout holds only the JSON)."):
     """`--format table|...|json` and its short alias `--json`; the command receives `fmt`."""
 
@@ -201,15 +218,12 @@ def need_terminal_or_yes(command):
         raise VgmigrateError(f"{command} asks for confirmation and there is no terminal to ask in; pass --yes to {command} without asking")
 
 
-ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
-
-
 def check_account(settings):
     """The account id must be 32 hex characters: checked here, before any call is made."""
     if settings.account_id is None:
         return
     account = settings.account_id.strip().lower()
-    if not ACCOUNT_ID.fullmatch(account):
+    if not is_hex_id(account):
         shown = settings.account_id if len(settings.account_id) <= 40 else settings.account_id[:40] + "..."
         raise UsageProblem(
             f"account id {shown!r} is not 32 hex characters; copy the Account ID from the dashboard "
@@ -267,7 +281,7 @@ def connect_idp(settings, required=True):
         raise UsageProblem("no Authentik URL; set AUTHENTIK_URL (or pass --authentik-url), e.g. https://authentik.example.com")
     if not (token or "").strip():
         raise UsageProblem("no Authentik token; set AUTHENTIK_TOKEN (an Authentik API token with intent \"API\")")
-    from .authentik import AuthentikClient
+    from .idp.authentik import AuthentikClient
 
     return AuthentikClient.connect(url, token)
 
@@ -341,31 +355,14 @@ def last_scan(settings, inventory):
 def inventory_cmd(settings, fmt, code, severity, group):
     """Show the last scan: virtual groups, roles, resolution, members, and findings grouped by kind."""
     from . import reports
-    from .findings import Finding
-    from .iam import name_key
+    from .findings import shown_scan
 
     inventory = open_inventory(settings)
     last = last_scan(settings, inventory)
     data = inventory.load_scan(last["id"])
-    groups = data["virtual_groups"]
-    findings = [Finding.from_row(f) for f in data["findings"]]
-    if group:
-        groups = [g for g in groups if name_key(group) in name_key(g["name"]) or name_key(group) in name_key(g["role"])]
-        names = {g["name"] for g in groups} | {link["email"] for g in groups for link in data["virtual_group_members"] if link["virtual_group_id"] == g["id"]}
-        findings = [f for f in findings if f.subject in names or any(n in f.message for n in names)]
-    if severity:
-        findings = [f for f in findings if f.severity == severity]
-    if code:
-        findings = [f for f in findings if f.code == code]
-        if not findings:
-            raise VgmigrateError(f"no finding with code {code!r} in scan {last['id']}; `vgmigrate inventory` lists the codes found")
+    groups, findings, rows = shown_scan(data, group, severity, code)
     if fmt == "json":  # the scan's rows, with the filters applied to virtual groups and findings
-        shown = {g["id"] for g in groups}
-        data["virtual_groups"] = groups
-        data["virtual_group_members"] = [m for m in data["virtual_group_members"] if m["virtual_group_id"] in shown]
-        kept = {tuple(f.as_row().values()) for f in findings}
-        data["findings"] = [row for row in data["findings"] if tuple(Finding.from_row(row).as_row().values()) in kept]
-        return emit_json(data)
+        return emit_json(rows)
     width = terminal_width()
     out = [f"scan {last['id']} of account {last['account_id']} ({last['account_name']}) from {last['source']} at {last['finished_at']}\n"]
     if not code:
@@ -446,7 +443,7 @@ format_option = output_format("markdown", "html", help="How to render the plan: 
 def plan(settings, out, name_template, mapping, mode, on_existing, only, detailed_exitcode, allow_no_break_glass, fmt):
     """The dry run: what apply would do, as a table, a report, or a plan file."""
     from . import planfile
-    from .planner import UNREAD_TABLES, PlanOptions, build_plan, check_template
+    from .planner import UNREAD_TABLES, PlanOptions, build_plan, check_break_glass, check_template
     from .roles import load_mapping
 
     check_template(name_template)
@@ -457,20 +454,10 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     options = PlanOptions(name_template, on_existing, tuple(only), mode, role_mapping)
     idp = None
     if mode == "idp":  # what Authentik holds now, read before planning (the planner makes no calls)
-        from .idp import plan_facts
-
         client = connect(settings)
-        idp = plan_facts(authentik_for(settings, client), client)
+        idp = authentik_for(settings, client).plan_facts(client)
     draft = build_plan(inventory.load_scan(last["id"], without=UNREAD_TABLES), options, inventory.own_groups(), idp)
-    if any(f["code"] == NO_BREAK_GLASS for f in draft["findings"]):
-        if not allow_no_break_glass:
-            raise VgmigrateError(
-                f"no_super_admin_outside_scim: no accepted Super Administrator of account {last['account_id']} holds the role "
-                "outside the virtual groups, so a SCIM mistake during the migration could lock everyone out; grant Super "
-                "Administrator directly to a break-glass member, scan again and plan again "
-                "(or pass --allow-no-break-glass to plan anyway)"
-            )
-        draft["options"]["allow_no_break_glass"] = True  # the approver sees the override in the plan
+    check_break_glass(draft, allow_no_break_glass)
     sealed = planfile.seal(draft)
     echo_chunks(render_plan(sealed, fmt, inventory, out))
     if sealed["conflicts"]:
@@ -486,8 +473,6 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     elif detailed_exitcode:
         sys.exit(3)
 
-
-NO_BREAK_GLASS = "no_super_admin_outside_scim"
 
 
 @cli.command()
@@ -505,7 +490,7 @@ def show(settings, plan_file, fmt):
 
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
-@click.option("--parallel", type=click.IntRange(1, 32), default=4, show_default=True)
+@parallel_option(default=4)
 @click.pass_obj
 def rehearse(settings, plan_file, parallel):
     """Apply, verify and roll back the plan on an in-process replica of the account.
@@ -539,8 +524,8 @@ def rehearse(settings, plan_file, parallel):
 
 @cli.command()
 @click.argument("plan_file", type=click.Path(dir_okay=False))
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent steps sent at once (shared rate limit).")
+@yes_option()
+@parallel_option("Independent steps sent at once (shared rate limit).")
 @sync_timeout_option("each synced group")
 @output_format()
 @click.pass_obj
@@ -574,20 +559,20 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
         raise Interrupted(f"interrupted; the journal is consistent: run `vgmigrate apply {plan_file}` again to finish, or `vgmigrate rollback`") from None
     if fmt == "json":
         emit_json(reports.run_json(result, plan=sealed["plan_id"]))
-    elif result.status == "nothing_to_do":
+    elif result.status == NOTHING_TO_DO:
         click.echo(result.message)
     else:
         click.echo(reports.run_summary(result))
-    if result.status not in ("done", "nothing_to_do"):
+    if result.status not in (DONE, NOTHING_TO_DO):
         raise VgmigrateError(result.message)
-    if result.status == "done":
+    if result.status == DONE:
         click.echo(f"\nNext: vgmigrate verify --run {result.run_id}", err=fmt == "json")
 
 
 @cli.command()
-@click.option("--run", "run_id", help="The apply run to check (default: the latest).")
+@run_option("The apply run to check (default: the latest).")
 @output_format()
-@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Groups read at once (shared rate limit).")
+@parallel_option("Groups read at once (shared rate limit).")
 @click.pass_obj
 def verify(settings, run_id, fmt, parallel):
     """Check live state against the applied plan, member by member. Exit 3 on any difference."""
@@ -628,11 +613,11 @@ def verify(settings, run_id, fmt, parallel):
 
 
 @cli.command()
-@click.option("--run", "run_id", help="The apply run to undo (default: the latest not yet rolled back).")
+@run_option("The apply run to undo (default: the latest not yet rolled back).")
 @click.option("--dry-run", is_flag=True, help="Only show what would be undone.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option()
 @click.option("--force", is_flag=True, help="Also undo objects someone else changed since the run.")
-@click.option("--parallel", type=click.IntRange(1, 32), default=8, show_default=True, help="Independent groups undone at once (shared rate limit).")
+@parallel_option("Independent groups undone at once (shared rate limit).")
 @sync_timeout_option("the restored memberships and deletes")
 @output_format()
 @click.pass_obj
@@ -654,33 +639,28 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
 
     def with_progress(label, **options):
         job = Rollback(client, inventory, run_id, force=force, **options)
-        total = len([a for a in inventory.actions(job.target["id"]) if a["status"] in ("done", "pending")])
+        total = job.live_actions()
         with StepProgress(label, total, "journal actions", eta=client.http.limiter.seconds_for) as bar:
             job.progress = lambda action, outcome: bar.update(1)
             return job, job.run()
 
     job, preview = with_progress("checking" if dry_run else "checking what to undo", dry_run=True)
-    if preview.status == "nothing_to_do":
+    if preview.status == NOTHING_TO_DO:
         if fmt == "json":
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=dry_run, actions=[], left_alone=[]))
         click.echo(preview.message)
         return
-    # Chosen for the user: said in the preview, the question and the last line.
-    chosen = "" if run_id else f", the newest apply whose changes are still live (started {job.target['started_at']})"
+    chosen = job.chosen_text(run_id)
     if dry_run:
         if fmt == "json":
             return emit_json(reports.run_json(preview, undoes=job.target["id"], dry_run=True, actions=job.planned, left_alone=job.left_alone))
         click.echo(f"rollback of run {job.target['id']}{chosen}:")
-        for line in job.planned:
-            click.echo(f"  would {line}")
-        for line in job.left_alone:
-            click.echo(f"  would leave: {line}")
+        for line in job.preview():
+            click.echo(f"  {line}")
         return
     if not yes:  # the preview goes with the question; what was done is printed after
-        for line in job.planned:
-            click.echo(f"  would {line}", err=True)
-        for line in job.left_alone:
-            click.echo(f"  would leave: {line}", err=True)
+        for line in job.preview():
+            click.echo(f"  {line}", err=True)
         click.confirm(f"Roll back run {job.target['id']}{chosen}?", abort=True, err=True)
     try:
         job, result = with_progress("rolling back")
@@ -699,7 +679,7 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
         click.echo(f"rollback {result.run_id}: {result.status} ({result.calls} API calls), undoing run {job.target['id']}{chosen}")
     if result.left_alone:
         raise VgmigrateError(f"{len(result.left_alone)} object(s) were left alone because someone changed them; re-run with --force to undo them anyway")
-    if result.status not in ("rolled_back", "nothing_to_do"):
+    if result.status not in (UNDONE, NOTHING_TO_DO):
         raise VgmigrateError(f"run {job.target['id']} is only partly rolled back: {result.message}; run `vgmigrate rollback` again")
 
 
@@ -741,7 +721,7 @@ def status(settings, fmt):
 
 @cli.command()
 @click.argument("lock_id")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option()
 @click.pass_obj
 def unlock(settings, lock_id, yes):
     """Remove the lock LOCK_ID left by an apply or rollback that is gone.
@@ -784,8 +764,8 @@ def demo(workdir, mode):
               help="csv/jsonl: one file per table; json: one document; markdown/html: a run summary to read; "
                    "terraform: the run's User Groups as Terraform code with import blocks (reads them from Cloudflare).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write into (created if missing).")
-@click.option("--run", "run_id", help="Only this run, with the rollback that undid it or the apply it undid (default: every run; "
-                                      "terraform: the latest apply).")
+@run_option("Only this run, with the rollback that undid it or the apply it undid (default: every run; "
+            "terraform: the latest apply).")
 @click.option("--json", "as_json", is_flag=True, help="Short for --format json (and the summary on stdout is JSON).")
 @click.option("--with-audit-log", is_flag=True, help="Also read Cloudflare's account audit log for the runs' time window and link it to the journal.")
 @click.pass_obj
@@ -820,9 +800,9 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
 
 
 @cli.command()
-@click.option("--run", "run_id", help="The apply run whose groups replace the CF- groups (default: the latest).")
+@run_option("The apply run whose groups replace the CF- groups (default: the latest).")
 @click.option("--delete-groups", is_flag=True, help="Also delete each CF- group in Authentik that nobody is left in (rollback re-creates it).")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@yes_option()
 @sync_timeout_option("the removals")
 @output_format()
 @click.pass_obj
@@ -870,7 +850,9 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
         return
     if not yes:
         need_terminal_or_yes("cutover")
-        removes = [s for s in steps if s["kind"] == "remove_idp_members"]
+        from .steps import RemoveIdpMembers, is_kind
+
+        removes = [s for s in steps if is_kind(s, RemoveIdpMembers)]
         for step in steps:
             click.echo(f"  {step['target']}: " + (f"{len(step['request']['remove'])} member(s) leave" if step in removes
                                                   else "deleted once empty"), err=True)
@@ -887,7 +869,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
         emit_json(reports.run_json(result, plan=work.plan["plan_id"]))
     else:
         click.echo(reports.run_summary(result))
-    if result.status != "done":
+    if result.status != DONE:
         raise VgmigrateError(result.message)
 
 
@@ -898,7 +880,7 @@ def idp_group():
 
 @idp_group.command("check")
 @click.option("--fix", is_flag=True, help="Create the SCIM provider and/or application if missing, or attach the provider (asks first; journaled; undo with `vgmigrate rollback --run <id>`).")
-@click.option("--yes", is_flag=True, help="With --fix: do not ask for confirmation.")
+@yes_option("With --fix: do not ask for confirmation.")
 @click.option("--scim-token", envvar="CLOUDFLARE_SCIM_TOKEN", help="Cloudflare's SCIM token, for --fix to create the provider with (env CLOUDFLARE_SCIM_TOKEN; prefer the variable).")
 @click.option("--application", help="With --fix: attach the provider to this existing application (slug) instead of cloudflare-dashboard.")
 @output_format()
@@ -908,7 +890,7 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
 
     Every problem is one line with its fix; exit 1 if any needs fixing.
     """
-    from . import idp
+    from .idp import check as idp
 
     idp_client = connect_idp(settings)
     client = connect(settings)

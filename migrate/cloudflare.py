@@ -579,3 +579,9 @@ class CloudflareClient:
             if not items or not after or after == cursor:
                 return
             cursor = after
+
+
+def in_background(client, fn, *args):
+    """Start one read on the client's pool (at most `parallel` at once) and return its Future: a
+    scan starts its independent listings together."""
+    return client._submit(fn, *args)

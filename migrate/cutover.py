@@ -10,15 +10,16 @@ the removal left empty is then deleted too (and checked the same way); rollback 
 from dataclasses import dataclass
 
 from . import iam
-from .authentik import idp_of
+from .iam import SUPER_ADMIN
+from .idp.base import idp_of
 from .errors import VgmigrateError
-from .executor import JournaledRun, StepFailed
-from .steps import kind_of
-from .findings import SUPER_ADMIN
+from .executor import JournaledRun
 from .names import parse_virtual_group_name
-from .legacy import legacy_left, legacy_roles, member_ids_of, removals_of
+from .legacy import legacy_left, legacy_roles, member_ids_of
+from .steps import DeleteIdpGroup, RemoveIdpMembers, StepFailed, is_kind, kind_of, removals_of
 from .verify import live_group_ids, verify_run
 from .waiting import wait_until
+from .runs import DONE, FAILED, INTERRUPTED, PENDING, RUNNING
 
 
 def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptied_before=None):
@@ -62,12 +63,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
             sid = f"c{n:03d}"
             emails = sorted(iam.email_key(u["email"]) for u in leaving)
             if leaving:
-                steps.append({
-                    "id": sid, "kind": "remove_idp_members", "target": old["name"], "group": sid, "after": [],
-                    "request": {"group": old["pk"], "remove": sorted(u["pk"] for u in leaving), "emails": emails,
-                                "members": sorted(member_id[e] for e in emails)},
-                    "inverse": {"kind": "restore_idp_members"},
-                })
+                steps.append(RemoveIdpMembers.build(sid, old, [u["pk"] for u in leaving], emails, [member_id[e] for e in emails]))
                 checks[sid] = (gid, emails, group["permission_group"]["id"])
             if not delete_groups:
                 continue
@@ -79,10 +75,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
                 request = {"group": old["pk"], "provider": provider}
                 if not leaving:  # emptied by an earlier run: its journal has the members
                     request["users_before"] = (emptied_before or {})[old["pk"]]
-                steps.append({
-                    "id": f"{sid}.delete", "kind": "delete_idp_group", "target": old["name"], "group": sid,
-                    "after": [sid] if leaving else [], "request": request, "inverse": {"kind": "recreate_idp_group"},
-                })
+                steps.append(DeleteIdpGroup.build(sid, old["name"], request, after=[sid] if leaving else []))
                 # The same check again: deleting the group must take no role the new one gives.
                 checks[f"{sid}.delete"] = (gid, emails, group["permission_group"]["id"])
     return steps, checks, stay, kept
@@ -155,23 +148,23 @@ def finish_waiting(client, inventory, plan_id, timeout):
     removal journaled as pending is checked in Authentik, then Cloudflare is waited for, and the
     runs are marked done once it has dropped the legacy roles. Returns (the newest such run, what
     is left), or (None, []) when there is none."""
-    unfinished = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] in ("failed", "running", "interrupted")]
+    unfinished = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] in (FAILED, RUNNING, INTERRUPTED)]
     waiting = []
     for run in unfinished:
         actions = inventory.actions(run["id"], response=False)
         for action in actions:
-            if action["status"] == "pending":
+            if action["status"] == PENDING:
                 found = kind_of(action).reconcile(client, action["request"], {}, fresh=True)
                 if found:
-                    inventory.journal_update(run["id"], action["seq"], "done", object_id=found, error="reconciled with live state after an interrupted run")
-                    action["status"] = "done"
-        if all(a["status"] == "done" for a in actions):
+                    inventory.journal_update(run["id"], action["seq"], DONE, object_id=found, error="reconciled with live state after an interrupted run")
+                    action["status"] = DONE
+        if all(a["status"] == DONE for a in actions):
             waiting.append(run)
     if not waiting:
         return None, []
     left = wait_for_cloudflare(client, removals_of(inventory, plan_id), timeout)
     for run in waiting:
-        inventory.update_run(run["id"], status="done" if not left else "failed", message="all steps done; Cloudflare has dropped the legacy roles"
+        inventory.update_run(run["id"], status=DONE if not left else FAILED, message="all steps done; Cloudflare has dropped the legacy roles"
                              if not left else left_message(left, timeout))
     return waiting[-1], left
 
@@ -221,7 +214,7 @@ class Work:
 def prepare(client, inventory, run, delete_groups=False):
     """The cutover of this apply run, after a live verify and the break-glass check; a one-line
     error when it must not go ahead."""
-    if run["status"] != "done":
+    if run["status"] != DONE:
         raise VgmigrateError(f"apply run {run['id']} is {run['status']}: finish it (`vgmigrate apply`) and verify before the cutover")
     _, diffs, counts = verify_run(client, inventory, run["id"])
     diffs = [d for d in diffs if d["kind"] != "legacy_role_remains"]  # what an earlier cutover still waits for
@@ -239,7 +232,7 @@ def prepare(client, inventory, run, delete_groups=False):
         for earlier in inventory.runs("cutover"):
             if earlier["plan_id"] == run["plan_id"]:
                 for a in inventory.actions(earlier["id"], response=False):
-                    if a["kind"] == "remove_idp_members" and a["status"] == "done" and not a["request"]["users"]:
+                    if is_kind(a, RemoveIdpMembers) and a["status"] == DONE and not a["request"]["users"]:
                         emptied_before[a["request"]["group"]] = a["inverse"]["users"]
     steps, checks, stay, kept = cutover_steps(plan, group_ids, idp_groups, held, delete_groups, emptied_before)
     # Whoever leaves a CF- group for Super Administrator loses the role it gave (Cloudflare cannot

@@ -1,12 +1,16 @@
 """`vgmigrate demo`: the whole migration against the embedded sandbox, each step explained."""
 
 import time
-from contextlib import redirect_stdout
+from contextlib import nullcontext, redirect_stdout
 from pathlib import Path
 
 import click
 
 from .errors import VgmigrateError
+from .rehearsal import iam_state
+from .sandbox import Sandbox
+from .sandbox.authentik import AuthentikSandbox
+from .sandbox.seeds import demo_seed
 
 STEPS = [
     ("scan", "Read the account, read-only: SCIM virtual groups and their members, account members, permission groups, existing User Groups.",
@@ -58,10 +62,6 @@ IDP_STEPS = [
 
 
 def run_demo(cli, workdir, mode="api"):
-    from .rehearsal import iam_state
-    from .sandbox import Sandbox
-    from .sandbox.seeds import demo_seed
-
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     paths = {"plan": str(workdir / "plan.json")}
@@ -107,10 +107,6 @@ def run_demo(cli, workdir, mode="api"):
 
 def _authentik(sb, mode):
     """The Authentik emulator beside the Cloudflare sandbox for `--mode idp`, else nothing."""
-    from contextlib import nullcontext
-
     if mode != "idp":
         return nullcontext()
-    from .sandbox.authentik import AuthentikSandbox
-
     return AuthentikSandbox(cloudflare=sb)

@@ -12,14 +12,11 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from . import iam
 from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
-from .inventory import utcnow
+from .codec import utcnow
 from .planfile import inventory_row
-from .runs import LOCK, RunResult, current_apply_of_plan, new_run_id
-from .authentik import idp_of
-from .steps import kind_of
-
-class StepFailed(VgmigrateError):
-    pass
+from .runs import DONE, FAILED, INTERRUPTED, LOCK, NOTHING_TO_DO, PENDING, RUNNING, RunResult, current_apply_of_plan, new_run_id
+from .idp.base import idp_of
+from .steps import StepFailed, kind_of
 
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -46,7 +43,7 @@ def stale_reasons(plan, live_groups, live_rgs, adopted_members, journal, account
     adopted_members: live member ids of each group the plan adopts. A member who joined one since
     the plan would gain its role without the approver having seen it, so that is stale too.
     """
-    ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in ("done", "pending")}
+    ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in (DONE, PENDING)}
     reasons = []
     by_name = {iam.name_key(g["name"]) for g in live_groups}
     by_id = {g["id"]: g for g in live_groups}
@@ -107,10 +104,10 @@ class Apply:
         started, calls0 = time.monotonic(), self.client.calls
         check_plan_matches(self.plan, self.client.account_id, self.inv.scan(self.plan["scan"]["id"]))
         run = current_apply_of_plan(self.inv, self.plan["plan_id"])
-        if run and run["status"] == "done":
-            return RunResult(run["id"], "nothing_to_do", message=f"plan already applied by run {run['id']}")
+        if run and run["status"] == DONE:
+            return RunResult(run["id"], NOTHING_TO_DO, message=f"plan already applied by run {run['id']}")
         if not self.plan["steps"]:  # a run with nothing in it would be what a bare `rollback` undoes
-            return RunResult(None, "nothing_to_do", message="the plan has no steps: nothing to apply, and no run was recorded")
+            return RunResult(None, NOTHING_TO_DO, message="the plan has no steps: nothing to apply, and no run was recorded")
         run_id = run["id"] if run else new_run_id("apply")
         self.inv.acquire_lock(LOCK, run_id)
         try:
@@ -125,10 +122,8 @@ class Apply:
             }
             reasons = stale_reasons(self.plan, live_groups, live_rgs, adopted_members, journal, self.client.account_id)
             if self.plan["options"].get("mode") == "idp":
-                ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in ("done", "pending")}
-                from .idp import stale_reasons as idp_stale_reasons
-
-                reasons += idp_stale_reasons(self.plan, idp_of(self.client), ours)
+                ours = {iam.name_key(a["target"]) for a in journal.values() if a["status"] in (DONE, PENDING)}
+                reasons += idp_of(self.client).stale_reasons(self.plan, ours)
             if reasons:
                 raise VgmigrateError(f"plan is stale: {'; '.join(reasons)}. Scan and plan again")
             if not self.inv.has_plan(self.plan["plan_id"]):  # verify and export read the plan applied
@@ -136,7 +131,7 @@ class Apply:
             if not run:
                 self.inv.start_run({"id": run_id, "kind": "apply", "plan_id": self.plan["plan_id"], "account_id": self.client.account_id})
             else:
-                self.inv.update_run(run_id, status="running", message=None)
+                self.inv.update_run(run_id, status=RUNNING, message=None)
             self.run_id, self.journal = run_id, journal
             self.live = {"groups": live_groups, "rgs": live_rgs}
             status, message = self._carry_out("run apply with the same plan to finish")
@@ -146,13 +141,13 @@ class Apply:
 
     def _carry_out(self, resume):
         """Run the steps and record how the run ended: (status, message)."""
-        status, message = "done", "all steps done"
+        status, message = DONE, "all steps done"
         try:
             self._execute()
         except StepFailed as err:
-            status, message = "failed", str(err)
+            status, message = FAILED, str(err)
         except BaseException as err:  # Ctrl-C, or anything unexpected: the journal says how far it got
-            status, message = "interrupted", f"stopped by {type(err).__name__}; {resume}"
+            status, message = INTERRUPTED, f"stopped by {type(err).__name__}; {resume}"
             raise
         finally:
             self.inv.update_run(self.run_id, status=status, message=message, finished_at=utcnow())
@@ -194,14 +189,14 @@ class Apply:
     def _step(self, step):
         sid, kind = step["id"], kind_of(step)
         prior = self.journal.get(sid)
-        if prior and prior["status"] == "done":
+        if prior and prior["status"] == DONE:
             self._finish(step, prior["object_id"], "already done")
             return
         request = resolve_refs(step["request"], self.ids)
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             found = kind.reconcile(self.client, prior["request"] or request, self.live, fresh=False)  # what was sent
             if found:
-                self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error="reconciled with live state after an interrupted run")
+                self.inv.journal_update(self.run_id, self.seq[sid], DONE, object_id=found, error="reconciled with live state after an interrupted run")
                 self._finish(step, found, "reconciled")
                 return
         request, inverse = kind.prepare(self, step, request, prior)
@@ -217,10 +212,10 @@ class Apply:
         except (CloudflareError, SyncError) as err:
             found = kind.already_done(self.client, request, err)
             if found:  # refused because an earlier attempt of this run landed late
-                self.inv.journal_update(self.run_id, self.seq[sid], "done", object_id=found, error=f"already done: {kind.journaled(str(err), request)}")
+                self.inv.journal_update(self.run_id, self.seq[sid], DONE, object_id=found, error=f"already done: {kind.journaled(str(err), request)}")
                 self._finish(step, found, "reconciled")
                 return
-            self.inv.journal_update(self.run_id, self.seq[sid], "failed", error=kind.journaled(str(err), request), http_status=err.status, cf_ray=err.ray)
+            self.inv.journal_update(self.run_id, self.seq[sid], FAILED, error=kind.journaled(str(err), request), http_status=err.status, cf_ray=err.ray)
             raise StepFailed(
                 f"step {sid} ({kind.label} {step['target']!r}) failed: {err}. Fix the cause and run apply again, or `vgmigrate rollback`"
             ) from None
@@ -229,7 +224,7 @@ class Apply:
         self.inv.journal_update(
             self.run_id,
             self.seq[sid],
-            "done",
+            DONE,
             object_id=object_id,
             response=kind.journaled(result, request),
             http_status=kind.transport(self.client).last_status,
@@ -252,7 +247,7 @@ class Apply:
         found = kind.reconcile(self.client, request, self.live, fresh=True)
         if found:
             return found
-        self.inv.journal_update(self.run_id, self.seq[step["id"]], "pending", error="response lost and the change not found yet")
+        self.inv.journal_update(self.run_id, self.seq[step["id"]], PENDING, error="response lost and the change not found yet")
         raise StepFailed(f"step {step['id']} ({kind.label} {step['target']!r}): the outcome is unknown; run apply again to check and finish")
 
 

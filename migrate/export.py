@@ -15,18 +15,18 @@ import hashlib
 import io
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from . import __version__, views
-from .approval import (
-    esc, html_name, html_page, html_table, md_code, md_table, md_text, severity_counts, sorted_findings,
-)
-from .errors import VgmigrateError
-from .inventory import UTCNOW_RESOLUTION, plan_text, utcnow
-from .steps import in_cloudflare_audit_log
+from .findings import severity_counts, sorted_findings
+from .names import is_hex_id
+from .markup import esc, html_name, html_page, html_table, md_code, md_table, md_text
+from .errors import CloudflareError, VgmigrateError
+from .codec import UTCNOW_RESOLUTION, plan_text, utcnow
+from .steps import in_cloudflare_audit_log, inverse_in_words
+from .runs import FAILED, PENDING
 
 FORMATS = ("csv", "json", "jsonl", "markdown", "html")
 
@@ -57,7 +57,6 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # Audit entries can be stamped by a clock a little off ours; and writes are retried.
 AUDIT_TOLERANCE = timedelta(minutes=5)
 FOLD_ROWS_OVER = 15
-_HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass
@@ -156,8 +155,6 @@ def fetch_audit_entries(client, since, before):
     """Cloudflare's audit entries for the window: Audit Logs v2 when the account and token have it
     (its entries carry each call's cf-ray, and it is where SCIM operations are logged), else v1
     (v2 answering 403 or 404)."""
-    from .errors import CloudflareError
-
     try:
         return list(client.audit_logs_v2(since, before))
     except CloudflareError as err:
@@ -275,7 +272,7 @@ def _text(value):
 def _write_ids(row):
     """Every object id a journal row touched: the object, ids in its path, ids in its request."""
     ids = {str(row.get("object_id") or "").lower()}
-    ids |= {seg.lower() for seg in (row.get("path") or "").split("/") if _HEX_ID.match(seg.lower())}
+    ids |= {seg.lower() for seg in (row.get("path") or "").split("/") if is_hex_id(seg)}
     request = row.get("request")
     if isinstance(request, str):
         try:
@@ -323,7 +320,7 @@ def attach_audit_log(export, entries, window):
     export.columns["journal"] = export.columns["journal"] + JOURNAL_AUDIT_COLUMNS
     export.tables["audit_log"] = rows
     export.columns["audit_log"] = AUDIT_LOG_COLUMNS
-    sent = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != "failed"]
+    sent = [r for r in export.tables["journal"] if (r["method"] or "").upper() in WRITE_METHODS and r["outcome"] != FAILED]
     writes = [r for r in sent if in_cloudflare_audit_log(r["action"])]
     export.audit = {
         "source": ("v2" if any(_is_v2(e) for e in entries) else "v1") if entries else None,
@@ -388,12 +385,12 @@ def export_audit(inventory, fmt, out_dir, run_id=None, account_id=None, fetch_au
         data = text.encode("utf-8")
         if any(s.encode("utf-8") in data for s in secrets):
             raise VgmigrateError(f"refusing to write {name}: it would contain the API token")
-        _write(out / name, data)
+        write_file(out / name, data)
         item = {"name": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
         if table:
             item.update(table=table, rows=rows, columns=list(export.columns[table]))
         manifest["files"].append(item)
-    _write(out / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    write_file(out / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     export.files = [f["name"] for f in manifest["files"]] + ["manifest.json"]
     return export
 
@@ -423,7 +420,7 @@ def _prepare(out_dir):
     return out
 
 
-def _write(path, data):
+def write_file(path, data):
     """Write whole or not at all, so a crash never leaves a half file that looks complete."""
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -523,7 +520,7 @@ def summary_sections(export, exported_at):
          ("code", (g["because_of"] or "").replace("\n", "; ")),
          g["outcome"] + (f" at {_when(g['rolled_back_at'])}" if g["rolled_back_at"] else "")]
         for g in grants
-    ], ["lost" if g["outcome"] in ("failed", "outcome unknown") else "" for g in grants]))
+    ], ["lost" if g["outcome"] in (FAILED, "outcome unknown") else "" for g in grants]))
 
     audit_on = export.audit is not None
     headers = ["#", "Time", "Call", "Target", "HTTP, cf-ray", "Outcome", "Undo recorded"] + (["Audit log entry"] if audit_on else [])
@@ -544,7 +541,7 @@ def summary_sections(export, exported_at):
                 # Short ids keep the table readable; the audit log section and files have them in full.
                 row.append(("id", " ".join(i[:8] + "\u2026" for i in a["audit_log_ids"].split())) if a.get("audit_log_ids") else a.get("audit_match") or "none found")
             rows.append(row)
-            classes.append("lost" if a["outcome"] in ("failed", "pending") else "")
+            classes.append("lost" if a["outcome"] in (FAILED, PENDING) else "")
         lines = [f"{run['kind']} run, {run['status']}, started {_when(run['started_at'])}"
                  + (f", undoes {run['undoes']}" if run["undoes"] else "") + "."]
         if prefix and calls:
@@ -620,12 +617,7 @@ def describe_inverse(action):
         if isinstance(request, str) and "undoes" in request:
             return "undoes " + json.loads(request).get("undoes", "")
         return "-"
-    kind = inverse.get("kind", "?")
-    if kind == "restore_members" and "members" in inverse:
-        return f"restore_members ({len(inverse['members'])} members before)"
-    if kind == "restore_policies":
-        return f"restore_policies ({len(inverse.get('policies') or [])} policies before)"
-    return kind
+    return inverse_in_words(inverse)
 
 
 def summary_markdown(export, exported_at):

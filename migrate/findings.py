@@ -1,14 +1,18 @@
 """Pure analysis of one scan: virtual groups -> parsed names, resolved roles, members and findings."""
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 
+from .errors import VgmigrateError
 from .names import VARIANTS, parse_virtual_group_name, quoted
 from . import iam
-from .iam import email_key, name_key
+from .iam import SUPER_ADMIN, email_key, name_key
 from .roles import role_resolver
 
+# The finding a plan refuses to go ahead with unless the approver allows it (--allow-no-break-glass).
+NO_BREAK_GLASS = "no_super_admin_outside_scim"
+
 SEVERITIES = ("critical", "error", "warning", "info")
-SUPER_ADMIN = "Super Administrator - All Privileges"
 
 
 @dataclass(frozen=True)
@@ -230,7 +234,7 @@ def _cross_checks(account_id, vg_rows, vgm_rows, user_groups, independent_supers
 
     # Someone must keep Super Administrator without depending on SCIM.
     if not independent_supers:
-        findings.append(Finding("critical", "no_super_admin_outside_scim", account_id, "no accepted Super Administrator holds the role outside the virtual groups; a SCIM mistake could lock everyone out",
+        findings.append(Finding("critical", NO_BREAK_GLASS, account_id, "no accepted Super Administrator holds the role outside the virtual groups; a SCIM mistake could lock everyone out",
                                 "grant Super Administrator directly to a break-glass member before migrating"))
 
     # A target name already taken by an existing User Group (default template: the permission group name).
@@ -241,3 +245,39 @@ def _cross_checks(account_id, vg_rows, vgm_rows, user_groups, independent_supers
             findings.append(Finding("warning", "name_taken", vg["name"], f"an existing User Group is already named {quoted(taken['name'])} (id {taken['id']})",
                                     "plan with --on-existing adopt|suffix, or a different --name-template"))
     return findings
+
+
+def severity_counts(findings):
+    counts = Counter(f["severity"] for f in findings)
+    return [(s, counts.get(s, 0)) for s in SEVERITIES]
+
+
+def sorted_findings(findings):
+    """Worst first; the plan already sorts them, but a report must not depend on that."""
+    rank = {s: i for i, s in enumerate(SEVERITIES)}
+    return sorted(findings, key=lambda f: rank.get(f["severity"], len(rank)))
+
+
+def shown_scan(data, group=None, severity=None, code=None):
+    """What `vgmigrate inventory` shows of a loaded scan: the virtual groups whose name or role
+    contains `group` (any case) with the findings about them or their members, then only the
+    findings of `severity` and `code`. Returns (groups, findings, the scan's rows filtered alike
+    for --json); a code no finding has is a one-line error."""
+    groups = data["virtual_groups"]
+    findings = [Finding.from_row(f) for f in data["findings"]]
+    if group:
+        groups = [g for g in groups if name_key(group) in name_key(g["name"]) or name_key(group) in name_key(g["role"])]
+        names = {g["name"] for g in groups} | {link["email"] for g in groups for link in data["virtual_group_members"] if link["virtual_group_id"] == g["id"]}
+        findings = [f for f in findings if f.subject in names or any(n in f.message for n in names)]
+    if severity:
+        findings = [f for f in findings if f.severity == severity]
+    if code:
+        findings = [f for f in findings if f.code == code]
+        if not findings:
+            raise VgmigrateError(f"no finding with code {code!r} in scan {data['scan']['id']}; `vgmigrate inventory` lists the codes found")
+    shown = {g["id"] for g in groups}
+    kept = {tuple(f.as_row().values()) for f in findings}
+    rows = {**data, "virtual_groups": groups,
+            "virtual_group_members": [m for m in data["virtual_group_members"] if m["virtual_group_id"] in shown],
+            "findings": [row for row in data["findings"] if tuple(Finding.from_row(row).as_row().values()) in kept]}
+    return groups, findings, rows

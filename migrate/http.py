@@ -590,3 +590,17 @@ def _short_reason(exc):
     # urllib3 prefixes "<HTTPConnection object at 0x..>: "; keep only what a person can act on.
     text = re.sub(r"<[^>]*object at 0x[0-9a-f]+>:?\s*", "", text)
     return " ".join(text.split())[:160] or type(exc).__name__
+
+
+def same_url(a, b):
+    """Equal URLs, ignoring trailing slashes, the host's case and a default port."""
+
+    def key(url):
+        parts = urlsplit(str(url or "").strip())
+        host = (parts.hostname or "").lower()
+        port = parts.port
+        if port and not ((parts.scheme == "https" and port == 443) or (parts.scheme == "http" and port == 80)):
+            host = f"{host}:{port}"
+        return parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query
+
+    return bool(a) and key(a) == key(b)

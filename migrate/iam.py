@@ -16,6 +16,8 @@ ACCOUNT_PERMISSION_SCOPE = "com.cloudflare.api.account"
 # of the account it covers: "*" for everything, zone keys for single domains.
 ACCOUNT_SCOPE_PREFIX = ACCOUNT_PERMISSION_SCOPE + "."
 WHOLE_ACCOUNT = "*"
+# The role a break-glass member must hold outside SCIM (the permission group's name).
+SUPER_ADMIN = "Super Administrator - All Privileges"
 # Cloudflare reserves User Group (and SCIM group) names that start with these letters.
 RESERVED_PREFIX = "CF"
 
@@ -55,9 +57,14 @@ def account_wide_ids(resource_groups, account_id):
 
 
 def pick_account_wide(resource_groups, account_id):
-    """The account-wide resource group to reuse: the lowest id among them, so every run and every
-    copy of the same scan picks the same one. None when the account has none."""
-    wide = [rg for rg in resource_groups if is_account_wide(rg, account_id)]
+    """The account-wide resource group to reuse (see choose_account_wide). None when the account has none."""
+    return choose_account_wide(rg for rg in resource_groups if is_account_wide(rg, account_id))
+
+
+def choose_account_wide(account_wide):
+    """Which of these account-wide resource groups a plan binds its policies to: the lowest id, so
+    every run and every copy of the same scan picks the same one. None when there is none."""
+    wide = list(account_wide)
     return min(wide, key=lambda rg: rg["id"]) if wide else None
 
 

@@ -11,84 +11,18 @@ import sqlite3
 import tempfile
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from . import iam, views
-from .collector import cycle_collection_paused
+from .codec import dumps, dumps_chunks, loads_shared, utcnow
+from .steps import kind_of, kinds_where
+from .views import sql_list
 from .errors import UsageProblem, VgmigrateError
+from .runs import DONE, PENDING, RUNNING, UNDONE
 
 migrations = Migrations("vgmigrate")
-
-
-def utcnow():
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-UTCNOW_RESOLUTION = timedelta(milliseconds=1)  # utcnow() cuts off the rest: a moment it gives lasts this long
-
-
-def dumps(value):
-    """Stable JSON for columns: sorted keys, no spaces, so equal data is equal text."""
-    return _STABLE_JSON.encode(value)
-
-
-# json.dumps with these options, without building an encoder per call (a scan makes ~250,000).
-# No cycle check: what it encodes was parsed from JSON or built as a tree, and the check costs a
-# quarter of the time of encoding an account member.
-_STABLE_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False)
-
-
-def dumps_chunks(value):
-    """dumps(value) piece by piece: each entry of a top-level object, and each item of a list in
-    it, encoded on its own (in C). A plan at 100,000 members is ~48 MB of JSON, which need never be
-    one string to hash or store it; Python's own iterencode is four times slower."""
-    if not isinstance(value, dict):
-        yield from _array_chunks(value)
-        return
-    yield "{"
-    for n, key in enumerate(sorted(value)):  # as sort_keys orders them
-        yield ("," if n else "") + dumps(key) + ":"
-        yield from _array_chunks(value[key])
-    yield "}"
-
-
-def _array_chunks(value):
-    if not isinstance(value, (list, tuple)):
-        yield dumps(value)
-        return
-    yield "["
-    for n, item in enumerate(value):
-        if n:
-            yield ","
-        yield dumps(item)
-    yield "]"
-
-
-def plan_text(body):
-    """A plans.body value as text: UTF-8 bytes (save_plan), or TEXT in inventories written before."""
-    return body.decode() if isinstance(body, bytes) else body
-
-
-@cycle_collection_paused()
-def loads_shared(text):
-    """json.loads, keeping one copy of each distinct string. A plan names a member in its group,
-    in its step and in the access picture, and json.loads makes a new string for every mention:
-    at 100,000 members the copies alone are ~70 MB."""
-    strings = {}
-    share = strings.setdefault
-
-    def hook(obj):  # called for every object, innermost first
-        for key, value in obj.items():
-            if type(value) is str:
-                obj[key] = share(value, value)
-            elif type(value) is list:
-                value[:] = [share(v, v) if type(v) is str else v for v in value]
-        return obj
-
-    return json.loads(text, object_hook=hook)
 
 
 def _decode(text):
@@ -496,7 +430,7 @@ class Inventory:
 
     def start_run(self, row):
         with self.transaction() as db:
-            db["runs"].insert({"started_at": utcnow(), "status": "running", **row})
+            db["runs"].insert({"started_at": utcnow(), "status": RUNNING, **row})
 
     def update_run(self, run_id, **values):
         with self.transaction() as db:
@@ -518,7 +452,7 @@ class Inventory:
         """How many of the run's journal rows may still be live (done or pending, not undone)."""
         with self._lock:
             return self.db.execute(
-                "select count(*) from actions where run_id = ? and status in ('done', 'pending')", [run_id]
+                "select count(*) from actions where run_id = ? and status in (?, ?)", [run_id, DONE, PENDING]
             ).fetchone()[0]
 
     def created_groups(self, run_id, kinds):
@@ -526,7 +460,7 @@ class Inventory:
         group), without decoding every row's member lists."""
         marks = ", ".join("?" for _ in kinds)
         rows = self.db.execute(f"select step, object_id from actions where run_id = ? and kind in ({marks}) "
-                               "and status = 'done' order by seq", [run_id, *kinds])
+                               "and status = ? order by seq", [run_id, *kinds, DONE])
         return dict(rows.fetchall())
 
     def links(self, scan_id, columns):
@@ -546,14 +480,14 @@ class Inventory:
         groups = {}
         rows = self.db.query(
             "select a.kind, a.object_id, a.target, a.request, a.inverse from actions a join runs r on r.id = a.run_id "
-            "where r.kind = 'apply' and a.status = 'done' and a.object_id is not null "
-            "and a.kind in ('create_user_group', 'adopt_user_group', 'add_members', 'sync_idp_group', 'attach_idp_policy') "
+            f"where r.kind = 'apply' and a.status = '{DONE}' and a.object_id is not null "
+            f"and a.kind in {sql_list(kinds_where(lambda k: k.creates_policy or k.adds_members))} "
             "order by r.started_at, a.seq"
         )
         for row in rows:
             group = groups.setdefault(row["object_id"], {"name": row["target"], "members": set(), "permission_groups": set()})
             request = json.loads(row["request"])
-            if row["kind"] in ("add_members", "sync_idp_group"):  # who it put there, and who an adopted group already had
+            if kind_of(row).adds_members:  # who it put there, and who an adopted group already had
                 group["members"].update(request["members"])
                 group["members"].update(json.loads(row["inverse"] or "{}").get("members", []))
             else:
@@ -575,7 +509,7 @@ class Inventory:
             "path": path,
             "request": dumps(request),
             "inverse": dumps(inverse),
-            "status": "pending",
+            "status": PENDING,
             "started_at": utcnow(),
         }
         # Plain SQL: the journal is written twice per call, and table introspection per write
@@ -598,7 +532,7 @@ class Inventory:
         # is pending again and the next run reconciles it with live state. It is durable with
         # the next pending row anyway (one WAL file: its fsync covers every earlier commit), so
         # no call that depends on it is sent first. A pending row is always synced before its call.
-        with self._lock, self._synchronous("FULL" if status == "pending" else "NORMAL"), self.transaction() as db:
+        with self._lock, self._synchronous("FULL" if status == PENDING else "NORMAL"), self.transaction() as db:
             db.execute(
                 f"update actions set {', '.join(f'{k} = ?' for k in values)} where run_id = ? and seq = ?",
                 [*values.values(), run_id, seq],
@@ -618,7 +552,7 @@ class Inventory:
     def mark_undone(self, run_id, seq, note):
         """A rollback undid this action (or found nothing to undo): keep its own timestamps."""
         with self.transaction() as db:
-            db["actions"].update((run_id, seq), {"status": "rolled_back", "undone_at": utcnow(), "undo_note": note})
+            db["actions"].update((run_id, seq), {"status": UNDONE, "undone_at": utcnow(), "undo_note": note})
 
     def plan_body(self, plan_id):
         # Cast in SQL: json.loads of the bytes would hold a decoded copy beside them while it parses.

@@ -41,12 +41,6 @@ def member_ids_of(removals):
     return {m for a in removals for m in a["request"]["members"]}
 
 
-def removals_of(inventory, plan_id):
-    """The removals from CF- groups that this plan's cutovers made and no rollback undid."""
-    return [a for run in inventory.runs("cutover") if run["plan_id"] == plan_id
-            for a in inventory.actions(run["id"], response=False) if a["kind"] == "remove_idp_members" and a["status"] == "done"]
-
-
 def legacy_left(client, removals):
     """[(email, CF- group name)]: members a cutover took out of a CF- group to whom Cloudflare
     still gives that group's role (Authentik's push has not landed, or failed)."""

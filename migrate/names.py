@@ -25,6 +25,15 @@ VARIANTS = {
     ),
 }
 
+# A Cloudflare id (the account's in a virtual group name, a permission group's): 32 hex digits.
+HEX_ID = "[0-9a-fA-F]{32}"
+
+
+def is_hex_id(text):
+    """Is `text` exactly a Cloudflare id (32 hex digits, either case)?"""
+    return re.fullmatch(HEX_ID, str(text)) is not None
+
+
 # Hyphen-minus plus the dashes word processors and web pages substitute for it.
 _DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
 _DASH = f"[{re.escape(_DASHES)}]"
@@ -32,14 +41,14 @@ _DASH = f"[{re.escape(_DASHES)}]"
 # `\s` is Unicode-aware (tabs, NBSP, em spaces, ...). The separator must follow the 32 hex
 # digits immediately, so a 33-digit id never parses as 32 digits plus a role.
 _GRAMMAR = re.compile(
-    rf"(?P<prefix>[cC][fF])(?P<dash1>{_DASH})(?P<id>[0-9a-fA-F]{{32}})"
+    rf"(?P<prefix>[cC][fF])(?P<dash1>{_DASH})(?P<id>{HEX_ID})"
     rf"(?P<before>\s*)(?P<dash2>{_DASH})(?P<after>\s*)(?P<role>.+)",
     re.DOTALL,
 )
 # A role never starts with a dash: "CF-<id> - - DNS" or "CF-<id>--DNS" is malformed, not a role "- DNS".
 _ROLE_START_DASH = re.compile(_DASH)
 # Something meant as a virtual group: "CF" then a dash, or "CF" then (space/underscore and) an id.
-_LOOKS_LIKE = re.compile(rf"[cC][fF](?:{_DASH}|[\s_]*[0-9a-fA-F]{{32}})")
+_LOOKS_LIKE = re.compile(rf"[cC][fF](?:{_DASH}|[\s_]*{HEX_ID})")
 
 
 @dataclass(frozen=True)

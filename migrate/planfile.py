@@ -7,7 +7,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import VgmigrateError
-from .inventory import dumps_chunks, loads_shared, utcnow
+from .codec import dumps_chunks, loads_shared, utcnow
 
 # A plan of 100,000 members is tens of megabytes of JSON, which need never be held whole to hash,
 # record or write it.

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from . import iam
 from .collector import cycle_collection_paused
 from .errors import VgmigrateError
-from .findings import sort_findings, Finding
+from .findings import NO_BREAK_GLASS, Finding, sort_findings
 from .roles import role_resolver
-from .steps import CREATES_POLICY
+from .steps import AddMembers, AdoptUserGroup, AttachIdpPolicy, CreateIdpGroup, CreateResourceGroup, CreateUserGroup, ScopeIdpGroups, SyncIdpGroup, creates_policy
 
 TEMPLATE_FIELDS = {"role", "vg_role", "account"}
 
@@ -42,11 +42,19 @@ def check_template(template):
         )
 
 
-def reused_resource_group(resource_groups):
-    """The scanned account-wide resource group the plan binds policies to (the scan decided which
-    are account-wide): the lowest id, so every plan of the same scan picks the same one."""
-    wide = [rg for rg in resource_groups if rg.get("account_wide")]
-    return min(wide, key=lambda rg: rg["id"]) if wide else None
+def check_break_glass(plan, allow):
+    """Refuse a plan whose scan found no accepted Super Administrator outside SCIM, unless the
+    approver allows it: then the plan says so, so the approval shows the override."""
+    if not any(f["code"] == NO_BREAK_GLASS for f in plan["findings"]):
+        return
+    if not allow:
+        raise VgmigrateError(
+            f"{NO_BREAK_GLASS}: no accepted Super Administrator of account {plan['account']['id']} holds the role "
+            "outside the virtual groups, so a SCIM mistake during the migration could lock everyone out; grant Super "
+            "Administrator directly to a break-glass member, scan again and plan again "
+            "(or pass --allow-no-break-glass to plan anyway)"
+        )
+    plan["options"]["allow_no_break_glass"] = True
 
 
 # Scan tables build_plan never reads: load_scan(without=UNREAD_TABLES). At 100,000 members their
@@ -61,7 +69,7 @@ def build_plan(data, options, own_groups=None, idp=None):
     data: inventory.load_scan() output, UNREAD_TABLES may be left out. own_groups:
     inventory.own_groups(), the User Groups that earlier runs of this tool created, adopted or
     filled (from the journal), so that re-planning after an apply shows nothing to do, even before
-    the next scan. idp: for `--mode idp`, what Authentik holds (idp.plan_facts). Returns a plan
+    the next scan. idp: for `--mode idp`, what the IdP holds (its plan_facts). Returns a plan
     dict without plan_id (planfile adds it).
     """
     check_template(options.name_template)
@@ -70,7 +78,48 @@ def build_plan(data, options, own_groups=None, idp=None):
     if options.mode == "idp" and options.on_existing == "adopt":
         raise VgmigrateError("--mode idp cannot adopt an existing group (its members would become the IdP's); "
                              "use --on-existing suffix or another --name-template")
-    own_groups = own_groups or {}
+    account_id = data["scan"]["account_id"]
+    targets, skipped, granted = _targets(data, options)
+    draft = _Draft(data, options, own_groups or {}, idp)
+    for n, target in enumerate(sorted(targets.values(), key=lambda t: t["name"]), 1):
+        plan_group = _plan_idp_group if options.mode == "idp" else _plan_api_group
+        draft.groups.append(plan_group(draft, f"g{n:03d}", target))
+    steps = draft.ordered_steps()
+    if not draft.rg and creates_policy(steps):
+        steps.insert(0, CreateResourceGroup.build(account_id))
+    for c in draft.conflicts:
+        draft.findings.append(_conflict_finding(c, targets[iam.name_key(c["name"])]["permission_group"]["name"]))
+
+    rg = draft.rg
+    scan_findings = [Finding.from_row(f) for f in data["findings"]]
+    return {
+        "format": 1,
+        "account": {"id": account_id, "name": data["scan"].get("account_name")},
+        "source": data["scan"]["source"],
+        "scan": {"id": data["scan"]["id"], "finished_at": data["scan"]["finished_at"], "fingerprint": data["scan"]["fingerprint"]},
+        "options": {
+            "mode": options.mode,
+            "name_template": options.name_template,
+            "on_existing": options.on_existing,
+            "only": list(options.only),
+            "mapping": dict(options.mapping),
+        },
+        "resource_group": {"id": rg["id"], "name": rg.get("name")} if rg else {"create": iam.account_scope_key(account_id)},
+        **({"idp": _idp_summary(idp)} if options.mode == "idp" else {}),
+        "expected": draft.expected,
+        "groups": draft.groups,
+        "skipped": skipped,
+        "conflicts": draft.conflicts,
+        "findings": [f.as_row() for f in sort_findings(scan_findings + draft.findings)],
+        "access": access_picture(data["virtual_group_members"], draft.groups, granted),
+        "steps": steps,
+    }
+
+
+def _targets(data, options):
+    """The User Groups the scan's virtual groups become: (targets by name key, skipped virtual
+    groups, granted: virtual group id -> (the name its members hold it under today, how its role
+    resolved, its role))."""
     account_id = data["scan"]["account_id"]
     resolve = role_resolver([pg["raw"] for pg in data["permission_groups"]], options.mapping)
     # Without the mapping file: whether a mapped role is another permission group than the one held.
@@ -80,9 +129,9 @@ def build_plan(data, options, own_groups=None, idp=None):
         memberships.setdefault(link["virtual_group_id"], []).append(link)
 
     only = {iam.name_key(o) for o in options.only}
-    targets, skipped, findings = {}, [], []
+    targets, skipped = {}, []
     member_dicts = {}  # one dict per distinct member, however many groups list it
-    granted = {}  # virtual group id -> (the name its members hold it under today, how its role resolved, its role)
+    granted = {}
     for vg in data["virtual_groups"]:
         if only and not only & {iam.name_key(vg["name"]), iam.name_key(vg["role"]), iam.name_key(vg.get("permission_group_name"))}:
             continue
@@ -120,220 +169,150 @@ def build_plan(data, options, own_groups=None, idp=None):
     if only and not granted and not skipped:
         raise VgmigrateError(f"no virtual group in scan {data['scan']['id']} matches --only {', '.join(options.only)}; "
                              "`vgmigrate inventory` lists their names and roles")
+    return targets, skipped, granted
 
-    pg_names = {pg["id"]: pg["name"] for pg in data["permission_groups"]}
-    existing = {iam.name_key(g["name"]): g for g in data["user_groups"]}
-    for gid, own in own_groups.items():
-        existing.setdefault(iam.name_key(own["name"]), {"id": gid, "name": own["name"], "policies": [], "raw": {}})
-    group_members = {}
-    for link in data.get("user_group_members") or []:
-        group_members.setdefault(link["user_group_id"], []).append({"id": link["member_id"], "email": link["email"]})
-    taken = set(existing)
-    rg = reused_resource_group(data["resource_groups"])
-    rg_ref = rg["id"] if rg else "$rg"
-    steps, groups, conflicts = [], [], []
-    expected = {
-        "absent_names": [],
-        "adopted": {},
-        "resource_group": {"id": rg["id"]} if rg else {"absent_scope_key": iam.account_scope_key(account_id)},
+
+class _Draft:
+    """What planning the target groups one by one reads (the scan, the options, the IdP) and
+    fills in (groups, steps, conflicts, expected state, findings)."""
+
+    def __init__(self, data, options, own_groups, idp):
+        self.options, self.own_groups, self.idp = options, own_groups, idp
+        self.account_id = data["scan"]["account_id"]
+        self.pg_names = {pg["id"]: pg["name"] for pg in data["permission_groups"]}
+        self.existing = {iam.name_key(g["name"]): g for g in data["user_groups"]}
+        for gid, own in own_groups.items():
+            self.existing.setdefault(iam.name_key(own["name"]), {"id": gid, "name": own["name"], "policies": [], "raw": {}})
+        self.group_members = {}
+        for link in data.get("user_group_members") or []:
+            self.group_members.setdefault(link["user_group_id"], []).append({"id": link["member_id"], "email": link["email"]})
+        self.rg = iam.choose_account_wide(rg for rg in data["resource_groups"] if rg.get("account_wide"))  # the scan decided which are
+        self.rg_ref = self.rg["id"] if self.rg else "$rg"
+        self.groups, self.conflicts, self.findings = [], [], []
+        self.steps, self.creates = [], []  # idp mode: every group is created (and scoped) before any is synced
+        self.expected = {
+            "absent_names": [],
+            "adopted": {},
+            "resource_group": {"id": self.rg["id"]} if self.rg else {"absent_scope_key": iam.account_scope_key(self.account_id)},
+        }
+        self.taken = set(self.existing)
+        if options.mode == "idp":  # the new name must be free in the IdP too
+            self.taken |= {iam.name_key(n) for n in idp["group_names"]}
+            self.scoped = idp["scope"] == "listed"  # an empty group_filters syncs every group: leave it so
+            provider = idp["provider"]
+            self.expected.update(idp_absent_names=[], idp_provider={"pk": provider["pk"], "group_filters": provider.get("group_filters")})
+
+    def ordered_steps(self):
+        if self.options.mode != "idp":
+            return self.steps
+        scope = [ScopeIdpGroups.build(self.idp["provider"], self.creates)] if self.scoped and self.creates else []
+        return self.creates + scope + self.steps
+
+
+def _plan_api_group(d, sid, target):
+    """API mode: create the User Group with its policy and members, adopt the existing one, add
+    the members an earlier run's group lacks, or report the name taken. Returns the plan group."""
+    members = sorted(target["members"].values(), key=lambda m: m["id"])
+    member_ids = [m["id"] for m in members]
+    pg_id = target["permission_group"]["id"]
+    policy = iam.allow_policy(pg_id, d.rg_ref)
+    group = {
+        "step": sid,
+        "name": target["name"],
+        "permission_group": target["permission_group"],
+        "virtual_groups": target["virtual_groups"],
+        "members": members,
     }
-    ordered = sorted(targets.values(), key=lambda t: t["name"])
-    if options.mode == "idp":
-        _plan_idp_groups(ordered, idp, options.on_existing, account_id, rg, own_groups, existing, steps, groups, conflicts, expected, findings)
-    else:
-        for n, target in enumerate(ordered, 1):
-            sid = f"g{n:03d}"
-            members = sorted(target["members"].values(), key=lambda m: m["id"])
-            member_ids = [m["id"] for m in members]
-            pg_id = target["permission_group"]["id"]
-            policy = iam.allow_policy(pg_id, rg_ref)
-            group = {
-                "step": sid,
-                "name": target["name"],
-                "permission_group": target["permission_group"],
-                "virtual_groups": target["virtual_groups"],
-                "members": members,
-            }
-            own_id = _own_group_for(target["name"], pg_id, own_groups)
-            current = None if own_id else existing.get(iam.name_key(target["name"]))
-            if own_id:
-                missing = [m for m in member_ids if m not in own_groups[own_id]["members"]]
-                # Who is already in it came there under earlier approved plans.
-                earlier = [{"id": m, "email": None} for m in sorted(own_groups[own_id]["members"])]
-                group.update(action="update" if missing else "none", existing_id=own_id, name=own_groups[own_id]["name"], existing_members=earlier)
-                if missing:
-                    steps.append(_add_members(sid, group["name"], own_id, missing, after=[]))
-            elif current and (options.on_existing == "fail" or (options.on_existing == "adopt" and _not_adoptable(current, pg_id, pg_names))):
-                prior_members = group_members.get(current["id"], [])
-                conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
-                                  "scim_managed": bool(current.get("scim_managed")),
-                                  "policies": iam.adoption_blockers(current["policies"], pg_id, pg_names.get)})
-                group.update(action="conflict", existing_id=current["id"])
-            elif current and options.on_existing == "adopt":
-                prior = iam.write_policies(current["policies"])
-                prior_members = sorted(group_members.get(current["id"], []), key=lambda m: m["id"])
-                # The group keeps its own name ("dns" may be adopted for "DNS").
-                group.update(action="adopt", existing_id=current["id"], existing_members=prior_members, name=current["name"])
-                expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior, "members": [m["id"] for m in prior_members]}
-                after = [] if rg else ["rg"]
-                if not iam.grants(current["policies"], pg_id, {rg["id"]} if rg else set()):
-                    # The update schema requires an id on every policy, and a new one has none yet: it
-                    # gets an id no policy has, which Cloudflare may replace with its own (README).
-                    new_policy = {"id": _proposed_policy_id(account_id, current["id"], pg_id), **policy}
-                    # Everyone already in the group gains the role with the new policy: the plan says who.
-                    group["gains"] = [m for m in prior_members if m["id"] not in target["members"]]
-                    steps.append(
-                        {
-                            "id": sid,
-                            "kind": "adopt_user_group",
-                            "target": current["name"],
-                            "group": sid,
-                            "after": after,
-                            "request": {"id": current["id"], "policies": prior + [new_policy]},
-                            "inverse": {"kind": "restore_policies", "id": current["id"], "policies": prior},
-                        }
-                    )
-                    after = [sid]
-                steps.append(_add_members(sid, current["name"], current["id"], member_ids, after=after))
-            else:
-                name = target["name"]
-                if current:  # --on-existing suffix
-                    name = _free_name(name, taken)
-                    group.update(requested_name=target["name"], name=name)
-                taken.add(iam.name_key(name))
-                group["action"] = "create"
-                expected["absent_names"].append(name)
-                steps.append(
-                    {
-                        "id": sid,
-                        "kind": "create_user_group",
-                        "target": name,
-                        "group": sid,
-                        "after": [] if rg else ["rg"],
-                        "request": {"name": name, "policies": [policy]},
-                        "inverse": {"kind": "delete_user_group"},
-                    }
-                )
-                if member_ids:
-                    steps.append(_add_members(sid, name, f"${sid}", member_ids, after=[sid]))
-            groups.append(group)
-
-    if not rg and any(s["kind"] in CREATES_POLICY for s in steps):
-        key = iam.account_scope_key(account_id)
-        steps.insert(
-            0,
-            {
-                "id": "rg",
-                "kind": "create_resource_group",
-                "target": key,
-                "after": [],
-                "request": {"name": key, "scope": iam.account_wide_scope(account_id)},
-                "inverse": {"kind": "delete_resource_group"},
-            },
-        )
-    for c in conflicts:
-        findings.append(_conflict_finding(c, targets[iam.name_key(c["name"])]["permission_group"]["name"]))
-
-    scan_findings = [Finding.from_row(f) for f in data["findings"]]
-    return {
-        "format": 1,
-        "account": {"id": account_id, "name": data["scan"].get("account_name")},
-        "source": data["scan"]["source"],
-        "scan": {"id": data["scan"]["id"], "finished_at": data["scan"]["finished_at"], "fingerprint": data["scan"]["fingerprint"]},
-        "options": {
-            "mode": options.mode,
-            "name_template": options.name_template,
-            "on_existing": options.on_existing,
-            "only": list(options.only),
-            "mapping": dict(options.mapping),
-        },
-        "resource_group": {"id": rg["id"], "name": rg.get("name")} if rg else {"create": iam.account_scope_key(account_id)},
-        **({"idp": _idp_summary(idp)} if options.mode == "idp" else {}),
-        "expected": expected,
-        "groups": groups,
-        "skipped": skipped,
-        "conflicts": conflicts,
-        "findings": [f.as_row() for f in sort_findings(scan_findings + findings)],
-        "access": access_picture(data["virtual_group_members"], groups, granted),
-        "steps": steps,
-    }
-
-
-def _plan_idp_groups(targets, idp, on_existing, account_id, rg, own_groups, existing, steps, groups, conflicts, expected, findings):
-    """`--mode idp`: per target a new Authentik group with the members copied, synced to
-    Cloudflare, then the policy attached there. The new name must be free on both sides: a push
-    of a name Cloudflare already has would take that group over and replace its members."""
-    provider = idp["provider"]
-    taken = set(existing) | {iam.name_key(n) for n in idp["group_names"]}
-    scoped = idp["scope"] == "listed"  # an empty group_filters syncs every group: leave it so
-    expected.update(idp_absent_names=[], idp_provider={"pk": provider["pk"], "group_filters": provider.get("group_filters")})
-    rg_ref = rg["id"] if rg else "$rg"
-    creates, then = [], []  # every group is created (and scoped) before any is synced
-    for n, target in enumerate(targets, 1):
-        sid = f"g{n:03d}"
-        pg_id = target["permission_group"]["id"]
-        members, missing = [], []
-        for m in sorted(target["members"].values(), key=lambda m: m["id"]):
-            (members if iam.email_key(m["email"]) in idp["users"] else missing).append(m)
-        group = {"step": sid, "name": target["name"], "permission_group": target["permission_group"],
-                 "virtual_groups": target["virtual_groups"], "members": members}
+    on_existing = d.options.on_existing
+    own_id = _own_group_for(target["name"], pg_id, d.own_groups)
+    current = None if own_id else d.existing.get(iam.name_key(target["name"]))
+    if own_id:
+        own = d.own_groups[own_id]
+        missing = [m for m in member_ids if m not in own["members"]]
+        # Who is already in it came there under earlier approved plans.
+        earlier = [{"id": m, "email": None} for m in sorted(own["members"])]
+        group.update(action="update" if missing else "none", existing_id=own_id, name=own["name"], existing_members=earlier)
         if missing:
-            group["not_in_idp"] = missing
-            findings.append(Finding(
-                "warning", "member_not_in_idp", target["name"],
-                f"{len(missing)} member(s) have no Authentik user linked to the Cloudflare SCIM provider "
-                f"({', '.join(m['email'] for m in missing[:3])}{', ...' if len(missing) > 3 else ''}): the IdP cannot put them in the new group",
-                "provision them from Authentik first, or give them the role by hand; the cutover leaves them in their CF- groups",
-            ))
-        own_id = _own_group_for(target["name"], pg_id, own_groups)
-        name_key = iam.name_key(target["name"])
-        if own_id:
-            group.update(action="none", existing_id=own_id, name=own_groups[own_id]["name"])
-            groups.append(group)
-            continue
-        if name_key in taken and on_existing != "suffix":
-            where = "Authentik" if name_key in {iam.name_key(x) for x in idp["group_names"]} else "Cloudflare"
-            conflicts.append({"name": target["name"], "existing_id": existing.get(name_key, {}).get("id"), "idp": where})
-            group.update(action="conflict")
-            groups.append(group)
-            continue
-        name = _free_name(target["name"], taken) if name_key in taken else target["name"]
-        if name != target["name"]:
+            d.steps.append(AddMembers.build(sid, group["name"], own_id, missing, after=[]))
+    elif current and (on_existing == "fail" or (on_existing == "adopt" and _not_adoptable(current, pg_id, d.pg_names))):
+        prior_members = d.group_members.get(current["id"], [])
+        d.conflicts.append({"name": target["name"], "existing_id": current["id"], "members": len(prior_members),
+                            "scim_managed": bool(current.get("scim_managed")),
+                            "policies": iam.adoption_blockers(current["policies"], pg_id, d.pg_names.get)})
+        group.update(action="conflict", existing_id=current["id"])
+    elif current and on_existing == "adopt":
+        prior = iam.write_policies(current["policies"])
+        prior_members = sorted(d.group_members.get(current["id"], []), key=lambda m: m["id"])
+        # The group keeps its own name ("dns" may be adopted for "DNS").
+        group.update(action="adopt", existing_id=current["id"], existing_members=prior_members, name=current["name"])
+        d.expected["adopted"][current["id"]] = {"name": current["name"], "policies": prior, "members": [m["id"] for m in prior_members]}
+        after = [] if d.rg else ["rg"]
+        if not iam.grants(current["policies"], pg_id, {d.rg["id"]} if d.rg else set()):
+            # The update schema requires an id on every policy, and a new one has none yet: it
+            # gets an id no policy has, which Cloudflare may replace with its own (README).
+            new_policy = {"id": _proposed_policy_id(d.account_id, current["id"], pg_id), **policy}
+            # Everyone already in the group gains the role with the new policy: the plan says who.
+            group["gains"] = [m for m in prior_members if m["id"] not in target["members"]]
+            d.steps.append(AdoptUserGroup.build(sid, current["name"], current["id"], prior, new_policy, after))
+            after = [sid]
+        d.steps.append(AddMembers.build(sid, current["name"], current["id"], member_ids, after=after))
+    else:
+        name = target["name"]
+        if current:  # --on-existing suffix
+            name = _free_name(name, d.taken)
             group.update(requested_name=target["name"], name=name)
-        taken.add(iam.name_key(name))
+        d.taken.add(iam.name_key(name))
         group["action"] = "create"
-        expected["absent_names"].append(name)
-        expected["idp_absent_names"].append(name)
-        member_ids = [m["id"] for m in members]
-        marker = {"account": account_id, "permission_group": pg_id}
-        creates.append({
-            "id": sid, "kind": "create_idp_group", "target": name, "group": sid, "after": [],
-            "request": {"name": name, "users": sorted({idp["users"][iam.email_key(m["email"])] for m in members}),
-                        "attributes": {"vgmigrate": marker}},
-            "inverse": {"kind": "delete_idp_group"},
-        })
-        then.append({
-            "id": f"{sid}.sync", "kind": "sync_idp_group", "target": name, "group": sid,
-            "after": [sid] + (["scope"] if scoped else []),
-            "request": {"provider": provider["pk"], "group": f"${sid}", "name": name, "members": member_ids},
-            "inverse": {"kind": "deleted_with_idp_group"},
-        })
-        policy = {"id": _proposed_policy_id(account_id, name, pg_id), **iam.allow_policy(pg_id, rg_ref)}
-        then.append({
-            "id": f"{sid}.policy", "kind": "attach_idp_policy", "target": name, "group": sid,
-            "after": [f"{sid}.sync"] + ([] if rg else ["rg"]),
-            "request": {"id": f"${sid}.sync", "policies": [policy]},
-            "inverse": {"kind": "restore_policies"},
-        })
-        groups.append(group)
-    steps.extend(creates)
-    if scoped and creates:
-        steps.append({
-            "id": "scope", "kind": "scope_idp_groups", "target": provider["name"], "after": [c["id"] for c in creates],
-            "request": {"provider": provider["pk"], "add": [f"${c['id']}" for c in creates]},
-            "inverse": {"kind": "restore_group_filters"},
-        })
-    steps.extend(then)
+        d.expected["absent_names"].append(name)
+        d.steps.append(CreateUserGroup.build(sid, name, policy, after=[] if d.rg else ["rg"]))
+        if member_ids:
+            d.steps.append(AddMembers.build(sid, name, f"${sid}", member_ids, after=[sid]))
+    return group
+
+
+def _plan_idp_group(d, sid, target):
+    """`--mode idp`: a new IdP group with the members copied, synced to Cloudflare, then the
+    policy attached there. The new name must be free on both sides: a push of a name Cloudflare
+    already has would take that group over and replace its members. Returns the plan group."""
+    idp = d.idp
+    pg_id = target["permission_group"]["id"]
+    members, missing = [], []
+    for m in sorted(target["members"].values(), key=lambda m: m["id"]):
+        (members if iam.email_key(m["email"]) in idp["users"] else missing).append(m)
+    group = {"step": sid, "name": target["name"], "permission_group": target["permission_group"],
+             "virtual_groups": target["virtual_groups"], "members": members}
+    if missing:
+        group["not_in_idp"] = missing
+        d.findings.append(Finding(
+            "warning", "member_not_in_idp", target["name"],
+            f"{len(missing)} member(s) have no Authentik user linked to the Cloudflare SCIM provider "
+            f"({', '.join(m['email'] for m in missing[:3])}{', ...' if len(missing) > 3 else ''}): the IdP cannot put them in the new group",
+            "provision them from Authentik first, or give them the role by hand; the cutover leaves them in their CF- groups",
+        ))
+    own_id = _own_group_for(target["name"], pg_id, d.own_groups)
+    name_key = iam.name_key(target["name"])
+    if own_id:
+        group.update(action="none", existing_id=own_id, name=d.own_groups[own_id]["name"])
+        return group
+    if name_key in d.taken and d.options.on_existing != "suffix":
+        where = "Authentik" if name_key in {iam.name_key(x) for x in idp["group_names"]} else "Cloudflare"
+        d.conflicts.append({"name": target["name"], "existing_id": d.existing.get(name_key, {}).get("id"), "idp": where})
+        group.update(action="conflict")
+        return group
+    name = _free_name(target["name"], d.taken) if name_key in d.taken else target["name"]
+    if name != target["name"]:
+        group.update(requested_name=target["name"], name=name)
+    d.taken.add(iam.name_key(name))
+    group["action"] = "create"
+    d.expected["absent_names"].append(name)
+    d.expected["idp_absent_names"].append(name)
+    member_ids = [m["id"] for m in members]
+    marker = {"account": d.account_id, "permission_group": pg_id}
+    d.creates.append(CreateIdpGroup.build(sid, name, sorted({idp["users"][iam.email_key(m["email"])] for m in members}), marker))
+    d.steps.append(SyncIdpGroup.build(sid, name, idp["provider"]["pk"], member_ids, d.scoped))
+    policy = {"id": _proposed_policy_id(d.account_id, name, pg_id), **iam.allow_policy(pg_id, d.rg_ref)}
+    d.steps.append(AttachIdpPolicy.build(sid, name, policy, rg_exists=bool(d.rg)))
+    return group
 
 
 def _idp_summary(idp):
@@ -370,19 +349,6 @@ def _conflict_finding(conflict, role):
         action = (f"plan with --on-existing suffix (create a new group beside it), or adopt (take it over: its "
                   f"{conflict['members']} current member(s) would gain {role!r} on the whole account), or another --name-template")
     return Finding("error", "name_conflict", conflict["name"], message, action)
-
-
-def _add_members(group_step, target, group_ref, member_ids, after):
-    return {
-        "id": f"{group_step}.members",
-        "kind": "add_members",
-        "target": target,
-        "group": group_step,  # the plan group whose members these are
-        "after": after,
-        "request": {"group": group_ref, "members": member_ids},
-        # Filled in at apply time with the membership found just before the add.
-        "inverse": {"kind": "restore_members"},
-    }
 
 
 def _own_group_for(name, pg_id, own_groups):

@@ -9,10 +9,13 @@ from .cloudflare import CloudflareClient
 from .executor import apply_plan
 from .http import RateLimiter
 from .progress import about
-from .inventory import Inventory, dumps, member_as_listed, utcnow
+from .codec import dumps, utcnow
+from .inventory import Inventory, member_as_listed
 from .iam import write_policies
 from .rollback import rollback_run
+from .sandbox import Sandbox
 from .verify import verify_run
+from .runs import DONE, NOTHING_TO_DO, UNDONE
 
 
 def seed_from_scan(data):
@@ -70,8 +73,6 @@ def rehearse(inventory, plan, parallel=4, bar=None):
     """Returns a summary dict and records it in the inventory (the approval report shows it).
 
     bar(label, total, unit): a progress bar (a StepProgress) for the apply and the rollback."""
-    from .sandbox import Sandbox
-
     bar = bar or (lambda label, total, unit: _NoBar())
 
     seed = seed_from_scan(inventory.load_scan(plan["scan"]["id"]))
@@ -100,7 +101,7 @@ def rehearse(inventory, plan, parallel=4, bar=None):
         "differences": len(diffs),
         "rollback": undone.status,
         "restored": restored,
-        "passed": applied.status in ("done", "nothing_to_do") and not diffs and undone.status in ("rolled_back", "nothing_to_do") and restored,
+        "passed": applied.status in (DONE, NOTHING_TO_DO) and not diffs and undone.status in (UNDONE, NOTHING_TO_DO) and restored,
     }
     inventory.save_rehearsal({**summary, "summary": dumps(summary)})
     return summary

@@ -5,9 +5,10 @@ from collections import Counter
 
 from tabulate import tabulate
 
+from .approval import in_words
 from .findings import SEVERITIES
-from .names import reveal
-from .steps import KINDS
+from .names import HEX_ID, reveal
+from .steps import summary_parts
 
 
 def scan_summary(counts, findings):
@@ -49,7 +50,7 @@ def findings_grouped(findings, first=3, width=120):
                     maxcolwidths=[None, None, None, rest, rest])
 
 
-_VG_ID = re.compile(r"(?i)^(cf-\s*)([0-9a-f]{32})")
+_VG_ID = re.compile(rf"(?i)^(cf-\s*)({HEX_ID})")
 
 
 def vg_label(name):
@@ -92,20 +93,11 @@ def plan_table(plan):
 
 def access_summary(plan):
     """Who loses, moves and gains access, in words, as the approval report opens."""
-    from .approval import in_words
-
     return "\n".join(f"{title}: {who}" for _, title, who in in_words(plan))
 
 
 def plan_summary_line(plan):
-    kinds = Counter(s["kind"] for s in plan["steps"])
-    members = sum(len(KINDS[s["kind"]].added_members(s["request"])) for s in plan["steps"])
-    if plan["options"].get("mode") == "idp":
-        parts = [f"{kinds.get('create_idp_group', 0)} Authentik groups to create and sync", f"{members} members copied"]
-    else:
-        parts = [f"{kinds.get('create_user_group', 0)} to create", f"{kinds.get('adopt_user_group', 0)} to adopt", f"{members} member additions"]
-    if kinds.get("create_resource_group"):
-        parts.append("1 resource group to create")
+    parts = summary_parts(plan["steps"], plan["options"].get("mode") == "idp")
     return f"Plan {plan['plan_id'][:12]}: {len(plan['steps'])} steps ({', '.join(parts)})."
 
 

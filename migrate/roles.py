@@ -14,14 +14,14 @@ Pure functions, except load_mapping which reads one file.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from migrate.errors import VgmigrateError
 from migrate.iam import ACCOUNT_PERMISSION_SCOPE as ACCOUNT_SCOPE
-from migrate.iam import name_key
+from migrate.iam import SUPER_ADMIN, name_key
+from migrate.names import is_hex_id
 
 
 # Old role name -> current permission group name (SEMANTICS.md 2.2). Drifts that differ only in
@@ -30,7 +30,7 @@ from migrate.iam import name_key
 # Deliberately absent: "Super Administrator" (Cloudflare silently granted only Minimal Account
 # Access for it) and "HTTP Applications" / "HTTP Applications Read" (retired, no successor).
 RENAMES: dict[str, str] = {
-    "Super Administrator (All Privileges)": "Super Administrator - All Privileges",
+    "Super Administrator (All Privileges)": SUPER_ADMIN,
     "Bot Management": "Bot Management (Account-wide)",
     "Network Services (Magic)": "Network Services Write (Magic)",
     "Network Services (Magic, Read-Only)": "Network Services Read (Magic)",
@@ -45,13 +45,12 @@ RENAMES: dict[str, str] = {
 _TRAPS = {
     "super administrator": (
         'Cloudflare gave this virtual group only Minimal Account Access (the role is named '
-        '"Super Administrator - All Privileges"): map it to that unless these members should really become super administrators'
+        f'"{SUPER_ADMIN}"): map it to that unless these members should really become super administrators'
     ),
     "http applications": "Cloudflare retired this role and it has no successor",
     "http applications read": "Cloudflare retired this role and it has no successor",
 }
 
-_HEX_ID = re.compile(r"[0-9a-fA-F]{32}")
 _TRUE_WORDS = {"true", "1", "yes", "y", "on"}
 _FALSE_WORDS = {"false", "0", "no", "n", "off", ""}
 _MAPPING_HINT = "add it to a mapping file (--mapping)"
@@ -171,7 +170,7 @@ def _mapping_targets(role, mapping) -> set[str]:
 
 def _resolve_mapped(role, target, groups) -> Resolution:
     via = f' (mapped to "{target}")'
-    if _HEX_ID.fullmatch(target):
+    if is_hex_id(target):
         matches = [pg for pg in groups if str(pg.get("id", "")).lower() == target.lower()]
         if not matches:
             return _unresolved(

@@ -10,11 +10,11 @@ import time
 
 from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
-from .inventory import utcnow
-from .runs import LOCK, UNDOABLE_KINDS, UNDONE, RunResult, apply_run, new_run_id, run_to_undo, undone_message
+from .codec import utcnow
+from .runs import DONE, DRY_RUN, FAILED, INTERRUPTED, LOCK, NOTHING_TO_DO, PARTIAL, PARTLY_UNDONE, PENDING, RunResult, UNDOABLE_KINDS, UNDONE, apply_run, new_run_id, run_to_undo, undone_message
 from .cutover import roles_not_back
-from .steps import RemoveIdpMembers, kind_of, plan_group_of, push_again
-from .authentik import idp_of
+from .steps import AddMembers, DeleteIdpGroup, RemoveIdpMembers, is_kind, kind_of, plan_group_of, push_again
+from .idp.base import idp_of
 from .waiting import wait_until
 
 
@@ -37,10 +37,10 @@ class Rollback:
 
     def run(self):
         started, calls0 = time.monotonic(), self.client.calls
-        actions = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in ("done", "pending")]
+        actions = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in (DONE, PENDING)]
         self.actions = actions
         if not actions and not self._cutover_actions():
-            return RunResult(None, "nothing_to_do", message=f"run {self.target['id']} has nothing left to undo")
+            return RunResult(None, NOTHING_TO_DO, message=f"run {self.target['id']} has nothing left to undo")
         run_id = None
         if not self.dry_run:
             run_id = new_run_id("rollback")
@@ -53,7 +53,7 @@ class Rollback:
             self.live_rgs = {r["id"]: r for r in self.client.resource_groups()}
             self.live_groups = {g["id"]: g for g in listing}
             self.deleted_groups = set()
-            status = "failed"  # unless every action below was handled
+            status = FAILED  # unless every action below was handled
             try:
                 # Newest first within each group (its member restores before its delete); groups
                 # are independent, so they go in parallel; resource groups last, once every group
@@ -68,11 +68,11 @@ class Rollback:
                 run_parallel(lambda group: [kind_of(a).undo(self, a) for a in group], groups, self.parallel)
                 for action in last:
                     kind_of(action).undo(self, action)
-                status = "done"
+                status = DONE
             except CloudflareError as err:
                 raise VgmigrateError(f"rollback stopped: {err}. Run `vgmigrate rollback` again to continue") from None
             except (KeyboardInterrupt, SystemExit):  # Ctrl-C: the journal says how far it got
-                status = "interrupted"
+                status = INTERRUPTED
                 raise
             finally:
                 self._sort_notes()
@@ -80,9 +80,9 @@ class Rollback:
                     finished = utcnow()
                     self.inv.update_run(run_id, status=status, finished_at=finished, message="; ".join(self.left_alone) or None)
                     for cutover in self._cutovers():
-                        left = [a for a in self.inv.actions(cutover["id"], response=False) if a["status"] in ("done", "pending")]
-                        self.inv.update_run(cutover["id"], status="partly_rolled_back" if left else UNDONE)
-                    remaining = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in ("done", "pending")]
+                        left = [a for a in self.inv.actions(cutover["id"], response=False) if a["status"] in (DONE, PENDING)]
+                        self.inv.update_run(cutover["id"], status=PARTLY_UNDONE if left else UNDONE)
+                    remaining = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in (DONE, PENDING)]
                     # A partly undone run can be applied again: its undone steps are redone.
                     undone = "partly_rolled_back" if remaining else UNDONE
                     self.inv.update_run(self.target["id"], status=undone,
@@ -92,23 +92,35 @@ class Rollback:
                 self.inv.release_lock(LOCK)
         message = "; ".join(self.left_alone)
         if self.dry_run:
-            status = "dry_run"
+            status = DRY_RUN
         else:  # what the journal says, so the exit code, `history` and `status` agree
-            status = "partial" if self.left_alone or remaining else "rolled_back"
+            status = PARTIAL if self.left_alone or remaining else UNDONE
             if remaining and not self.left_alone:
                 message = f"{len(remaining)} journaled action(s) are not undone yet"
         return RunResult(run_id, status, calls=self.client.calls - calls0, seconds=time.monotonic() - started,
                          message=message, left_alone=self.left_alone)
 
-    # Each step kind's undo (steps.py) either calls the API through `call` (journaled in the
+    # Each step kind's undo (migrate/steps/) either calls the API through `call` (journaled in the
     # rollback run) or only marks the action with `mark`, or leaves it alone with `leave`.
+
+    def live_actions(self):
+        """How many of the run's journal actions may still be live: a progress bar's total."""
+        return self.inv.live_actions(self.target["id"])
+
+    def chosen_text(self, run_id):
+        """How the run was chosen for the user (said in the preview, the question and the last line)."""
+        return "" if run_id else f", the newest apply whose changes are still live (started {self.target['started_at']})"
+
+    def preview(self):
+        """What a dry run found, one line each: what it would undo, then what it would leave alone."""
+        return [f"would {line}" for line in self.planned] + [f"would leave: {line}" for line in self.left_alone]
 
     def members_actions(self, group_id):
         with self._lock:  # the journal is read once, not once per group
             if self._members_actions is None:
                 self._members_actions = {}
                 for a in self.inv.actions(self.target["id"], response=False):
-                    if a["kind"] == "add_members" and a["status"] in ("done", "pending"):
+                    if is_kind(a, AddMembers) and a["status"] in (DONE, PENDING):
                         self._members_actions.setdefault(a["request"]["group"], []).append(a)
             return [a for a in self._members_actions.get(group_id, []) if a["seq"] not in self._marked]
 
@@ -119,7 +131,7 @@ class Rollback:
         that does not depend on Authentik's), and wait again. If the role is still missing, stop
         here, with the new groups still granting it."""
         removals = [a for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
-                    if a["kind"] == RemoveIdpMembers.kind and a["status"] != "failed"]
+                    if a["kind"] == RemoveIdpMembers.kind and a["status"] != FAILED]
         if not removals:
             return
         idp = idp_of(self.client)
@@ -147,13 +159,13 @@ class Rollback:
     def _cutover_actions(self):
         """Undoable actions of this run's cutovers, newest first."""
         return [a for run in reversed(self._cutovers()) for a in reversed(self.inv.actions(run["id"]))
-                if a["status"] in ("done", "pending")]
+                if a["status"] in (DONE, PENDING)]
 
     def replaced_idp_groups(self):
         """{old uuid: name} of the CF- groups this plan's cutovers deleted (`--delete-groups`): their
         undo re-creates them under a new uuid."""
         return {a["inverse"]["group"]: a["inverse"]["name"] for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
-                if a["kind"] == "delete_idp_group" and a["inverse"] and a["status"] != "failed"}
+                if is_kind(a, DeleteIdpGroup) and a["inverse"] and a["status"] != FAILED}
 
     def sibling(self, action, kind):
         """The journaled action of `kind` in the same plan group as `action`, if any."""
@@ -193,10 +205,10 @@ class Rollback:
             if err.status == 404:  # already gone: the goal is reached
                 result = None
             else:
-                self.inv.journal_update(self.run_id, seq, "failed", error=str(err), http_status=err.status, cf_ray=err.ray)
+                self.inv.journal_update(self.run_id, seq, FAILED, error=str(err), http_status=err.status, cf_ray=err.ray)
                 raise
         sent_by = kind_of(action).transport(self.client)
-        self.inv.journal_update(self.run_id, seq, "done", response=result, http_status=sent_by.last_status, cf_ray=sent_by.last_ray)
+        self.inv.journal_update(self.run_id, seq, DONE, response=result, http_status=sent_by.last_status, cf_ray=sent_by.last_ray)
         self._note("done", action, description)
         if final:
             self.inv.mark_undone(action["run_id"], action["seq"], f"{description} (rollback {self.run_id})")

@@ -8,12 +8,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .errors import VgmigrateError
-from .inventory import utcnow
+from .codec import utcnow
 
+# The one home of run and journal statuses: every other module uses these names.
 # runs.status: running | done | failed | interrupted (apply) and rolled_back | partly_rolled_back
 # once a rollback undid all or part of an apply; a rollback run is running | done | failed |
-# interrupted (Ctrl-C).
+# interrupted (Ctrl-C). actions.status: pending (written before the call) | done | failed |
+# rolled_back. A RunResult may also say nothing_to_do, partial (rollback left some alone) or dry_run.
+PENDING = "pending"
+RUNNING = "running"
+DONE = "done"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
 UNDONE = "rolled_back"
+PARTLY_UNDONE = "partly_rolled_back"
+NOTHING_TO_DO = "nothing_to_do"
+PARTIAL = "partial"
+DRY_RUN = "dry_run"
 LOCK = "migration"
 
 
@@ -55,7 +66,7 @@ def undone_message(message, status, at, by):
     "all steps done; rolled back at <time> by <rollback run>". An earlier rollback's note is
     replaced, not added to."""
     before = (message or "").split("; rolled back at ")[0].split("; partly rolled back at ")[0]
-    said = "partly rolled back" if status == "partly_rolled_back" else "rolled back"
+    said = "partly rolled back" if status == PARTLY_UNDONE else "rolled back"
     return f"{before or 'applied'}; {said} at {at} by {by}"
 
 
@@ -93,7 +104,7 @@ def where_it_stands(runs):
     """The run that says where the migration stands: the newest apply, unless a rollback of it
     failed (then that rollback)."""
     latest, applies = runs[-1], [r for r in runs if r["kind"] == "apply"]
-    failed_rollback = latest["kind"] == "rollback" and latest["status"] in ("failed", "interrupted", "running")
+    failed_rollback = latest["kind"] == "rollback" and latest["status"] in (FAILED, INTERRUPTED, RUNNING)
     return latest if failed_rollback or latest["kind"] == "cutover" or not applies else applies[-1]
 
 
@@ -127,7 +138,7 @@ def verified_since(run, verification):
 def next_step(run, verification=None):
     """What to do next, given the run that says where the migration stands and the latest verify
     of it (inventory.last_verification)."""
-    if run["kind"] == "apply" and run["status"] == "done" and verified_since(run, verification):
+    if run["kind"] == "apply" and run["status"] == DONE and verified_since(run, verification):
         if verification["differences"] == 0:
             return VERIFIED
         return (f"the last verify found {verification['differences']} difference(s): run `vgmigrate verify` to list them, "
@@ -142,7 +153,7 @@ def steps_already_done(inventory, plan):
     if run is None:
         return 0
     steps = {s["id"] for s in plan["steps"]}
-    return len({a["step"] for a in inventory.actions(run["id"]) if a["status"] == "done" and a["step"] in steps})
+    return len({a["step"] for a in inventory.actions(run["id"]) if a["status"] == DONE and a["step"] in steps})
 
 
 def stage(inventory, account_id):
@@ -178,7 +189,7 @@ def stage(inventory, account_id):
         if verified_since(current, verification):
             out["verification"] = dict(verification)
     name = f"{current['kind']} {current['status']}"
-    if out["verification"] and current["status"] == "done":
+    if out["verification"] and current["status"] == DONE:
         name = "verified" if out["verification"]["differences"] == 0 else "verify_differences"
     return {**out, "stage": name, "next": next_step(current, out["verification"])}
 

@@ -6,12 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from . import sources
-from .cloudflare import Pages
+from .cloudflare import Pages, in_background
 from .collector import cycle_collection_paused
 from .errors import CloudflareError, UsageProblem
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
-from .inventory import dumps, member_raw, utcnow
+from .codec import dumps, utcnow
+from .inventory import member_raw
 from .names import quoted
 from .roles import is_account_scoped, is_deprecated
 
@@ -26,17 +27,16 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
     Rows are staged as they are read (account members, the largest listing, as they arrive) and
     only the fields the analysis needs stay in memory.
     """
-    if source == "authentik" and idp is None:
-        raise UsageProblem("--source authentik needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
+    reader = source_reader(source, file, idp)
     started = utcnow()
     progress("token")
     # The token check, the account and every list's first page at once (all reads: a bad token
     # fails them alike, and the token check's error is the one reported); each list's other pages
     # follow concurrently as soon as its first page says how many there are.
-    token_call, account_call = client._submit(client.verify_token), client._submit(client.account)
+    token_call, account_call = in_background(client, client.verify_token), in_background(client, client.account)
     listings = {"pgs": client.permission_groups().start(), "members": client.members().start(),
-                "rgs": client._submit(client.resource_groups), "ugs": client.user_groups().start()}
-    if source != "file":
+                "rgs": in_background(client, client.resource_groups), "ugs": client.user_groups().start()}
+    if reader.reads_scim:
         listings.update(scim_groups=client.scim_groups().start(), scim_users=client.scim_users().start())
     # A scan that fails stops the SCIM reader and drops every page asked for ahead.
     stop, reading = threading.Event(), list(listings.values())
@@ -62,7 +62,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
         with inventory.scan_writer() as writer, ThreadPoolExecutor(1, thread_name_prefix="vgmigrate-scim") as background:
             # Cloudflare's SCIM view is read on a thread of its own while the members are staged here:
             # one after the other, the two longest listings took the sum of their times.
-            scim_view = background.submit(_read_scim_view, listings, stop) if source == "cloudflare" else None
+            reader.start(background, listings, stop)
             fingerprint = Fingerprint()
 
             def stage(table, rows):
@@ -74,16 +74,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
             stage("members", _member_rows(listings["members"], members, roles, client.account_id, progress))
             progress("resource groups")
             rgs = listings["rgs"].result()
-            source_findings = []
-            if source == "file":
-                vgs = sources.from_file(file)
-                scim_ids = _scim_group_ids(client, progress) if ugs else set()
-            elif source == "authentik":
-                vgs, scim_ids, source_findings = _authentik_source(idp, listings, progress)
-            else:
-                progress("virtual groups")
-                scim_ids, vgs, users = scim_view.result()
-                progress("users", users)
+            vgs, scim_ids, source_findings = reader.virtual_groups(client, listings, ugs, progress)
 
             # Members of the groups read (a member holds what its groups grant), before the analysis.
             group_members = list(_adoptable_members(adoptable, progress))
@@ -117,7 +108,7 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
             scan = {
                 "account_id": client.account_id,
                 "account_name": account.get("name"),
-                "source": source if source != "file" else f"file:{file}",
+                "source": reader.name,
                 "token_kind": token.get("kind"),
                 "started_at": started,
                 "finished_at": utcnow(),
@@ -127,6 +118,70 @@ def run_scan(client, inventory, *, source="cloudflare", file=None, mapping=None,
             }
             scan_id = writer.save(scan, findings)
     return scan_id, counts, findings
+
+
+# ---- one reader per source: where the virtual groups come from ------------------------------------
+
+
+def source_reader(source, file=None, idp=None):
+    """The reader of `--source`; a one-line error when it cannot run."""
+    if source == "file":
+        return FileSource(file)
+    if source == "authentik":
+        if idp is None:
+            raise UsageProblem("--source authentik needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
+        return AuthentikSource(idp)
+    return CloudflareSource()
+
+
+class CloudflareSource:
+    """Cloudflare's own SCIM view, read on a thread of its own while the members are staged."""
+
+    name = "cloudflare"
+    reads_scim = True  # the SCIM groups and users are listed with the other listings
+
+    def start(self, background, listings, stop):
+        self.view = background.submit(_read_scim_view, listings, stop)
+
+    def virtual_groups(self, client, listings, ugs, progress):
+        """(virtual groups, SCIM group ids or None when unreadable, findings of the source)."""
+        progress("virtual groups")
+        scim_ids, vgs, users = self.view.result()
+        progress("users", users)
+        return vgs, scim_ids, []
+
+
+class AuthentikSource:
+    """The IdP's CF- groups, compared with Cloudflare's SCIM view (see _authentik_source)."""
+
+    name = "authentik"
+    reads_scim = True
+
+    def __init__(self, idp):
+        self.idp = idp
+
+    def start(self, background, listings, stop):
+        pass  # the SCIM view is read after Authentik's groups, to compare them
+
+    def virtual_groups(self, client, listings, ugs, progress):
+        return _authentik_source(self.idp, listings, progress)
+
+
+class FileSource:
+    """An IdP's export file; Cloudflare's SCIM groups are read only to tell which User Groups an IdP manages."""
+
+    reads_scim = False
+
+    def __init__(self, file):
+        self.file = file
+        self.name = f"file:{file}"
+
+    def start(self, background, listings, stop):
+        pass
+
+    def virtual_groups(self, client, listings, ugs, progress):
+        vgs = sources.from_file(self.file)
+        return vgs, _scim_group_ids(client, progress) if ugs else set(), []
 
 
 def _read_scim_view(listings, stop):

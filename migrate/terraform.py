@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, iam
+from .cloudflare import run_parallel
 from .errors import VgmigrateError
+from .export import write_file
+from .runs import DONE, PARTLY_UNDONE, UNDONE, apply_run
+from .steps import CreateResourceGroup, is_kind
+from .verify import live_group_ids
 
 PROVIDER_SOURCE = "cloudflare/cloudflare"
 PROVIDER_VERSION = "5.22.0"  # the schema and docs these files follow
@@ -81,14 +86,11 @@ class Export:
 def run_objects(inventory, run_id=None):
     """(run, plan, [(plan group, User Group id)], resource group {id, name, made}) of an apply run
     that finished: the objects it created, adopted or found made by an earlier run of the plan."""
-    from .runs import apply_run
-    from .verify import live_group_ids
-
     run = apply_run(inventory, run_id)
-    if run["status"] in ("rolled_back", "partly_rolled_back"):
+    if run["status"] in (UNDONE, PARTLY_UNDONE):
         raise VgmigrateError(f"run {run['id']} was rolled back, so its User Groups are not there to hand to Terraform; "
                              "export a run whose changes are live (`vgmigrate history` lists them)")
-    if run["status"] != "done":
+    if run["status"] != DONE:
         raise VgmigrateError(f"run {run['id']} is {run['status']}, not done; finish it first (`vgmigrate apply` with the same plan), "
                              "then export it")
     plan = inventory.plan_body(run["plan_id"])
@@ -100,7 +102,7 @@ def run_objects(inventory, run_id=None):
     if rg.get("id"):
         rg["made"] = False
     else:  # the run made it: the journal has its id
-        made = [a for a in inventory.actions(run["id"], response=False) if a["kind"] == "create_resource_group" and a["status"] == "done"]
+        made = [a for a in inventory.actions(run["id"], response=False) if is_kind(a, CreateResourceGroup) and a["status"] == DONE]
         rg = {"id": made[-1]["object_id"] if made else None, "name": made[-1]["request"]["name"] if made else None, "made": True}
     return run, plan, groups, rg
 
@@ -110,8 +112,6 @@ def run_objects(inventory, run_id=None):
 
 def read_live(client, plan, groups, rg, run_id, parallel=None):
     """The run's User Groups and resource group as Cloudflare has them now, in its order."""
-    from .cloudflare import run_parallel
-
     idp = plan["options"].get("mode") == "idp"
     live = {g["id"]: g for g in client.user_groups()}
     rgs = {r["id"]: r for r in client.resource_groups()}
@@ -323,8 +323,6 @@ def render(export):
 
 def export_terraform(inventory, client, out_dir, run_id=None, secrets=()):
     """Write the Terraform files of an apply run (default: the latest) into out_dir; returns the Export."""
-    from .export import _write
-
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise VgmigrateError(f"--out {out} is a file; give a directory (it is created if missing)")
@@ -344,5 +342,5 @@ def export_terraform(inventory, client, out_dir, run_id=None, secrets=()):
     except OSError as err:
         raise VgmigrateError(f"cannot create {out}: {err.strerror}; choose a writable --out directory") from None
     for name, text in export.files.items():
-        _write(out / name, text.encode("utf-8"))
+        write_file(out / name, text.encode("utf-8"))
     return export

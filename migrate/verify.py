@@ -3,9 +3,9 @@
 from . import iam
 from .cloudflare import run_parallel
 from .errors import VgmigrateError
-from .legacy import legacy_left, removals_of
+from .legacy import legacy_left
 from .runs import apply_run
-from .steps import KINDS, plan_group_of
+from .steps import kinds_where, plan_group_of, removals_of
 
 
 def compare(plan, group_ids, live_groups, live_members, rg_ids, memberships):
@@ -54,7 +54,7 @@ def live_group_ids(plan, inventory, run_id):
     """Plan group step -> the User Group id the apply run gave it (created, synced from the IdP or
     adopted); None where the run never got that far."""
     group_ids = {g["step"]: g.get("existing_id") for g in plan["groups"]}
-    for step, gid in inventory.created_groups(run_id, [k.kind for k in KINDS.values() if k.makes_group]).items():
+    for step, gid in inventory.created_groups(run_id, kinds_where(lambda k: k.makes_group)).items():
         group_ids[plan_group_of(step)] = gid
     return group_ids
 

@@ -7,7 +7,16 @@ Columns are a contract: exports and auditors' saved queries rely on their names.
 
 from sqlite_utils.db import quote_identifier
 
-GRANT_OUTCOME = """case a.status when 'done' then 'granted' when 'rolled_back' then 'rolled back' when 'failed' then 'failed'
+from .runs import DONE, FAILED, PENDING, UNDONE
+from .steps import kinds_where
+
+
+def sql_list(names):
+    """Names as an SQL list for `in` (they are vgmigrate's own step kinds, never user input)."""
+    return "(" + ", ".join(f"'{n}'" for n in names) + ")"
+
+
+GRANT_OUTCOME = f"""case a.status when '{DONE}' then 'granted' when '{UNDONE}' then 'rolled back' when '{FAILED}' then 'failed'
     else 'outcome unknown' end as outcome"""
 SEVERITY_RANK = "case {col} when 'critical' then 0 when 'error' then 1 when 'warning' then 2 when 'info' then 3 else 4 end"
 
@@ -69,10 +78,10 @@ order by h.scan_id, h.email, h.permission_group, h.through, h.via""",
 select
   u.scan_id, u.name as user_group, u.id as user_group_id, json_array_length(u.policies) as policies,
   exists(select 1 from actions a join runs r on r.id = a.run_id
-         where r.kind = 'apply' and a.object_id = u.id and a.status = 'done'
-           and a.kind in ('create_user_group', 'adopt_user_group')) as managed_by_vgmigrate
+         where r.kind = 'apply' and a.object_id = u.id and a.status = '{done}'
+           and a.kind in {managed}) as managed_by_vgmigrate
 from user_groups u
-order by u.scan_id, u.name""",
+order by u.scan_id, u.name""".format(done=DONE, managed=sql_list(kinds_where(lambda k: k.vgmigrate_manages))),
     "findings_report": f"""
 select f.scan_id, f.severity, f.code, f.subject, f.message, f.action as what_to_do, f.seq
 from findings f
@@ -108,14 +117,14 @@ select
   case when h.restored then 'yes' else 'no' end as state_restored
 from rehearsals h
 order by h.at""",
-    "run_overview": """
+    "run_overview": f"""
 select
   r.id as run_id, r.kind, r.status, r.plan_id, r.undoes, r.account_id, r.started_at, r.finished_at,
   count(a.seq) as steps,
-  coalesce(sum(a.status = 'done'), 0) as done,
-  coalesce(sum(a.status = 'failed'), 0) as failed,
-  coalesce(sum(a.status = 'pending'), 0) as pending,
-  coalesce(sum(a.status = 'rolled_back'), 0) as rolled_back,
+  coalesce(sum(a.status = '{DONE}'), 0) as done,
+  coalesce(sum(a.status = '{FAILED}'), 0) as failed,
+  coalesce(sum(a.status = '{PENDING}'), 0) as pending,
+  coalesce(sum(a.status = '{UNDONE}'), 0) as rolled_back,
   r.message
 from runs r left join actions a on a.run_id = r.id
 group by r.id
@@ -150,7 +159,7 @@ join json_each(a.request, '$.members') m
 left join plans p on p.id = r.plan_id
 left join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
 left join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
-where a.kind = 'add_members'
+where a.kind in {to_request}
 union all
 select
   a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
@@ -166,7 +175,7 @@ join plans p on p.id = r.plan_id
 join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
 join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.gains') x
-where a.kind = 'adopt_user_group'
+where a.kind in {to_gains}
 union all
 select
   a.run_id, a.seq, r.plan_id, coalesce(a.finished_at, a.started_at) as granted_at,
@@ -182,8 +191,9 @@ join plans p on p.id = r.plan_id
 join json_each(cast(p.body as text), '$.steps') s on json_extract(s.value, '$.id') = a.step
 join json_each(cast(p.body as text), '$.groups') g on json_extract(g.value, '$.step') = json_extract(s.value, '$.group')
 join json_each(g.value, '$.members') x
-where a.kind = 'attach_idp_policy'
-order by granted_at, run_id, seq, email""".format(outcome=GRANT_OUTCOME),
+where a.kind in {to_group}
+order by granted_at, run_id, seq, email""".format(
+        outcome=GRANT_OUTCOME, **{f"to_{whom}": sql_list(kinds_where(lambda k, w=whom: k.grants_to == w)) for whom in ("request", "gains", "group")}),
 }
 
 

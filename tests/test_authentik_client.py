@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from test_http import MaxJitter, ScriptedServer
 
-from migrate.authentik import AuthentikClient, log_lines, normalise_base_url, version_at_least, version_tuple
+from migrate.idp.authentik import AuthentikClient, log_lines, normalise_base_url, version_at_least, version_tuple
 from migrate.errors import AuthentikError, CloudflareError, OutcomeUnknown, UsageProblem
 from migrate.http import AuthentikRetriesExhausted, NetworkError, RateLimiter
 

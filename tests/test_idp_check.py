@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from migrate.authentik import version_at_least
+from migrate.idp.authentik import version_at_least
 from migrate.errors import UsageProblem
-from migrate.idp import Facts, assess, plan_fix, same_url
-from migrate.idp_steps import secret_free
+from migrate.idp.check import Facts, assess, plan_fix, same_url
+from migrate.steps import secret_free
 
 ACCT = "0" * 31 + "1"
 URL = f"https://api.cloudflare.com/client/v4/accounts/{ACCT}/scim/v2"
@@ -88,7 +88,7 @@ def test_version_dependent_behaviour(version, expected):
 
 
 def test_the_report_says_what_the_version_can_do():
-    from migrate.idp import behaviours
+    from migrate.idp.check import behaviours
 
     assert behaviours("2024.6.0") == {"single_object_sync": False, "tasks_api": False, "group_filters": False, "token_readable": True}
     assert behaviours("2026.5.6") == {"single_object_sync": True, "tasks_api": True, "group_filters": True, "token_readable": True}
@@ -231,7 +231,7 @@ def test_a_token_cloudflare_rejects_and_the_sync_errors_it_causes(tmp_path):
         # A membership change pushes at once; Cloudflare refuses the token and the task logs it.
         group = next(g for g in ak.state.groups.values() if g["name"].endswith(" - Administrator"))
         user = next(u for u in ak.state.users.values() if u["pk"] not in group["users"] and u["username"] != "akadmin")
-        from migrate.authentik import AuthentikClient
+        from migrate.idp.authentik import AuthentikClient
 
         AuthentikClient.connect(ak.base_url, ak.token).add_user(group["pk"], user["pk"])
         # The push runs later, in Authentik's worker: the admin checks once it has been tried.

@@ -4,7 +4,7 @@ import pytest
 
 from migrate.cutover import supers_outside_scim
 from migrate.executor import StepFailed
-from migrate.idp import assess
+from migrate.idp.check import assess
 from migrate.steps import CreateIdpGroup, DeleteIdpGroup
 
 from test_idp_check import healthy

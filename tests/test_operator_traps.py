@@ -228,7 +228,7 @@ def test_the_reports_print_on_a4_portrait_with_every_column_on_the_page():
     """Checked by rule here (Chromium is not on every machine): A4 portrait, and in print no table
     cell keeps a minimum width or refuses to wrap, so the widest table (the journal with its
     audit-log column) shrinks to the page. Printed with headless Chromium, nothing passed the margin."""
-    from migrate import approval, export
+    from migrate import export, markup as approval  # the page and its CSS live in markup
 
     page = approval.html_page("t", "<p>x</p>")
     assert export.html_page is approval.html_page and approval.CSS in page  # the audit summary uses the same page

@@ -51,7 +51,7 @@ from hypothesis.control import currently_in_test_context  # noqa: E402
 from account_strategies import ACCOUNT_PGS, ACCT, KEY, ROLE_OF, account, accounts, tag  # noqa: E402
 from engine_support import iam_state  # noqa: E402
 from migrate import planfile  # noqa: E402
-from migrate.authentik import AuthentikClient  # noqa: E402
+from migrate.idp.authentik import AuthentikClient  # noqa: E402
 from migrate.cli import cli  # noqa: E402
 from migrate.cloudflare import CloudflareClient  # noqa: E402
 from migrate.cutover import Cutover, prepare  # noqa: E402

@@ -86,7 +86,7 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
           timeout_seconds, random_seed, fixed_token, token_kind, verbose, with_authentik, authentik_version, authentik_port,
           authentik_scope, authentik_detached):
     """Serve the emulator until Ctrl-C and print the variables that point vgmigrate at it."""
-    from .server import Sandbox
+    from .server import Sandbox  # when serving: `vgmigrate --help` stays fast (start-up time)
 
     seed = _load_seed(seed_file, generate, random_seed)
     try:

@@ -127,7 +127,7 @@ class Sandbox(Served):
         before_end_of_life=False,
     ):
         if seed is None:
-            from .seeds import demo_seed
+            from .seeds import demo_seed  # only without a seed (start-up time of a seeded sandbox)
 
             seed = demo_seed()
         if token_kind not in ("account", "user"):

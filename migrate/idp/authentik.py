@@ -1,4 +1,6 @@
-"""Authentik API client (`/api/v3`): groups, users, SCIM providers and their sync, applications.
+"""The Authentik adapter: its API client (`/api/v3`: groups, users, SCIM providers and their sync,
+applications), the version table, and what the IdP-managed path reads of it (`plan_facts`,
+`stale_reasons`). Everything Authentik-specific lives here; the engine speaks to `base.IdP`.
 
 Plain dicts as Authentik returns them, read tolerantly (fields differ between versions; see
 `version_at_least` and the version table in the reference notes). Built on the shared HttpClient,
@@ -16,8 +18,10 @@ import threading
 import time
 from urllib.parse import quote, urlsplit
 
-from .errors import AuthentikError, UsageProblem
-from .http import AuthentikRetriesExhausted, HttpClient, RateLimiter
+from .. import iam
+from ..errors import AuthentikError, UsageProblem, VgmigrateError
+from ..names import looks_like_virtual_group
+from ..http import AuthentikRetriesExhausted, HttpClient, RateLimiter, same_url
 
 PAGE_SIZE = 100
 API_PATH = "/api/v3"
@@ -57,12 +61,26 @@ def version_at_least(version, minimum):
     return have is None or have >= need
 
 
-def idp_of(client):
-    """The Authentik client a run that writes to the IdP reaches through the Cloudflare client, or
-    a one-line error saying how to give it one."""
-    if getattr(client, "idp", None) is None:
-        raise UsageProblem("this run changes Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN, then run again")
-    return client.idp
+# Released versions the checks know; a newer one may delete out-of-scope groups (notes: main after 2026.8).
+NEWEST_KNOWN = "2026.8"
+
+
+def behaviours(version):
+    """What this Authentik version can do, per the notes' version table (unknown: assume current)."""
+    return {
+        "single_object_sync": version_at_least(version, "2024.8"),  # plan --mode idp needs it
+        "tasks_api": version_at_least(version, "2025.8"),  # else task messages come with the sync status
+        "group_filters": version_at_least(version, "2026.2"),  # else every group syncs
+        "token_readable": not (version is not None and version_at_least(version, "2026.8")),
+    }
+
+
+def sync_scope(provider, version):
+    """"listed": only `group_filters` groups sync; "all": the filter is empty, every group syncs;
+    "every group": the version has no group filter at all."""
+    if "group_filters" not in provider and not behaviours(version)["group_filters"]:
+        return "every group"
+    return "listed" if provider.get("group_filters") else "all"
 
 
 def normalise_base_url(url, variable="AUTHENTIK_URL"):
@@ -241,10 +259,10 @@ class AuthentikClient:
     # -- groups --------------------------------------------------------------------------------
 
     def cf_groups(self, include_users=True):
-        """Groups whose name starts with "CF-": `search` (a case-insensitive substring match on every
-        version) narrows the listing, and the prefix is checked here."""
+        """Groups named as virtual groups (names.looks_like_virtual_group): `search` (a case-insensitive
+        substring match on every version) narrows the listing, and the name is checked here."""
         params = {"search": CF_PREFIX, "include_users": _bool(include_users)}
-        return [g for g in self._pages(self.groups_path(), params) if str(g.get("name") or "").lstrip().upper().startswith(CF_PREFIX)]
+        return [g for g in self._pages(self.groups_path(), params) if looks_like_virtual_group(str(g.get("name") or ""))]
 
     def groups(self, **filters):
         return list(self._pages(self.groups_path(), filters))
@@ -304,6 +322,10 @@ class AuthentikClient:
 
     def delete_scim_provider(self, pk):
         return self._call("DELETE", self.provider_path(pk))
+
+    def scim_mappings(self, managed):
+        """The SCIM property mappings with this `managed` key (the built-in ones)."""
+        return list(self._pages("/propertymappings/provider/scim/", {"managed": managed}))
 
     def scim_mapping(self, pm_uuid):
         return self._call("GET", f"/propertymappings/provider/scim/{_segment(pm_uuid)}/", missing_ok=True)
@@ -477,6 +499,62 @@ class AuthentikClient:
                   "rel_obj_id": str(provider_pk), "actor_name": SCIM_M2M_ACTOR, "ordering": "-mtime"}
         suffix = f":group:{group_uuid}:m2m"
         return [t for t in self._pages("/tasks/tasks/", params, limit=200) if str(t.get("uid") or "").endswith(suffix)]
+
+    # -- the IdP-managed path: what planning and apply read ---------------------------------------
+
+    def plan_facts(self, cloudflare):
+        """What `plan --mode idp` needs of Authentik, read before planning (the planner makes no
+        calls): the version, the SCIM provider serving this account, its sync scope, the users it has
+        pushed to Cloudflare and the group names taken. A one-line error when Authentik cannot carry
+        the IdP-managed path."""
+        version = self.version()
+        scim_url = cloudflare.scim_url()
+        provider = next((p for p in self.scim_providers() if same_url(p.get("url"), scim_url)), None)
+        if provider is None:
+            raise VgmigrateError(f"no Authentik SCIM provider points at {scim_url}; `vgmigrate idp check --fix` creates one")
+        if not provider.get("assigned_backchannel_application_slug"):
+            raise VgmigrateError(f"Authentik SCIM provider {provider['name']!r} is not attached to an application, so it syncs nothing; "
+                                 "`vgmigrate idp check --fix` attaches it")
+        if not behaviours(version)["single_object_sync"]:
+            raise VgmigrateError(f"Authentik {version} cannot sync one group on demand (needs 2024.8 or later); upgrade it or use --mode api")
+        if provider.get("dry_run"):
+            raise VgmigrateError(f"Authentik SCIM provider {provider['name']!r} is in dry-run mode: nothing would reach Cloudflare; turn it off first")
+        users = {}
+        for link in self.scim_user_links(provider["pk"]):
+            user = link.get("user_obj") or {}
+            email = user.get("email") or user.get("username")
+            if email and link.get("user") is not None:
+                users[iam.email_key(email)] = link["user"]
+        return {
+            "url": self.http.base_url,
+            "version": version,
+            "provider": provider,
+            "scope": sync_scope(provider, version),
+            "users": users,
+            "group_names": [g["name"] for g in self.groups(include_users=False)],
+        }
+
+    def stale_reasons(self, plan, ours):
+        """What moved in Authentik since an idp-mode plan was made. ours: name keys of the groups this
+        plan's journal already made."""
+        expected = plan["expected"]["idp_provider"]
+        try:
+            provider = self.scim_provider(expected["pk"])
+        except VgmigrateError as err:
+            if getattr(err, "status", None) == 404:
+                return [f"Authentik SCIM provider {expected['pk']} is gone"]
+            raise
+        reasons = []
+        if not same_url(provider.get("url"), plan["idp"]["provider"]["url"]):
+            reasons.append(f"Authentik SCIM provider {provider['name']!r} now points at {provider.get('url')}")
+        if sync_scope(provider, plan["idp"]["version"]) != plan["idp"]["scope"]:
+            # Adding groups to an emptied filter would shrink the scope from every group to just these.
+            reasons.append(f"the sync scope of Authentik SCIM provider {provider['name']!r} changed")
+        live = {iam.name_key(g["name"]) for g in self.groups(include_users=False)}
+        for name in plan["expected"]["idp_absent_names"]:
+            if iam.name_key(name) in live and iam.name_key(name) not in ours:
+                reasons.append(f"an Authentik group named {name!r} now exists")
+        return reasons
 
 
 def log_lines(events, levels=("warning", "error", "critical")):

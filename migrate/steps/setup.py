@@ -1,8 +1,7 @@
 """Step kinds of `vgmigrate idp check --fix` (runs of kind `idp_fix`): create the Authentik SCIM
 provider, create the application, or attach the provider to an existing application as a
-backchannel provider. They follow the StepKind protocol of `steps.py` (which lists them in
-`KINDS`, so `vgmigrate rollback --run <idp_fix run>` undoes them) without importing it, so either
-module can be imported first.
+backchannel provider. Registered like every kind, so `vgmigrate rollback --run <idp_fix run>`
+undoes them.
 
 Their step ids share the prefix "idp." so a rollback treats them as one group, undone newest
 first: the application before the provider it points at.
@@ -10,23 +9,25 @@ first: the application before the provider it points at.
 The SCIM token a new provider carries is never journaled: the request journaled has no `token`.
 """
 
-from .authentik import idp_of
+from ..idp.base import idp_of
+from ..errors import AuthentikError
+from ..http import same_url
+from .base import StepKind, make_step, register
+from ..runs import PENDING
 
 
-class _IdpStep:
-    kind = ""
-    label = ""
-    makes_group = False
+class _IdpStep(StepKind):
     in_cloudflare_audit_log = False  # sent to Authentik
 
     def transport(self, client):
         return idp_of(client)
 
     def prepare(self, apply, step, request, prior):
-        return request, prior["inverse"] if prior and prior["status"] == "pending" else step.get("inverse")
+        return request, prior["inverse"] if prior and prior["status"] == PENDING else step.get("inverse")
 
-    def journaled(self, value, request):
-        return value
+    @classmethod
+    def build(cls, sid, target, request, inverse=None):
+        return make_step(sid, cls.kind, target, request, inverse)
 
 
 class CreateScimProvider(_IdpStep):
@@ -48,8 +49,6 @@ class CreateScimProvider(_IdpStep):
 
     @staticmethod
     def find(idp, request):
-        from .idp import same_url
-
         return next((p for p in idp.scim_providers() if same_url(p.get("url"), request["url"]) and p.get("name") == request["name"]), None)
 
     def reconcile(self, client, request, live, fresh):
@@ -57,9 +56,6 @@ class CreateScimProvider(_IdpStep):
         return found["pk"] if found else None
 
     def undo(self, job, action):
-        from .errors import AuthentikError
-        from .idp import same_url
-
         idp = idp_of(job.client)
         request = action["request"]
         try:
@@ -160,4 +156,4 @@ def secret_free(value, secret):
     return value
 
 
-IDP_KINDS = {k.kind: k for k in (CreateScimProvider(), CreateApplication(), AttachBackchannelProvider())}
+register(CreateScimProvider(), CreateApplication(), AttachBackchannelProvider())

@@ -1,263 +1,25 @@
-"""One class per kind of plan step: what it sends, where, how to tell it already happened, how to
-undo it, and what to call it. The executor and rollback are loops over these; nothing else
-dispatches on a step's kind.
+"""IdP-mode step kinds: the group lives in the IdP, which pushes it to Cloudflare over SCIM, and
+the cutover's and its rollback's changes to the old CF- groups there.
 
-Every method takes the CloudflareClient, so the method and path written to the journal are built
-by the same code that sends the call. IdP-mode kinds reach Authentik through `client.idp`.
+Cloudflare locks a SCIM group's name, members and deletion to the IdP, so vgmigrate writes the
+group and its members in the IdP and only the policy in Cloudflare. These kinds reach the IdP
+through `idp_of(client)`.
 """
 
 import time
 
-from . import iam
-from .authentik import idp_of
-
-from .errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
-from .legacy import legacy_left, removals_of
-from .waiting import wait_until
+from .. import iam
+from ..idp.base import idp_of
+from ..errors import CloudflareError, OutcomeUnknown, SyncError, VgmigrateError
+from ..legacy import legacy_left
+from ..waiting import wait_until
+from .api import AdoptUserGroup
+from .base import StepFailed, StepKind, make_step, plan_group_of, register, user_group_or_none
+from ..runs import DONE, PENDING
 
 # Seconds (at most a quarter of the sync timeout) a pushed group may take before vgmigrate looks
 # for it in Cloudflare unlinked (see SyncIdpGroup.link_orphan).
 LINK_GRACE = 10.0
-
-
-# Plan steps that belong to no single plan group: undone after every group is.
-SHARED_STEPS = ("rg", "scope")
-
-
-def plan_group_of(step_id):
-    """The plan group a step belongs to ("g001" for "g001.members"), None for a shared step."""
-    return None if step_id in SHARED_STEPS else step_id.split(".")[0]
-
-
-class StepKind:
-    kind = ""
-    label = ""  # what the step does, for reports
-    makes_group = False  # its object id is the plan group's Cloudflare User Group
-    in_cloudflare_audit_log = True  # its calls (and its undo's) go to Cloudflare, which logs them
-
-    def transport(self, client):
-        """The client whose last response the journal records (status, cf-ray)."""
-        return client
-
-    def added_members(self, request):
-        """Member ids this step puts into a User Group (and so gives its role)."""
-        return []
-
-    def already_done(self, client, request, err):
-        """The object id when `err` refuses the call because an earlier attempt of this same run
-        already did it (sent by a process that was killed, and landed late); else None. Only a
-        kind that can tell its own objects from anyone else's says so."""
-        return None
-
-    def journaled(self, value, request):
-        """What the journal may keep of this step's request, answer or error (a secret it sends stays out)."""
-        return value
-
-    def prepare(self, apply, step, request, prior):
-        """(request to send, inverse to journal), just before the call. A pending row keeps the
-        inverse recorded before its first attempt."""
-        return request, prior["inverse"] if prior and prior["status"] == "pending" else dict(step["inverse"])
-
-    def endpoint(self, client, request):
-        """(method, path) of the call, as the journal records it."""
-        raise NotImplementedError
-
-    def send(self, client, request):
-        raise NotImplementedError
-
-    def object_id(self, request, result):
-        """The id of the object the step created or changed."""
-        raise NotImplementedError
-
-    def reconcile(self, client, request, live, fresh):
-        """Did an earlier attempt of this step take effect? The object id if so, else None.
-        live: {"groups", "rgs"} read when the run started; fresh: read again now instead."""
-        raise NotImplementedError
-
-    def undo(self, job, action):
-        """Undo one journaled action of this kind through the rollback `job`."""
-        raise NotImplementedError
-
-
-class CreateResourceGroup(StepKind):
-    kind = "create_resource_group"
-    label = "create resource group"
-
-    def endpoint(self, client, request):
-        return "POST", client.resource_groups_path()
-
-    def send(self, client, request):
-        return client.create_resource_group(request["name"], request["scope"]["key"], [o["key"] for o in request["scope"]["objects"]])
-
-    def object_id(self, request, result):
-        return result["id"]
-
-    def reconcile(self, client, request, live, fresh):
-        found = self._find(client.resource_groups(name=request["name"]) if fresh else live["rgs"], request, client.account_id)
-        return found["id"] if found else None
-
-    @staticmethod
-    def _find(resource_groups, request, account_id):
-        """The account-wide resource group this step made: account-wide, with the name it gave.
-        A domain-scoped group has the same scope key and is never taken for it."""
-        for rg in resource_groups:
-            if iam.is_account_wide(rg, account_id) and iam.name_key(rg.get("name")) == iam.name_key(request["name"]):
-                return rg
-        return None
-
-    def undo(self, job, action):
-        rg_id = action["object_id"]
-        if rg_id is None:  # the create's answer was lost: look for what it would have made
-            found = self._find(job.live_rgs.values(), action["request"], job.client.account_id)
-            rg_id = found["id"] if found else None
-        if rg_id is None or rg_id not in job.live_rgs:
-            return job.mark(action, "already gone")
-        users = [
-            g["name"] for g in job.live_groups.values()
-            if g["id"] not in job.deleted_groups
-            and any(rg["id"] == rg_id for p in g.get("policies") or [] for rg in p.get("resource_groups") or [])
-        ]
-        if users:
-            return job.leave(action, f"resource group {rg_id} left in place: still used by {', '.join(sorted(users)[:5])}")
-        job.call(action, "DELETE", job.client.resource_group_path(rg_id), lambda: job.client.delete_resource_group(rg_id),
-                 f"delete resource group {rg_id}")
-
-
-class CreateUserGroup(StepKind):
-    kind = "create_user_group"
-    label = "create User Group with its policy"
-    makes_group = True
-
-    def endpoint(self, client, request):
-        return "POST", client.user_groups_path()
-
-    def send(self, client, request):
-        return client.create_user_group(request["name"], request["policies"])
-
-    def object_id(self, request, result):
-        return result["id"]
-
-    def reconcile(self, client, request, live, fresh):
-        found = self.find(client.user_groups(name=request["name"]) if fresh else live["groups"], request)
-        return found["id"] if found else None
-
-    @staticmethod
-    def find(groups, request):
-        """The live group a create made: its name, with exactly the policies it was given."""
-        for g in groups:
-            if iam.name_key(g["name"]) == iam.name_key(request["name"]) and iam.same_policies(g.get("policies"), request["policies"]):
-                return g
-        return None
-
-    def undo(self, job, action):
-        if action["object_id"]:
-            group = job.live_groups.get(action["object_id"])
-        else:  # the create's answer was lost: look it up by name and policies
-            group = self.find(job.live_groups.values(), action["request"])
-        if group is None:
-            return job.mark(action, "already gone")
-        changed = not iam.same_policies(group.get("policies"), action["request"]["policies"])
-        member_actions = job.members_actions(group["id"])
-        added = {m for a in member_actions for m in a["request"]["members"]}
-        extra = {m["id"] for m in job.client.user_group_members(group["id"])} - added
-        if (changed or extra) and not job.force:
-            why = "its policies changed" if changed else f"{len(extra)} member(s) were added by someone else"
-            return job.leave(action, f"User Group {group['name']!r} ({group['id']}) left in place: {why}; use --force to delete it anyway")
-        job.call(action, "DELETE", job.client.user_group_path(group["id"]), lambda: job.client.delete_user_group(group["id"]),
-                 f"delete User Group {group['name']!r}")
-        job.deleted_groups.add(group["id"])
-        for members_action in member_actions:
-            job.mark(members_action, "removed with the group")
-
-
-class AdoptUserGroup(StepKind):
-    """Add the migrated policy to an existing User Group (PUT replaces the whole policy set, so the
-    request carries the group's earlier policies, with their ids, and the new one)."""
-
-    kind = "adopt_user_group"
-    label = "add policy to existing User Group"
-
-    def endpoint(self, client, request):
-        return "PUT", client.user_group_path(request["id"])
-
-    def send(self, client, request):
-        return client.update_user_group(request["id"], policies=request["policies"])
-
-    def object_id(self, request, result):
-        return request["id"]
-
-    def reconcile(self, client, request, live, fresh):
-        current = client.user_group(request["id"])
-        return request["id"] if iam.same_policies(current.get("policies"), request["policies"]) else None
-
-    def undo(self, job, action):
-        gid = action["request"]["id"]
-        live = job.live_groups.get(gid)
-        prior = action["inverse"]["policies"]
-        if live is None:
-            return job.mark(action, "group already gone")
-        if iam.same_policies(live.get("policies"), prior):
-            return job.mark(action, "already restored")
-        if not iam.same_policies(live.get("policies"), action["request"]["policies"]) and not job.force:
-            return job.leave(action, f"policies of User Group {live['name']!r} changed since the run; use --force to restore them anyway")
-        job.call(action, "PUT", job.client.user_group_path(gid), lambda: job.client.update_user_group(gid, policies=prior),
-                 f"restore the policies of User Group {live['name']!r}")
-        live["policies"] = prior  # so the resource group check sees the restored set
-
-
-class AddMembers(StepKind):
-    kind = "add_members"
-    label = "add members"
-
-    def added_members(self, request):
-        return request["members"]
-
-    def prepare(self, apply, step, request, prior):
-        """Send only the members not in the group yet, and record the membership found before the
-        first attempt so rollback restores it exactly. A group this run created starts empty and is
-        deleted whole on rollback, so it needs no read."""
-        group = request["group"]
-        if prior and prior["status"] == "pending":  # the first attempt may have added some already
-            inverse = prior["inverse"]
-            present = {m["id"] for m in apply.client.user_group_members(group)}
-        elif group in apply.created_here:
-            inverse, present = {"kind": "covered_by_delete", "group": group}, set()
-        else:
-            present = {m["id"] for m in apply.client.user_group_members(group)}
-            inverse = {"kind": "restore_members", "group": group, "members": sorted(present)}
-        return {**request, "members": [m for m in request["members"] if m not in present]}, inverse
-
-    def endpoint(self, client, request):
-        return "POST", client.user_group_members_path(request["group"])
-
-    def send(self, client, request):
-        return client.add_user_group_members(request["group"], request["members"])
-
-    def object_id(self, request, result):
-        return request["group"]
-
-    def reconcile(self, client, request, live, fresh):
-        present = {m["id"] for m in client.user_group_members(request["group"])}
-        return request["group"] if set(request["members"]) <= present else None
-
-    def undo(self, job, action):
-        inverse = action["inverse"] or {}
-        group_id = action["request"]["group"]
-        if inverse.get("kind") == "covered_by_delete":
-            if group_id not in job.live_groups:  # deleted by an earlier, interrupted rollback
-                return job.mark(action, "removed with the group")
-            return  # undone when its group is deleted (the create is older, so it comes next)
-        if group_id not in job.live_groups:
-            return job.mark(action, "group already gone")
-        prior = set(inverse["members"])
-        live = {m["id"] for m in job.client.user_group_members(group_id)}
-        if live == prior:
-            return job.mark(action, "already restored")
-        if live != prior | set(action["request"]["members"]) and not job.force:
-            return job.leave(action, f"membership of User Group {group_id} changed since the run; use --force to restore it anyway")
-        job.call(action, "PUT", job.client.user_group_members_path(group_id),
-                 lambda: job.client.replace_user_group_members(group_id, sorted(prior)),
-                 f"restore the {len(prior)} earlier member(s) of User Group {action['target']!r}")
 
 
 class AttachIdpPolicy(AdoptUserGroup):
@@ -266,9 +28,17 @@ class AttachIdpPolicy(AdoptUserGroup):
 
     kind = "attach_idp_policy"
     label = "attach the policy to the synced User Group"
+    vgmigrate_manages = False  # the IdP owns the group; vgmigrate only its policy
+    grants_to = "group"  # the plan group's members, whom the IdP put there
+
+    @classmethod
+    def build(cls, sid, name, policy, rg_exists):
+        after = [f"{sid}.sync"] + ([] if rg_exists else ["rg"])
+        return make_step(f"{sid}.policy", cls.kind, name, {"id": f"${sid}.sync", "policies": [policy]},
+                         {"kind": "restore_policies"}, after, group=sid)
 
     def prepare(self, apply, step, request, prior):
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             before = prior["inverse"]["policies"]
         else:
             before = iam.write_policies(apply.client.user_group(request["id"]).get("policies"))
@@ -280,9 +50,6 @@ class AttachIdpPolicy(AdoptUserGroup):
         return request["id"] if {iam.policy_key(p) for p in request["policies"]} <= current else None
 
 
-# --- IdP mode: the group lives in Authentik, which pushes it to Cloudflare over SCIM ----------------
-# Cloudflare locks a SCIM group's name, members and deletion to the IdP, so vgmigrate writes the
-# group and its members in Authentik and only the policy in Cloudflare.
 
 
 class IdpStep(StepKind):
@@ -297,6 +64,14 @@ class IdpStep(StepKind):
 class CreateIdpGroup(IdpStep):
     kind = "create_idp_group"
     label = "create Authentik group with its members"
+
+    @classmethod
+    def build(cls, sid, name, users, marker):
+        return make_step(sid, cls.kind, name, {"name": name, "users": users, "attributes": {"vgmigrate": marker}},
+                         {"kind": "delete_idp_group"}, group=sid)
+
+    def describe(self, step):
+        return f"{self.label} ({len(step['request']['users'])})"
 
     def prepare(self, apply, step, request, prior):
         # The group carries the run that made it, so a late copy of its create is told from another
@@ -343,7 +118,7 @@ class CreateIdpGroup(IdpStep):
         if synced and synced["object_id"] and not job.dry_run:
             # Authentik pushes the DELETE from its worker, later: wait for it.
             gid = synced["object_id"]
-            left = wait_until(lambda: (_user_group_or_none(job.client, gid) is None, gid), idp.sync_timeout,
+            left = wait_until(lambda: (user_group_or_none(job.client, gid) is None, gid), idp.sync_timeout,
                               f"Cloudflare to delete User Group {group['name']!r}")
             if left:
                 job.leave(action, f"User Group {group['name']!r} ({gid}) is still in Cloudflare {idp.sync_timeout:g} s after its Authentik "
@@ -358,8 +133,13 @@ class ScopeIdpGroups(IdpStep):
     kind = "scope_idp_groups"
     label = "add groups to the Authentik SCIM provider's sync scope"
 
+    @classmethod
+    def build(cls, provider, creates):
+        return make_step("scope", cls.kind, provider["name"], {"provider": provider["pk"], "add": [f"${c['id']}" for c in creates]},
+                         {"kind": "restore_group_filters"}, [c["id"] for c in creates])
+
     def prepare(self, apply, step, request, prior):
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             before = prior["inverse"]["group_filters"]
         else:
             before = list(idp_of(apply.client).scim_provider(request["provider"]).get("group_filters") or [])
@@ -409,6 +189,12 @@ class SyncIdpGroup(IdpStep):
     kind = "sync_idp_group"
     label = "sync the group to Cloudflare and wait for it"
     makes_group = True
+    adds_members = True
+
+    @classmethod
+    def build(cls, sid, name, provider_pk, member_ids, scoped):
+        return make_step(f"{sid}.sync", cls.kind, name, {"provider": provider_pk, "group": f"${sid}", "name": name, "members": member_ids},
+                         {"kind": "deleted_with_idp_group"}, [sid] + (["scope"] if scoped else []), group=sid)
 
     def added_members(self, request):
         return request["members"]
@@ -453,8 +239,8 @@ class SyncIdpGroup(IdpStep):
     def link_orphan(client, request):
         """Before 2026.2 Authentik never adopts a group that already exists in Cloudflare, so a push
         whose answer was lost leaves the group there unlinked and every later push of it fails with
-        a 409. That group carries this Authentik group's uuid as its externalId: it is this one's,
-        so link it, as Authentik 2026.2 would. True if a link was made."""
+        a 409. That group carries this IdP group's uuid as its externalId: it is this one's, so
+        link it, as Authentik 2026.2 would. True if a link was made."""
         idp = idp_of(client)
         if idp.scim_group_links(request["provider"], request["group"]):
             return False
@@ -471,7 +257,7 @@ class SyncIdpGroup(IdpStep):
         planned member; else None."""
         links = idp_of(client).scim_group_links(request["provider"], request["group"])
         scim_id = next((link.get("scim_id") for link in links if link.get("scim_id")), None)
-        if not scim_id or _user_group_or_none(client, scim_id) is None:
+        if not scim_id or user_group_or_none(client, scim_id) is None:
             return None
         present = {m["id"] for m in client.user_group_members(scim_id)}
         return scim_id if set(request["members"]) <= present else None
@@ -493,9 +279,15 @@ class RemoveIdpMembers(IdpStep):
     kind = "remove_idp_members"
     label = "remove migrated members from the CF- group in Authentik"
 
+    @classmethod
+    def build(cls, sid, old_group, user_pks, emails, member_ids):
+        """member_ids: the account members leaving, so waiting for Cloudflare reads only them."""
+        request = {"group": old_group["pk"], "remove": sorted(user_pks), "emails": emails, "members": sorted(member_ids)}
+        return make_step(sid, cls.kind, old_group["name"], request, {"kind": "restore_idp_members"}, group=sid)
+
     def prepare(self, apply, step, request, prior):
         # PATCH `users` replaces the whole list: read it just before, and keep it for rollback.
-        if prior and prior["status"] == "pending":
+        if prior and prior["status"] == PENDING:
             before = prior["inverse"]["users"]
         else:
             before = sorted(idp_of(apply.client).group(request["group"], include_users=False).get("users") or [])
@@ -567,10 +359,12 @@ class DeleteIdpGroup(IdpStep):
     kind = "delete_idp_group"
     label = "delete the emptied CF- group in Authentik"
 
-    def prepare(self, apply, step, request, prior):
-        from .executor import StepFailed  # the executor imports this module
+    @classmethod
+    def build(cls, remove_sid, name, request, after):
+        return make_step(f"{remove_sid}.delete", cls.kind, name, request, {"kind": "recreate_idp_group"}, after, group=remove_sid)
 
-        if prior and prior["status"] == "pending":
+    def prepare(self, apply, step, request, prior):
+        if prior and prior["status"] == PENDING:
             return request, prior["inverse"]
         idp = idp_of(apply.client)
         group = idp.group(request["group"], include_users=False)
@@ -582,7 +376,7 @@ class DeleteIdpGroup(IdpStep):
         # Its members before the cutover: the remove step of the same plan group journaled them
         # just before emptying it (this run), else an earlier cutover run did (`users_before`).
         removed = next((a for a in apply.inv.actions(apply.run_id, response=False)
-                        if a["kind"] == RemoveIdpMembers.kind and a["status"] == "done" and a["step"] == plan_group_of(step["id"])), None)
+                        if a["kind"] == RemoveIdpMembers.kind and a["status"] == DONE and a["step"] == plan_group_of(step["id"])), None)
         users = removed["inverse"]["users"] if removed else request.get("users_before")
         if users is None:
             raise StepFailed(f"Authentik group {step['target']!r} was not deleted: its earlier members are not in the journal")
@@ -680,45 +474,17 @@ def refuse_cleanup(client, provider_pk, group_filters, doing, StepError=None):
     would leave one out."""
     victims = idp_of(client).cleanup_victims(provider_pk, group_filters)
     if victims:
-        from .executor import StepFailed  # the executor imports this module
-
         raise (StepError or StepFailed)(
             f"{doing} would make Authentik delete {len(victims)} group(s) in Cloudflare ({', '.join(repr(v) for v in victims[:3])}): "
             "they are linked to Cloudflare but not in the provider's group_filters, and this Authentik deletes such groups on every "
             "save of the provider. Add them to its Group filters first (`vgmigrate idp check` lists them), then run again")
 
 
-def _user_group_or_none(client, gid):
-    try:
-        return client.user_group(gid)
-    except CloudflareError as err:
-        if err.status == 404:
-            return None
-        raise
+
+def removals_of(inventory, plan_id):
+    """The removals from CF- groups that this plan's cutovers made and no rollback undid."""
+    return [a for run in inventory.runs("cutover") if run["plan_id"] == plan_id
+            for a in inventory.actions(run["id"], response=False) if a["kind"] == RemoveIdpMembers.kind and a["status"] == DONE]
 
 
-from .idp_steps import IDP_KINDS  # noqa: E402  (`idp check --fix`: create/attach the SCIM provider and application)
-
-KINDS = {
-    k.kind: k
-    for k in (
-        CreateResourceGroup(), CreateUserGroup(), AdoptUserGroup(), AddMembers(),
-        CreateIdpGroup(), ScopeIdpGroups(), SyncIdpGroup(), AttachIdpPolicy(), RemoveIdpMembers(), DeleteIdpGroup(), *IDP_KINDS.values(),
-    )
-}
-CREATES_POLICY = frozenset({CreateUserGroup.kind, AdoptUserGroup.kind, AttachIdpPolicy.kind})
-
-
-def in_cloudflare_audit_log(journal_kind):
-    """Does Cloudflare's account audit log record the call of this journal row's kind (a step's
-    kind, or `undo_<kind>` for a rollback's call)? A kind this vgmigrate does not know: yes."""
-    kind = KINDS.get(journal_kind.removeprefix("undo_")) if journal_kind else None
-    return kind is None or kind.in_cloudflare_audit_log
-
-
-def kind_of(step_or_action):
-    """The StepKind of a plan step or journal row; a kind this vgmigrate does not know is refused."""
-    kind = KINDS.get(step_or_action["kind"])
-    if kind is None:
-        raise VgmigrateError(f"unknown step kind {step_or_action['kind']!r}; this plan or journal was made by another vgmigrate")
-    return kind
+register(CreateIdpGroup(), ScopeIdpGroups(), SyncIdpGroup(), AttachIdpPolicy(), RemoveIdpMembers(), DeleteIdpGroup())

@@ -16,21 +16,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from . import iam
-from .authentik import DEFAULT_GROUP_MAPPING, log_lines, version_at_least, version_tuple
-from .errors import AuthentikError, CloudflareError, TokenError, UsageProblem, VgmigrateError
-from .executor import JournaledRun
-from .findings import Finding, sort_findings
-from .http import HttpClient, NetworkError, RateLimiter
-from .waiting import wait_until
+from .. import iam
+from ..errors import AuthentikError, CloudflareError, TokenError, UsageProblem, VgmigrateError
+from ..executor import JournaledRun
+from ..findings import Finding, sort_findings
+from ..http import HttpClient, NetworkError, RateLimiter, same_url
+from ..steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, kind_of
+from ..waiting import wait_until
+from .authentik import DEFAULT_GROUP_MAPPING, NEWEST_KNOWN, behaviours, log_lines, version_at_least, version_tuple
+from ..runs import DONE
 
 APP_SLUG = "cloudflare-dashboard"
 APP_NAME = "Cloudflare dashboard"
 PROVIDER_NAME = "Cloudflare SCIM"
 DEFAULT_USER_MAPPING = "goauthentik.io/providers/scim/user"
 MAX_ERROR_LINES = 10
-# Released versions the checks know; a newer one may delete out-of-scope groups (notes: main after 2026.8).
-NEWEST_KNOWN = "2026.8"
 
 
 # --- facts (read by `gather`) ----------------------------------------------------------------
@@ -59,30 +59,6 @@ class Facts:
 
     def as_json(self):
         return asdict(self)
-
-
-def behaviours(version):
-    """What this Authentik version can do, per the notes' version table (unknown: assume current)."""
-    return {
-        "single_object_sync": version_at_least(version, "2024.8"),  # plan --mode idp needs it
-        "tasks_api": version_at_least(version, "2025.8"),  # else task messages come with the sync status
-        "group_filters": version_at_least(version, "2026.2"),  # else every group syncs
-        "token_readable": not (version is not None and version_at_least(version, "2026.8")),
-    }
-
-
-def same_url(a, b):
-    """Equal URLs, ignoring trailing slashes, the host's case and a default port."""
-
-    def key(url):
-        parts = urlsplit(str(url or "").strip())
-        host = (parts.hostname or "").lower()
-        port = parts.port
-        if port and not ((parts.scheme == "https" and port == 443) or (parts.scheme == "http" and port == 80)):
-            host = f"{host}:{port}"
-        return parts.scheme.lower(), host, parts.path.rstrip("/"), parts.query
-
-    return bool(a) and key(a) == key(b)
 
 
 def _public(provider):
@@ -209,7 +185,7 @@ def _default_mappings(ak):
     """The built-in user and group mappings a new provider needs (without mappings nothing is sent)."""
     found = {}
     for key, managed in (("user", DEFAULT_USER_MAPPING), ("group", DEFAULT_GROUP_MAPPING)):
-        mappings = _optional(lambda managed=managed: list(ak._pages("/propertymappings/provider/scim/", {"managed": managed}))) or []
+        mappings = _optional(lambda managed=managed: ak.scim_mappings(managed)) or []
         match = next((m for m in mappings if m.get("managed") == managed), None)
         if match:
             found[key] = match.get("pk")
@@ -406,7 +382,7 @@ def render(report: Report) -> str:
 @dataclass
 class FixStep:
     id: str
-    kind: str  # a StepKind in idp_steps
+    kind: str  # a step kind in steps.setup
     target: str
     request: dict  # "$idp.provider" stands for the pk of the provider that step creates
     inverse: dict | None
@@ -432,7 +408,7 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
         scope = (f"syncing the {len(facts.cf_groups)} CF- group(s), whose members in Cloudflare then follow Authentik "
                  "(`vgmigrate scan --source authentik` shows where they differ now)" if "group_filters" in request
                  else "syncing EVERY group (this Authentik has no group_filters)")
-        steps.append(FixStep("idp.provider", "create_scim_provider", PROVIDER_NAME, request, None,
+        steps.append(FixStep("idp.provider", CreateScimProvider.kind, PROVIDER_NAME, request, None,
                              f"create SCIM provider {PROVIDER_NAME!r} -> {facts.expected_url}, {scope}"))
         pk = "$idp.provider"
     else:
@@ -444,13 +420,13 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
         if application and app is None:
             raise UsageProblem(f"no Authentik application with slug {application!r}; leave out --application to create {APP_SLUG!r}")
         if app is None:
-            steps.append(FixStep("idp.application", "create_application", slug,
+            steps.append(FixStep("idp.application", CreateApplication.kind, slug,
                                  {"name": APP_NAME, "slug": slug, "backchannel_providers": [pk]}, None,
                                  f"create application {slug!r} with the provider as its backchannel provider "
                                  "(with no policy bindings, every Authentik user is in the provider's user scope)"))
         else:
             prior = list(app["backchannel_providers"])
-            steps.append(FixStep("idp.attach", "attach_backchannel_provider", slug,
+            steps.append(FixStep("idp.attach", AttachBackchannelProvider.kind, slug,
                                  {"slug": slug, "provider": pk, "backchannel_providers": prior + [pk]}, {"backchannel_providers": prior},
                                  f"attach the provider to application {slug!r} as a backchannel provider"))
     if provider is not None:
@@ -470,11 +446,11 @@ def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
     the next check shows the new set-up's status rather than the failures from before (a sync
     changes no setting, so it is not journaled). Returns (run id, [description of each step done]);
     a one-line error at the first step that fails."""
-    ordered = [{"id": s.id, "kind": s.kind, "target": s.target, "request": s.request, "inverse": s.inverse,
-                "after": [steps[n - 1].id] if n else []} for n, s in enumerate(steps)]
+    ordered = [{**kind_of(s.__dict__).build(s.id, s.target, s.request, s.inverse), "after": [steps[n - 1].id] if n else []}
+               for n, s in enumerate(steps)]
     fix = IdpFix(cf_client, inventory, ordered)
     result = fix.run()
-    if result.status != "done":
+    if result.status != DONE:
         raise VgmigrateError(f"idp fix run {result.run_id} stopped: {result.message}")
     done = [s.description for s in steps]
     provider_pk = fix.ids.get("idp.provider", provider_pk)
@@ -495,70 +471,3 @@ def _sync_finished(status, before):
     ended = (status.get("last_successful_sync"), status.get("last_sync_status"))
     return not status.get("is_running") and status.get("last_sync_status") is not None and (
         ended != (before.get("last_successful_sync"), before.get("last_sync_status")) or before.get("is_running"))
-
-
-# --- the IdP-managed path: what planning and apply read of Authentik ---------------------------
-
-
-def sync_scope(provider, version):
-    """"listed": only `group_filters` groups sync; "all": the filter is empty, every group syncs;
-    "every group": the version has no group filter at all."""
-    if "group_filters" not in provider and not behaviours(version)["group_filters"]:
-        return "every group"
-    return "listed" if provider.get("group_filters") else "all"
-
-
-def plan_facts(idp, cloudflare):
-    """What `plan --mode idp` needs of Authentik, read before planning (the planner makes no
-    calls): the version, the SCIM provider serving this account, its sync scope, the users it has
-    pushed to Cloudflare and the group names taken. A one-line error when Authentik cannot carry
-    the IdP-managed path."""
-    version = idp.version()
-    scim_url = cloudflare.scim_url()
-    provider = next((p for p in idp.scim_providers() if same_url(p.get("url"), scim_url)), None)
-    if provider is None:
-        raise VgmigrateError(f"no Authentik SCIM provider points at {scim_url}; `vgmigrate idp check --fix` creates one")
-    if not provider.get("assigned_backchannel_application_slug"):
-        raise VgmigrateError(f"Authentik SCIM provider {provider['name']!r} is not attached to an application, so it syncs nothing; "
-                             "`vgmigrate idp check --fix` attaches it")
-    if not behaviours(version)["single_object_sync"]:
-        raise VgmigrateError(f"Authentik {version} cannot sync one group on demand (needs 2024.8 or later); upgrade it or use --mode api")
-    if provider.get("dry_run"):
-        raise VgmigrateError(f"Authentik SCIM provider {provider['name']!r} is in dry-run mode: nothing would reach Cloudflare; turn it off first")
-    users = {}
-    for link in idp.scim_user_links(provider["pk"]):
-        user = link.get("user_obj") or {}
-        email = user.get("email") or user.get("username")
-        if email and link.get("user") is not None:
-            users[iam.email_key(email)] = link["user"]
-    return {
-        "url": idp.http.base_url,
-        "version": version,
-        "provider": provider,
-        "scope": sync_scope(provider, version),
-        "users": users,
-        "group_names": [g["name"] for g in idp.groups(include_users=False)],
-    }
-
-
-def stale_reasons(plan, idp, ours):
-    """What moved in Authentik since an idp-mode plan was made. ours: name keys of the groups this
-    plan's journal already made."""
-    expected = plan["expected"]["idp_provider"]
-    try:
-        provider = idp.scim_provider(expected["pk"])
-    except VgmigrateError as err:
-        if getattr(err, "status", None) == 404:
-            return [f"Authentik SCIM provider {expected['pk']} is gone"]
-        raise
-    reasons = []
-    if not same_url(provider.get("url"), plan["idp"]["provider"]["url"]):
-        reasons.append(f"Authentik SCIM provider {provider['name']!r} now points at {provider.get('url')}")
-    if sync_scope(provider, plan["idp"]["version"]) != plan["idp"]["scope"]:
-        # Adding groups to an emptied filter would shrink the scope from every group to just these.
-        reasons.append(f"the sync scope of Authentik SCIM provider {provider['name']!r} changed")
-    live = {iam.name_key(g["name"]) for g in idp.groups(include_users=False)}
-    for name in plan["expected"]["idp_absent_names"]:
-        if iam.name_key(name) in live and iam.name_key(name) not in ours:
-            reasons.append(f"an Authentik group named {name!r} now exists")
-    return reasons
