@@ -290,15 +290,20 @@ def test_fix_creates_provider_and_application_without_journaling_the_token(tmp_p
         result = vgmigrate(cf, ak, db, "idp", "check", "--fix", "--yes", expect=2)
         assert "CLOUDFLARE_SCIM_TOKEN" in result.output and not ak_writes(ak)
 
-        # A new provider has no link to the CF- groups another one pushed: the check after says so.
-        result = vgmigrate(cf, ak, db, "idp", "check", "--fix", "--yes", CLOUDFLARE_SCIM_TOKEN=cf.token, expect=1)
-        assert "error    cf_group_not_linked: 8 CF- group(s) have no link to Cloudflare" in result.output
+        # A new provider has no link to the CF- groups another one pushed: the fix links each to the
+        # Cloudflare group of the same name, so a cutover's removals reach them.
+        result = vgmigrate(cf, ak, db, "idp", "check", "--fix", "--yes", CLOUDFLARE_SCIM_TOKEN=cf.token)
+        assert "cf_group_not_linked" not in result.output
         run_id = result.output.split("undo with: vgmigrate rollback --run ")[1].split()[0]
         providers = list(ak.state.providers.values())
         assert [p["url"] for p in providers] == [f"{cf.base_url}/accounts/{cf.account_id}/scim/v2"]
         assert ak.state.applications["cloudflare-dashboard"]["backchannel_providers"] == [providers[0]["pk"]]
         journal = sqlite3.connect(db).execute("select kind, request, response from actions where run_id = ?", [run_id]).fetchall()
-        assert [row[0] for row in journal] == ["create_scim_provider", "create_application"]
+        assert [row[0] for row in journal] == ["create_scim_provider", "create_application"] + ["link_cf_group"] * 8
+        linked = {link["group"]: link["scim_id"] for link in ak.state.group_links.values()}
+        system = {g["displayName"]: gid for gid, g in cf.state.scim_groups.items()}
+        named = {ak.state.groups[g]["name"]: i for g, i in linked.items()}
+        assert len(named) == 8 and all(system[name] == scim_id for name, scim_id in named.items())
         assert cf.token not in db.read_bytes().decode("latin-1")
 
         vgmigrate(cf, ak, db, "rollback", "--run", run_id, "--yes")
@@ -320,3 +325,23 @@ def test_fix_and_check_on_older_versions(tmp_path, version, codes_expected):
         report = json.loads(vgmigrate(cf, ak, tmp_path / "inv.db", "idp", "check", "--json").stdout)
         assert {f["code"] for f in report["findings"]} == codes_expected
         assert report["sync_status"]["last_sync_status"] in ("done", "info")
+
+
+def test_cf_groups_the_provider_never_linked_are_found_and_linked_by_fix(tmp_path):
+    """The provider did not push these CF- groups (another one did, before end of life), and
+    Authentik neither discovers nor adopts them: a cutover could not reach them. --fix links each
+    to the Cloudflare group of the same name; its rollback unlinks them."""
+    db = tmp_path / "inv.db"
+    with pair(linked=False) as (cf, ak):
+        found = vgmigrate(cf, ak, db, "idp", "check", "--json", expect=1)
+        report = json.loads(found.stdout)
+        assert [f["code"] for f in report["findings"] if f["severity"] == "error"] == ["cf_group_not_linked"]
+        fixed = vgmigrate(cf, ak, db, "idp", "check", "--fix", "--yes")  # the check after the fix passes
+        assert "cf_group_not_linked" not in fixed.output.split("undo with: vgmigrate rollback --run ")[1]
+        system = {g["displayName"]: gid for gid, g in cf.state.scim_groups.items()}
+        cf_groups = {g["pk"]: g["name"] for g in ak.state.groups.values() if g["name"].upper().startswith("CF-")}
+        links = {link["group"]: link["scim_id"] for link in ak.state.group_links.values() if link["group"] in cf_groups}
+        assert len(links) == len(cf_groups) and all(system[cf_groups[g]] == i for g, i in links.items())
+        run_id = fixed.output.split("undo with: vgmigrate rollback --run ")[1].split()[0]
+        vgmigrate(cf, ak, db, "rollback", "--run", run_id, "--yes")
+        assert not [link for link in ak.state.group_links.values() if link["group"] in cf_groups]

@@ -16,12 +16,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlsplit
 
-from .. import iam
 from ..errors import AuthentikError, CloudflareError, TokenError, UsageProblem, VgmigrateError
 from ..executor import JournaledRun
 from ..findings import Finding, sort_findings
 from ..http import HttpClient, NetworkError, RateLimiter, same_url
-from ..steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, kind_of
+from ..names import looks_like_virtual_group
+from ..steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup, kind_of
 from ..waiting import wait_until
 from .authentik import DEFAULT_GROUP_MAPPING, NEWEST_KNOWN, behaviours, log_lines, version_at_least, version_tuple
 from ..runs import DONE
@@ -55,6 +55,7 @@ class Facts:
     custom_group_mappings: list = field(default_factory=list)  # names
     default_mappings: dict = field(default_factory=dict)  # {"user": pk, "group": pk} for a new provider
     unlinked: list = field(default_factory=list)  # names of CF- groups with no link to Cloudflare through the provider
+    cloudflare_ids: dict = field(default_factory=dict)  # CF- group name -> Cloudflare SCIM group id (read when links are missing)
     cleanup_victims: list | None = None  # names of linked groups a provider save would delete (2026.2.2+); None: no cleanup
 
     def as_json(self):
@@ -109,6 +110,7 @@ def gather(cf_client, ak, *, check_token=True, token_http_kwargs=None):
     facts.cf_groups = [{"pk": g.get("pk"), "name": g.get("name")} for g in cf_groups]
     facts.default_mappings = _default_mappings(ak)
     if not matches:
+        facts.cloudflare_ids = _cloudflare_ids(cf_client) if facts.cf_groups else {}  # what --fix would link
         return facts
     provider = matches[0]
     facts.provider = _public(provider)
@@ -135,6 +137,8 @@ def gather(cf_client, ak, *, check_token=True, token_http_kwargs=None):
         lines += log_lines(task.get("logs") or [])
     linked = {str(link.get("group")) for link in ak.scim_group_links(pk)}
     facts.unlinked = sorted(g["name"] for g in facts.cf_groups if str(g["pk"]) not in linked)
+    if facts.unlinked:
+        facts.cloudflare_ids = _cloudflare_ids(cf_client)
     if ak.cleans_up():
         facts.cleanup_victims = ak.cleanup_victims(pk, provider.get("group_filters") or [])
     if facts.application is not None:  # from before it was attached: that cause is gone
@@ -145,6 +149,11 @@ def gather(cf_client, ak, *, check_token=True, token_http_kwargs=None):
         if mapping and mapping.get("managed") != DEFAULT_GROUP_MAPPING:
             facts.custom_group_mappings.append(mapping.get("name") or str(pm))
     return facts
+
+
+def _cloudflare_ids(cf_client):
+    """Cloudflare's SCIM groups named like virtual groups: name -> id."""
+    return {g.get("displayName"): g.get("id") for g in cf_client.scim_groups() if looks_like_virtual_group(g.get("displayName") or "")}
 
 
 def _attachment(applications, provider):
@@ -288,8 +297,8 @@ def assess(facts: Facts) -> list:
         add("error", "cf_group_not_linked",
             f"{len(facts.unlinked)} CF- group(s) have no link to Cloudflare through {name!r} ({', '.join(repr(n) for n in facts.unlinked[:3])}): "
             "this provider did not create them and Authentik does not adopt existing groups, so a cutover's removals would never reach Cloudflare",
-            "link each to its Cloudflare group (Authentik API: POST /api/v3/providers/scim_groups/ with the provider, the group and "
-            "the Cloudflare group id from `vgmigrate inventory`), or migrate with --mode api")
+            "run `vgmigrate idp check --fix`, which links each to the Cloudflare group of the same name (undo with "
+            "`vgmigrate rollback --run <id>`), or migrate with --mode api")
     if facts.cleanup_victims:
         add("error", "group_filters_edit_deletes",
             f"Authentik {version} deletes in Cloudflare every linked group outside group_filters on each save of the provider: "
@@ -429,6 +438,14 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
             steps.append(FixStep("idp.attach", AttachBackchannelProvider.kind, slug,
                                  {"slug": slug, "provider": pk, "backchannel_providers": prior + [pk]}, {"backchannel_providers": prior},
                                  f"attach the provider to application {slug!r} as a backchannel provider"))
+    # CF- groups without a link (all of them, for a new provider) get one to the Cloudflare group of
+    # the same name, so the cutover's removals reach it.
+    unlinked = set(facts.unlinked) if provider is not None else {g["name"] for g in facts.cf_groups}
+    to_link = [g for g in facts.cf_groups if g["name"] in unlinked and g["name"] in facts.cloudflare_ids]
+    for n, group in enumerate(to_link, 1):
+        scim_id = facts.cloudflare_ids[group["name"]]
+        steps.append(FixStep(f"idp.link{n:03d}", LinkCfGroup.kind, group["name"], {"provider": pk, "group": group["pk"], "scim_id": scim_id},
+                             None, f"link Authentik group {group['name']!r} to Cloudflare group {scim_id}, so a cutover's removals reach it"))
     if provider is not None:
         codes = {"dry_run_on", "scim_token_rejected", "scim_url_unreachable", "cf_group_out_of_scope", "syncs_all_groups",
                  "last_sync_failed", "compatibility_mode", "scim_not_token_auth", "authentik_too_old_for_idp_mode"}

@@ -6,7 +6,7 @@ happened, how to undo it, how it is built and how it is described.
     api    API mode: resource group, User Group, adoption, members
     idp    IdP mode: the group made in the IdP and pushed over SCIM, its policy, the cutover's
            removals and deletes
-    setup  `idp check --fix`: the IdP's SCIM provider and application
+    setup  `idp check --fix`: the IdP's SCIM provider and application, links to CF- groups
 
 No module outside this package spells a kind's name: it asks the kind, or names its class.
 """
@@ -20,7 +20,7 @@ from .idp import (  # noqa: F401
     AttachIdpPolicy, CreateIdpGroup, DeleteIdpGroup, RemoveIdpMembers, ScopeIdpGroups, SyncIdpGroup, push_again,
     refuse_cleanup, removals_of,
 )
-from .setup import AttachBackchannelProvider, CreateApplication, CreateScimProvider, secret_free  # noqa: F401
+from .setup import AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup, secret_free  # noqa: F401
 
 
 def creates_policy(steps):

@@ -1,6 +1,6 @@
 """Step kinds of `vgmigrate idp check --fix` (runs of kind `idp_fix`): create the Authentik SCIM
 provider, create the application, or attach the provider to an existing application as a
-backchannel provider. Registered like every kind, so `vgmigrate rollback --run <idp_fix run>`
+backchannel provider, and link CF- groups to their Cloudflare groups. Registered like every kind, so `vgmigrate rollback --run <idp_fix run>`
 undoes them.
 
 Their step ids share the prefix "idp." so a rollback treats them as one group, undone newest
@@ -145,6 +145,42 @@ class AttachBackchannelProvider(_IdpStep):
                  f"detach the SCIM provider from Authentik application {slug!r}")
 
 
+class LinkCfGroup(_IdpStep):
+    """Link an Authentik CF- group to the Cloudflare group of the same name, pushed before this
+    provider had a link to it (by another provider, or before end of life): Authentik never adopts
+    an existing group before 2026.2 and does not discover them, so without the link a membership
+    change in Authentik (a cutover's removals) never reaches Cloudflare."""
+
+    kind = "link_cf_group"
+    label = "link a CF- group in Authentik to its Cloudflare group"
+
+    def endpoint(self, client, request):
+        return "POST", idp_of(client).scim_group_links_path()
+
+    def send(self, client, request):
+        return idp_of(client).create_scim_group_link(request["provider"], request["group"], request["scim_id"])
+
+    def object_id(self, request, result):
+        return (result or {}).get("id")
+
+    @staticmethod
+    def find(idp, request):
+        return next((link for link in idp.scim_group_links(request["provider"], request["group"])
+                     if link.get("scim_id") == request["scim_id"]), None)
+
+    def reconcile(self, client, request, live, fresh):
+        link = self.find(idp_of(client), request)
+        return link["id"] if link else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        link = self.find(idp, action["request"])
+        if link is None:
+            return job.mark(action, "already unlinked")
+        job.call(action, "DELETE", idp.scim_group_link_path(link["id"]), lambda: idp.delete_scim_group_link(link["id"]),
+                 f"unlink Authentik group {action['target']!r} from Cloudflare group {action['request']['scim_id']}")
+
+
 def secret_free(value, secret):
     """`value` with a `token` key dropped and the secret scrubbed from every string."""
     if isinstance(value, dict):
@@ -156,4 +192,4 @@ def secret_free(value, secret):
     return value
 
 
-register(CreateScimProvider(), CreateApplication(), AttachBackchannelProvider())
+register(CreateScimProvider(), CreateApplication(), AttachBackchannelProvider(), LinkCfGroup())
