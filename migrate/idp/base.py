@@ -1,9 +1,21 @@
 """What the engine needs of an IdP that pushes its groups to Cloudflare over SCIM.
 
 Planner, executor, cutover and rollback reach the IdP only through `idp_of(client)` and only
-with these calls, so a second IdP is a second adapter and no change to them. Groups are dicts
-with "pk", "name", "users" (member ids) and, when asked, "users_obj" (with emails); "provider"
-is the IdP's object that pushes to Cloudflare.
+with these calls, so each IdP is one adapter (`authentik.py`, `okta.py`, `entra.py`) and no change
+to them. The words are the engine's, not any IdP's:
+
+- a **group** is a dict: "pk" (the IdP's id, a string), "name", "users" (member ids),
+  "attributes" ({"vgmigrate": marker} on a group vgmigrate made, else {}), and, when asked,
+  "users_obj" ([{"pk", "email", "username"}]);
+- the **provider** is the IdP's object that pushes to Cloudflare (Authentik's SCIM provider, Okta's
+  Cloudflare app, Entra's enterprise application), named by its "pk";
+- the **scope** is the set of groups the provider pushes (Authentik's group_filters, the groups
+  assigned to the Okta app or to the Entra application);
+- a **push** asks the IdP to send one group to Cloudflare now; the IdP does it later, from its own
+  worker, so the engine then watches Cloudflare.
+
+A write the adapter makes of several calls (Okta adds members one by one) must be safe to send
+again: it reads, then sends only what is missing.
 """
 
 from __future__ import annotations
@@ -14,33 +26,41 @@ from ..errors import UsageProblem
 
 
 class IdP(Protocol):
+    name: str  # as users call it, for messages: "Authentik", "Okta", "Entra ID"
+    source: str  # its `scan --source` and `--idp` word: "authentik", "okta", "entra"
     sync_timeout: float  # how long a push from the IdP's worker may take to reach Cloudflare
     last_status: int | None  # of the last answer, for the journal
     last_ray: str | None
 
+    def me(self) -> dict: ...  # a cheap call that proves the token, else a one-line error
+
     # List its CF- groups with their members.
     def cf_groups(self, include_users=True) -> list: ...
-    def group(self, uuid, include_users=True) -> dict | None: ...
+    def group(self, pk, include_users=True) -> dict | None: ...
     def group_by_name(self, name, include_users=True) -> dict | None: ...
 
-    # Create a group with members; take members out (or put them back); delete it.
+    # Create a group with members; set its members to exactly these; delete it.
     def create_group(self, name, users=(), attributes=None) -> dict: ...
-    def update_group(self, uuid, **fields) -> dict: ...
-    def delete_group(self, uuid) -> None: ...
+    def set_members(self, pk, users) -> None: ...
+    def delete_group(self, pk) -> None: ...
+    def groups_path(self) -> str: ...  # for the journal: where a create is sent
+    def group_path(self, pk) -> str: ...
 
-    # Put groups in the push scope, without making the IdP delete what it leaves out.
-    def scim_provider(self, pk) -> dict: ...
-    def update_scim_provider(self, pk, **fields) -> dict: ...
-    def cleanup_victims(self, provider_pk, group_filters, leaving=()) -> list: ...
+    # The push scope, without making the IdP delete in Cloudflare what it leaves out.
+    def scope_of(self, provider) -> list: ...
+    def set_scope(self, provider, groups) -> None: ...
+    def scope_path(self, provider) -> str: ...
+    def cleanup_victims(self, provider, groups, leaving=()) -> list: ...  # names the IdP would delete
 
-    # Push a group now, and follow the pushes of its membership.
-    def sync_object(self, pk, group_uuid) -> list: ...
-    def group_pushes(self, provider_pk, group_uuid) -> set: ...
-    def group_pushes_done(self, provider_pk, group_uuid, before) -> bool: ...
+    # Push a group now, and what Cloudflare group it became.
+    def push(self, provider, group_pk) -> list: ...  # problems the IdP reported at once (strings)
+    def push_path(self, provider) -> str: ...
+    def pushed_id(self, provider, group_pk) -> str | None: ...  # the Cloudflare group id, once known
+    def unpush_calls(self, provider, group_pk) -> list: ...  # [(method, path, call, words)] rollback sends first
 
-    # Find the Cloudflare group a group is linked to (and link it again after a re-create).
-    def scim_group_links(self, provider_pk, group_uuid=None) -> list: ...
-    def create_scim_group_link(self, provider_pk, group_uuid, scim_id) -> dict: ...
+    # Follow the pushes of a group's membership (push_again waits for one to finish).
+    def group_pushes(self, provider, group_pk) -> set: ...
+    def group_pushes_done(self, provider, group_pk, before) -> bool: ...
 
     # What planning and apply read: the facts a plan is made from, and what moved since.
     def plan_facts(self, cloudflare) -> dict: ...
@@ -51,5 +71,6 @@ def idp_of(client) -> IdP:
     """The IdP a run that writes to it reaches through the Cloudflare client, or a one-line error
     saying how to give it one."""
     if getattr(client, "idp", None) is None:
-        raise UsageProblem("this run changes Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN, then run again")
+        raise UsageProblem("this run changes the IdP: set AUTHENTIK_URL and AUTHENTIK_TOKEN, OKTA_ORG_URL and OKTA_API_TOKEN, "
+                           "or the ENTRA_ variables, then run again")
     return client.idp
