@@ -185,3 +185,52 @@ class SyncError(VgmigrateError):
 
     status = None
     ray = None
+
+
+def entra_error_details(response):
+    """(errors, messages) from a failed Entra answer: Graph's `{"error": {"code", "message"}}`, the
+    token endpoint's `{"error", "error_description"}` (AADSTS codes), or plain text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and (error.get("code") or error.get("message")):
+            return [{"code": error.get("code"), "message": str(error.get("message") or "")}], []
+        if isinstance(error, str):
+            # The description's first line; the rest is a trace id and a timestamp.
+            text = str(body.get("error_description") or "").splitlines()[0] if body.get("error_description") else ""
+            return [{"code": error, "message": text}], []
+    text = (response.text or "").strip()
+    return ([" ".join(text.split())[:200]] if text else []), []
+
+
+class EntraError(CloudflareError):
+    """Microsoft Graph or the Entra token endpoint answered with an error. A CloudflareError
+    subclass on purpose, as AuthentikError is. `advice` is what to do, set by the client (it knows
+    which permission the call needs)."""
+
+    def __init__(self, status, errors=(), messages=(), ray=None, method=None, path=None, advice=""):
+        self.advice = advice
+        super().__init__(status, errors, messages, ray, method, path)
+
+    @classmethod
+    def from_response(cls, response, method, path, *, redact=str, errors=None, messages=None, **extra):
+        if errors is None:
+            errors, messages = entra_error_details(response)
+        errors = [_redacted(e, redact) for e in errors or []]
+        messages = [_redacted(m, redact) for m in messages or []]
+        return cls(response.status_code, errors, messages, response.headers.get("request-id"), method, path, **extra)
+
+    @property
+    def code(self):
+        codes = self.codes
+        return codes[0] if codes else None
+
+    def _describe(self):
+        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" if isinstance(e, dict) else str(e)
+                           for e in self.errors) or "no error detail"
+        where = f"{self.method} {self.path} " if self.method else ""
+        advice = f"; {self.advice}" if self.advice else ""
+        return f"Entra ID {where}failed with HTTP {self.status}: {detail}{advice}"

@@ -1,0 +1,315 @@
+"""`EntraSandbox`: Microsoft Graph v1.0 and the identity platform's token endpoint on one loopback
+server, seeded from a running Cloudflare `Sandbox` and provisioning into it over SCIM."""
+
+import json
+import secrets
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from urllib.parse import parse_qs, urlsplit
+
+from ..authentik.worker import Worker
+from ..faults import Faults, RateLimiter
+from ..routing import Request, Response
+from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
+from .provision import Provisioner
+from .routes import GraphError, error_body, router
+from .state import State
+
+GRAPH_PREFIX = "/v1.0"
+APP_NAME = "Cloudflare"
+# What the seeded app registration is granted: everything vgmigrate asks for (the README's list).
+FULL_ROLES = frozenset({"Group.ReadWrite.All", "AppRoleAssignment.ReadWrite.All", "Application.Read.All",
+                        "Synchronization.ReadWrite.All", "AuditLog.Read.All"})
+
+
+@dataclass
+class Context:
+    state: State
+    provisioner: Provisioner
+    roles: frozenset
+    graph_url: str
+
+
+class EntraSandbox(Served):
+    """A stateful Entra ID (Graph) emulator; see the package docstring for the options."""
+
+    thread_name = "entra-sandbox"
+
+    def __init__(self, cloudflare=None, roles=FULL_ROLES, assigned=True, app=True, quarantined=False, scim_token=None,
+                 cycle_seconds=None, token_lifetime=3599, throttle=None, on_demand_limit=(5, 10.0), host="127.0.0.1",
+                 port=0, latency_ms=0, random_seed=0, timeout_seconds=2.0, verbose=False, push_delay=(0.02, 0.25),
+                 retry_backoff=0.4, max_retries=5):
+        self.state = State(random_seed)
+        self.tenant_id = self.state.tenant_id
+        self.client_id = str(uuid.UUID(int=self.state._random.getrandbits(128), version=4))
+        self.client_secret = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~._-")
+                                     for _ in range(40))
+        self.roles = frozenset(roles)
+        self.token_lifetime = token_lifetime
+        self._tokens = {}  # access token -> (roles, expires at (monotonic))
+        self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed)
+        self.provisioner = Provisioner(self.state, self.worker)
+        self.faults = Faults(random_seed=random_seed)
+        self.throttle = RateLimiter(*throttle) if throttle else None
+        self.on_demand_limit = RateLimiter(*on_demand_limit) if on_demand_limit else None
+        self.cycle_seconds = cycle_seconds
+        self.latency = latency_ms / 1000.0
+        self.timeout_seconds = timeout_seconds
+        self.verbose = verbose
+        self.service_principal_id = None
+        self._host, self._port = host, port
+        self._server = None
+        self._thread = None
+        self._cycler = None
+        self._stopping = threading.Event()
+        self._calls = []
+        self._calls_lock = threading.Lock()
+        self._connections = set()
+        self._connections_lock = threading.Lock()
+        _seed(self, cloudflare, assigned, app, quarantined, scim_token)
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def handler_class(self):
+        return _Handler
+
+    def start(self):
+        super().start()
+        if self.cycle_seconds and self._cycler is None:
+            self._cycler = threading.Thread(target=self._cycles, daemon=True, name="entra-cycles")
+            self._cycler.start()
+        return self
+
+    def stop(self):
+        running = self._server is not None
+        super().stop()
+        if self._cycler is not None:
+            self._cycler.join(timeout=5)
+            self._cycler = None
+        self.worker.stop()
+        if running:
+            self.provisioner.close()
+
+    def _cycles(self):
+        while not self._stopping.wait(self.cycle_seconds):
+            self.run_cycle()
+
+    @property
+    def port(self):
+        return self._server.server_address[1] if self._server else None
+
+    @property
+    def login_url(self):
+        return f"http://{self._host}:{self.port}"
+
+    @property
+    def graph_url(self):
+        return f"http://{self._host}:{self.port}{GRAPH_PREFIX}"
+
+    def environment(self):
+        """The variables that point vgmigrate at this tenant."""
+        return {"ENTRA_TENANT_ID": self.tenant_id, "ENTRA_CLIENT_ID": self.client_id, "ENTRA_CLIENT_SECRET": self.client_secret,
+                "ENTRA_LOGIN_URL": self.login_url, "ENTRA_GRAPH_URL": self.graph_url}
+
+    # ---- test helpers -----------------------------------------------------------------------------
+
+    @property
+    def calls(self):
+        with self._calls_lock:
+            return list(self._calls)
+
+    def reset_calls(self):
+        with self._calls_lock:
+            self._calls.clear()
+
+    def inject(self, method, path_regex, kind, times=1):
+        """"5xx" | "429" | "lose" | "timeout" on the next `times` matching requests (see Faults)."""
+        self.faults.inject(method, path_regex, kind, times)
+
+    def issue_token(self, roles=None, lifetime=None):
+        token = secrets.token_urlsafe(48)
+        self._tokens[token] = (frozenset(self.roles if roles is None else roles), time.monotonic() + (lifetime or self.token_lifetime))
+        return token
+
+    def run_cycle(self):
+        """One provisioning cycle of the job now (what the schedule does every 40 minutes)."""
+        if self.service_principal_id:
+            self.provisioner.cycle(self.service_principal_id)
+
+    def settle(self, timeout=30.0):
+        """Wait until every queued push has run (a person who waits; never the tool)."""
+        if not self.worker.drain(timeout):
+            raise TimeoutError(f"the Entra sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
+
+    # ---- request handling -------------------------------------------------------------------------
+
+    def handle(self, handler):
+        split = urlsplit(handler.path)
+        path, method = split.path, handler.command
+        body = _read_body(handler)
+        fault = self.faults.pick(method, path, path)
+        if fault == "5xx":
+            status = self.faults.server_error_status()
+            return self._respond(handler, method, path, Response(status, error_body("serviceNotAvailable", HTTPStatus(status).phrase)))
+        if fault == "429":
+            return self._respond(handler, method, path, _throttled(1))
+        if fault == "timeout":
+            self._stopping.wait(self.timeout_seconds)
+            return self._drop(handler, method, path)
+        if path.endswith("/oauth2/v2.0/token") and path.count("/") == 4:
+            response = self._token(path, body) if method == "POST" else Response(405, _aad("invalid_request", 900561, "The endpoint only accepts POST requests."))
+        elif path.startswith(GRAPH_PREFIX + "/"):
+            request = Request(method, path[len(GRAPH_PREFIX):], Request.parse_query(split.query), body, handler.headers)
+            response = self._graph(request)
+        else:
+            response = Response(404, error_body("BadRequest", "Invalid version."))
+        if fault == "lose":
+            return self._drop(handler, method, path)
+        return self._respond(handler, method, path, response)
+
+    def _token(self, path, body):
+        """The client-credentials grant (AADSTS error shapes)."""
+        form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        tenant = path.split("/")[1]
+        if tenant != self.tenant_id:
+            return Response(400, _aad("invalid_request", 90002, f"Tenant '{tenant}' not found."))
+        if form.get("grant_type") != "client_credentials":
+            return Response(400, _aad("unsupported_grant_type", 70003, "The app requested an unsupported grant type."))
+        if form.get("client_id") != self.client_id:
+            return Response(400, _aad("unauthorized_client", 700016, f"Application with identifier '{form.get('client_id')}' was not found in the directory."))
+        if not secrets.compare_digest(form.get("client_secret", "").encode(), self.client_secret.encode()):
+            return Response(401, _aad("invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID."))
+        if form.get("scope") != "https://graph.microsoft.com/.default":
+            return Response(400, _aad("invalid_scope", 1002012, "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier."))
+        return Response(200, {"token_type": "Bearer", "expires_in": self.token_lifetime, "ext_expires_in": self.token_lifetime,
+                              "access_token": self.issue_token()})
+
+    def _graph(self, request):
+        found = router.match(request.method, request.path)
+        if not found:
+            if any(r.pattern.match(request.path) for r in router.routes):
+                return Response(405, error_body("Request_BadRequest", "The requested HTTP method is not allowed."))
+            return Response(400, error_body("BadRequest", f"Resource not found for the segment '{request.path.strip('/').split('/')[0]}'."))
+        scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+        held = self._tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if held is None:
+            return Response(401, error_body("InvalidAuthenticationToken", "Access token validation failure. Invalid audience."))
+        roles, expires = held
+        if time.monotonic() >= expires:
+            return Response(401, error_body("InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."))
+        if self.throttle:
+            allowed, _, reset = self.throttle.hit(token)
+            if not allowed:
+                return _throttled(reset)
+        route, params = found
+        if self.on_demand_limit and request.path.endswith("/provisionOnDemand"):
+            allowed, _, reset = self.on_demand_limit.hit(token)
+            if not allowed:
+                return _throttled(reset)
+        request.context = Context(self.state, self.provisioner, roles, self.graph_url)
+        request.jobs = []
+        try:
+            with self.state.lock:
+                response = route.handler(request, **params)
+        except GraphError as err:
+            return Response(err.status, error_body(err.code, err.message), headers=err.headers)
+        for job in request.jobs:  # queued now: they run after the answer, on the worker
+            job()
+        return response
+
+    def _record(self, method, path, status):
+        with self._calls_lock:
+            self._calls.append((method, path, status))
+
+    def _respond(self, handler, method, path, response):
+        self._record(method, path, response.status)
+        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
+        self._answer_after_latency(handler)
+        lines = [f"HTTP/1.1 {response.status} {_phrase(response.status)}", f"Date: {formatdate(usegmt=True)}",
+                 f"request-id: {uuid.uuid4()}", f"Content-Length: {len(payload)}"]
+        if response.body is not None:
+            lines.append("Content-Type: application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
+        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        if self.verbose:
+            sys.stderr.write(f"entra {method} {path} -> {response.status}\n")
+
+    def _drop(self, handler, method, path):
+        self._record(method, path, None)
+        self._answer_after_latency(handler)
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _aad(error, code, description):
+    return {"error": error, "error_description": f"AADSTS{code}: {description}", "error_codes": [code],
+            "timestamp": formatdate(usegmt=True), "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4())}
+
+
+def _throttled(seconds):
+    return Response(429, error_body("TooManyRequests", "Too many requests, please try again later."),
+                    headers={"Retry-After": str(max(1, int(seconds)))})
+
+
+# ---- seeding -----------------------------------------------------------------------------------------
+
+
+def _seed(sandbox, cloudflare, assigned, with_app, quarantined, scim_token):
+    state = sandbox.state
+    if cloudflare is None:
+        return
+    with cloudflare.state.lock:
+        cf = cloudflare.state
+        scim_users = [dict(u, groups=dict(u["groups"])) for u in cf.scim_users.values()]
+        system = {gid: g["displayName"] for gid, g in cf.scim_groups.items()}
+        custom = [(g["id"], g["name"], [cf.members[m]["user"]["id"] for m in g["members"] if m in cf.members])
+                  for g in cf.user_groups.values() if g["scim_managed"]]
+        account_id = cf.account["id"]
+    by_scim_id = {}
+    for remote in scim_users:
+        name = remote.get("name") or {}
+        full = " ".join(p for p in (name.get("givenName"), name.get("familyName")) if p) or remote.get("displayName") or remote["userName"]
+        by_scim_id[remote["id"]] = state.add_user(remote["userName"], full, remote["userName"])
+    sp = job = None
+    if with_app:
+        sp = state.add_service_principal(APP_NAME)
+        sandbox.service_principal_id = sp["id"]
+        job = state.add_job(sp, f"{cloudflare.base_url}/accounts/{account_id}/scim/v2", scim_token or cloudflare.token)
+        for scim_id, user in by_scim_id.items():
+            state.user_links[(sp["id"], user["id"])] = scim_id
+    groups = []
+    for gid, display in system.items():
+        members = [by_scim_id[u["id"]]["id"] for u in scim_users if gid in u["groups"]]
+        if members:
+            groups.append((gid, state.add_group(display, members)))
+    for gid, name, user_ids in custom:
+        if all(u in by_scim_id for u in user_ids):  # else another provider's group
+            groups.append((gid, state.add_group(name, [by_scim_id[u]["id"] for u in user_ids])))
+    if sp is not None and assigned:
+        for gid, group in groups:
+            state.assign(sp, group)
+            # As if the last cycle wrote it: matched by displayName, every member pushed.
+            state.group_links[(sp["id"], group["id"])] = {"scim_id": gid, "members": set(group["members"])}
+    outsider = state.add_user("dana.outsider@acme-corp.example", "Dana Outsider", "dana.outsider@acme-corp.example")
+    first = next(iter(by_scim_id.values()), None)
+    state.add_group("Engineering", [outsider["id"]] + ([first["id"]] if first else []))
+    if job is not None and quarantined:
+        state.quarantine(sp["id"], "CredentialsInvalid",
+                         "Failed to authenticate to the Tenant URL with the Secret Token: HTTP 401 (Unauthorized)")
+
+
+class _Handler(_CloudflareHandler):
+    server_version = "entra-sandbox"
+
+
+__all__ = ["EntraSandbox", "FULL_ROLES"]
