@@ -82,9 +82,13 @@ def _load_seed(seed_file, generate, random_seed):
 @click.option("--authentik-scope", type=click.Choice(["listed", "all"]), default="listed", show_default=True,
               help="Provider group_filters: the seeded CF- groups, or empty (every group).")
 @click.option("--authentik-detached", is_flag=True, help="The SCIM provider is not attached to an application (it syncs nothing).")
+@click.option("--entra", "with_entra", is_flag=True, help="Also serve an Entra ID (Graph) emulator seeded from this account, provisioning SCIM into it.")
+@click.option("--entra-port", type=click.IntRange(0, 65535), default=9100, show_default=True, help="Entra emulator port; 0 picks a free one.")
+@click.option("--entra-cycle-seconds", type=click.FloatRange(0.1), default=5.0, show_default=True,
+              help="How often the provisioning job runs a cycle (Entra: every 40 minutes).")
 def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit, fail_5xx, lose_responses, timeouts,
           timeout_seconds, random_seed, fixed_token, token_kind, verbose, with_authentik, authentik_version, authentik_port,
-          authentik_scope, authentik_detached):
+          authentik_scope, authentik_detached, with_entra, entra_port, entra_cycle_seconds):
     """Serve the emulator until Ctrl-C and print the variables that point vgmigrate at it."""
     from .server import Sandbox  # when serving: `vgmigrate --help` stays fast (start-up time)
 
@@ -103,7 +107,7 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
     gc.freeze()
     # Ctrl-C and SIGTERM only set a flag, installed before anything is printed, so a signal that
     # arrives at any moment ends in a clean stop rather than a traceback or click's "Aborted!".
-    ak = None
+    ak = entra = None
     stopped = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -123,6 +127,8 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
                 ak.start()
             except OSError as err:
                 raise VgmigrateError(f"cannot listen on {host}:{authentik_port}: {err.strerror or err}") from None
+        if with_entra:
+            entra = _start_entra(sb, host, entra_port, entra_cycle_seconds, latency_ms, random_seed, verbose)
         click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
         click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
         click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
@@ -133,17 +139,35 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
             click.echo(f"  SCIM provider {ak.provider_id} pushes into the Cloudflare sandbox (scope: {authentik_scope}"
                        f"{', not attached' if authentik_detached else ''})")
             click.echo(f"  export AUTHENTIK_URL={ak.base_url} AUTHENTIK_TOKEN={ak.token}")
+        if entra is not None:
+            click.echo(f"Entra ID sandbox listening on {entra.graph_url} (sign-in at {entra.login_url})")
+            click.echo(f"  enterprise application {entra.service_principal_id} provisions the Cloudflare sandbox "
+                       f"(a cycle every {entra_cycle_seconds:g} s)")
+            click.echo("  export " + " ".join(f"{k}={v}" for k, v in entra.environment().items()))
         click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stopped.wait(0.5):
             pass
     finally:
+        if entra is not None:
+            entra.stop()
         if ak is not None:
             ak.stop()
         sb.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("Sandbox stopped.", err=True)
+
+
+def _start_entra(sb, host, port, cycle_seconds, latency_ms, random_seed, verbose):
+    from .entra import EntraSandbox
+
+    entra = EntraSandbox(cloudflare=sb, host=host, port=port, cycle_seconds=cycle_seconds, latency_ms=latency_ms,
+                         random_seed=random_seed, verbose=verbose)
+    try:
+        return entra.start()
+    except OSError as err:
+        raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
 
 
 @sandbox.command("seed")
