@@ -54,6 +54,7 @@ AADSTS and Graph error text. The sandbox (`migrate/sandbox/entra`) follows these
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -188,6 +189,18 @@ class _Token:
         return text
 
 
+def token_roles(token):
+    """The application permissions an Entra access token carries (its JWT `roles` claim; the
+    signature is not checked: this only says what to expect), or None if it is not a JWT."""
+    try:
+        payload = str(token).split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, TypeError):
+        return None
+    roles = claims.get("roles") if isinstance(claims, dict) else None
+    return sorted(str(r) for r in roles) if isinstance(roles, list) else []
+
+
 def _token_advice(err):
     text = " ".join(str(e.get("message") if isinstance(e, dict) else e) for e in err.errors)
     if "AADSTS7000215" in text or "AADSTS7000222" in text:
@@ -284,7 +297,9 @@ class EntraClient:
         if missing_ok and response.status_code == 404:
             return None
         if not 200 <= response.status_code < 300:
-            raise EntraError.from_response(response, method, path, redact=self.http.redact, advice=self._advice(response, need))
+            err = EntraError.from_response(response, method, path, redact=self.http.redact, advice=self._advice(response, need))
+            err.permission = PERMISSIONS[need]  # what a 403 means this call lacks
+            raise err
         if response.status_code == 204 or not response.content:
             return None
         try:

@@ -20,7 +20,9 @@ from .idp import (  # noqa: F401
     AttachIdpPolicy, CreateIdpGroup, DeleteIdpGroup, RemoveIdpMembers, ScopeIdpGroups, SyncIdpGroup, push_again,
     refuse_cleanup, removals_of,
 )
-from .setup import AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup, secret_free  # noqa: F401
+from .setup import (  # noqa: F401
+    AssignIdpGroup, AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup, secret_free,
+)
 
 
 def creates_policy(steps):

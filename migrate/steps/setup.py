@@ -193,3 +193,39 @@ def secret_free(value, secret):
 
 
 register(CreateScimProvider(), CreateApplication(), AttachBackchannelProvider(), LinkCfGroup())
+
+
+class AssignIdpGroup(_IdpStep):
+    """Put one group into the provider's push scope (Entra: assign it to the enterprise
+    application), leaving every other group as it is; undone by taking just that group out."""
+
+    kind = "assign_idp_group"
+    label = "put a CF- group into the IdP's push scope"
+
+    def endpoint(self, client, request):
+        return "POST", idp_of(client).scope_path(request["provider"])
+
+    def send(self, client, request):
+        idp = idp_of(client)
+        scope = idp.scope_of(request["provider"])
+        if request["group"] not in scope:
+            idp.set_scope(request["provider"], scope + [request["group"]])
+        return {"group": request["group"]}
+
+    def object_id(self, request, result):
+        return request["group"]
+
+    def reconcile(self, client, request, live, fresh):
+        return request["group"] if request["group"] in idp_of(client).scope_of(request["provider"]) else None
+
+    def undo(self, job, action):
+        idp = idp_of(job.client)
+        provider, group = action["request"]["provider"], action["request"]["group"]
+        scope = idp.scope_of(provider)
+        if group not in scope:
+            return job.mark(action, "already out of scope")
+        job.call(action, "DELETE", idp.scope_path(provider), lambda: idp.set_scope(provider, [g for g in scope if g != group]),
+                 f"take {action['target']!r} out of the IdP's push scope")
+
+
+register(AssignIdpGroup())

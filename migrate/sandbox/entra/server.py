@@ -1,6 +1,7 @@
 """`EntraSandbox`: Microsoft Graph v1.0 and the identity platform's token endpoint on one loopback
 server, seeded from a running Cloudflare `Sandbox` and provisioning into it over SCIM."""
 
+import base64
 import json
 import secrets
 import socket
@@ -133,8 +134,14 @@ class EntraSandbox(Served):
         self.faults.inject(method, path_regex, kind, times)
 
     def issue_token(self, roles=None, lifetime=None):
-        token = secrets.token_urlsafe(48)
-        self._tokens[token] = (frozenset(self.roles if roles is None else roles), time.monotonic() + (lifetime or self.token_lifetime))
+        """A token shaped like Entra's (a JWT whose `roles` claim lists the application permissions);
+        its signature is random, as nobody here checks it."""
+        roles = frozenset(self.roles if roles is None else roles)
+        lifetime = lifetime or self.token_lifetime
+        claims = {"aud": "https://graph.microsoft.com", "iss": f"https://sts.windows.net/{self.tenant_id}/", "tid": self.tenant_id,
+                  "appid": self.client_id, "roles": sorted(roles), "exp": int(time.time() + lifetime)}
+        token = ".".join(_b64(part) for part in ({"typ": "JWT", "alg": "RS256"}, claims)) + "." + secrets.token_urlsafe(32)
+        self._tokens[token] = (roles, time.monotonic() + lifetime)
         return token
 
     def run_cycle(self):
@@ -249,6 +256,10 @@ class EntraSandbox(Served):
             handler.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def _b64(part):
+    return base64.urlsafe_b64encode(json.dumps(part, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
 def _aad(error, code, description):
