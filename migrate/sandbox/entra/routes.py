@@ -274,14 +274,6 @@ def group_assignments(request, group_id):
     return page(request, [a for a in state.assignments.values() if a["principalId"] == group_id], "appRoleAssignments", render_assignment)
 
 
-@router.route("GET", "/users")
-def list_users(request):
-    needs(request, {"User.Read.All", "User.ReadWrite.All", "Directory.Read.All"})
-    state = request.context.state
-    clauses = parse_filter(request.arg("$filter"), ("userPrincipalName", "mail", "id"))
-    return page(request, [u for u in state.users.values() if matches(u, clauses)], "users", render_user)
-
-
 # ---- the enterprise application -------------------------------------------------------------------
 
 @router.route("GET", "/servicePrincipals")
@@ -358,7 +350,7 @@ def get_job(request, sp_id, job_id):
 def get_schema(request, sp_id, job_id):
     needs(request, READ_SYNC)
     job = _job(request.context.state, sp_id, job_id)
-    return Response(200, {"id": job["id"], "version": "Date:2026-01-01", "directories": [],
+    return Response(200, {"id": job["id"], "version": "Date:2026-01-01",
                           "synchronizationRules": [{"id": job["_rule"], "name": "USER_GROUP_OUTBOUND", "editable": True,
                                                     "priority": 1, "sourceDirectoryName": "Azure Active Directory",
                                                     "targetDirectoryName": "customappsso", "containerFilter": {"includedContainers": []},

@@ -71,6 +71,9 @@ class EntraSandbox(Served):
         self._stopping = threading.Event()
         self._calls = []
         self._calls_lock = threading.Lock()
+        # record_bodies: keep (method, path, status, body) of every answer, for the contract test
+        self.record_bodies = False
+        self.bodies = []
         self._connections = set()
         self._connections_lock = threading.Lock()
         _seed(self, cloudflare, assigned, app, quarantined, scim_token)
@@ -230,12 +233,14 @@ class EntraSandbox(Served):
             job()
         return response
 
-    def _record(self, method, path, status):
+    def _record(self, method, path, status, body=None):
         with self._calls_lock:
             self._calls.append((method, path, status))
+            if self.record_bodies and status is not None:
+                self.bodies.append((method, path, status, body))
 
     def _respond(self, handler, method, path, response):
-        self._record(method, path, response.status)
+        self._record(method, path, response.status, response.body)
         payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
         self._answer_after_latency(handler)
         lines = [f"HTTP/1.1 {response.status} {_phrase(response.status)}", f"Date: {formatdate(usegmt=True)}",
