@@ -88,6 +88,12 @@ class AuthentikSandbox(Served):
     def base_url(self):
         return f"http://{self._host}:{self.port}{PREFIX}"
 
+    name = "Authentik"
+
+    def environment(self):
+        """The variables that point vgmigrate at this emulator."""
+        return {"AUTHENTIK_URL": self.base_url, "AUTHENTIK_TOKEN": self.token}
+
     # ---- test helpers -----------------------------------------------------------------------------
 
     @property
