@@ -80,6 +80,35 @@ class IdP(Protocol):
     def stale_reasons(self, plan, ours) -> list: ...
 
 
+class AdapterDefaults:
+    """What an IdP adapter may inherit: the answers of an IdP that keeps nothing on a group beyond
+    its name, attributes and members, never deletes out-of-scope groups in Cloudflare, and cannot
+    be told to link a group to an existing Cloudflare group."""
+
+    links_groups = True
+
+    def kept_fields(self, group):
+        return {}
+
+    def fields_to_restore(self, pk, kept):
+        return {}
+
+    def update_group(self, pk, **fields):
+        raise NotImplementedError(f"{self.name} groups have no fields beyond name, attributes and members")
+
+    def cleanup_victims(self, provider, groups, leaving=()):
+        return []
+
+    def link(self, provider, group_pk, scim_id):
+        return False
+
+    def link_path(self, provider):
+        return self.scope_path(provider)
+
+    def unpush_calls(self, provider, group_pk):
+        return []
+
+
 def idp_of(client) -> IdP:
     """The IdP a run that writes to it reaches through the Cloudflare client, or a one-line error
     saying how to give it one."""
