@@ -121,6 +121,11 @@ class AuthentikSandbox(Served):
         with self.state.lock:
             return self.state.provider_tasks(pk, FULL_SYNC_ACTOR)[-1]
 
+    def group_members(self):
+        """{group name: sorted member ids}: the IdP side a test or benchmark compares before and after."""
+        with self.state.lock:
+            return {g["name"]: sorted(g["users"]) for g in self.state.groups.values()}
+
     def settle(self, timeout=30.0):
         """Wait until the worker has nothing queued or running (a person who waits; never the tool)."""
         if not self.worker.drain(timeout):
