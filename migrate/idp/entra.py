@@ -69,6 +69,7 @@ from .. import iam
 from ..errors import EntraError, UsageProblem, VgmigrateError
 from ..http import HttpClient, NetworkError, RateLimiter, RetriesExhausted
 from ..names import looks_like_virtual_group
+from .base import AdapterDefaults
 
 log = logging.getLogger("vgmigrate.idp")
 
@@ -237,11 +238,12 @@ class _GraphHttp(HttpClient):
         return self._token_source.redact(super().redact(text))
 
 
-class EntraClient:
+class EntraClient(AdapterDefaults):
     """The Graph calls vgmigrate makes. Thread-safe (one HttpClient underneath)."""
 
     name = "Entra ID"
     source = "entra"
+    links_groups = False  # Graph shows no link to the Cloudflare group: it is found by externalId
 
     def __init__(self, http, token, app=None, sync_timeout=120.0, sleep=time.sleep, clock=time.monotonic):
         self.http = http
@@ -510,7 +512,7 @@ class EntraClient:
     # -- scope ---------------------------------------------------------------------------------
 
     def scope_of(self, provider):
-        return [a["principalId"] for a in self.assignments(provider) if a.get("principalType") == "Group"]
+        return list(dict.fromkeys(a["principalId"] for a in self.assignments(provider) if a.get("principalType") == "Group"))
 
     def _role(self, provider, assignments):
         """The app role group assignments use: the one the assigned groups have, else the app's
@@ -629,29 +631,34 @@ class EntraClient:
                     if key in scim_names:
                         users[iam.email_key(user["email"])] = user["pk"]
         return {
+            "name": self.name,
+            "source": self.source,
             "url": self.http.base_url,
-            "version": None,
-            "provider": {"pk": sp["id"], "name": sp.get("displayName"), "url": scim_url, "job": job["id"]},
+            "version": None,  # Graph has no version to read
+            "provider": {"pk": sp["id"], "name": sp.get("displayName"), "url": scim_url, "kind": "enterprise application", "job": job["id"]},
             "scope": "listed",
             "users": users,
             "group_names": self.group_names(),
         }
 
     def stale_reasons(self, plan, ours):
-        expected = plan["expected"]["idp_provider"]
-        sp = self.service_principal(expected["pk"])
+        """What moved in Entra since an idp-mode plan was made. ours: name keys of the groups this
+        plan's journal already made."""
+        pk = plan["expected"]["idp_provider"]["pk"]
+        name = ((plan.get("idp") or {}).get("provider") or {}).get("name") or pk
+        sp = self.service_principal(pk)
         if sp is None:
-            return [f"Entra application {expected.get('name') or expected['pk']} is gone"]
+            return [f"Entra application {name!r} is gone"]
         reasons = []
         job = self.job(sp["id"])
-        if job is None or job["id"] != expected.get("job", job["id"]):
-            reasons.append(f"the provisioning job of Entra application {sp['displayName']!r} was replaced")
+        if job is None:
+            reasons.append(f"Entra application {sp['displayName']!r} has no provisioning job any more")
         elif self.job_problem(job):
             reasons.append(f"Entra application {sp['displayName']!r}: {self.job_problem(job)}")
         live = {iam.name_key(n) for n in self.group_names()}
-        for name in plan["expected"]["idp_absent_names"]:
-            if iam.name_key(name) in live and iam.name_key(name) not in ours:
-                reasons.append(f"an Entra group named {name!r} now exists")
+        for planned in plan["expected"]["idp_absent_names"]:
+            if iam.name_key(planned) in live and iam.name_key(planned) not in ours:
+                reasons.append(f"an Entra group named {planned!r} now exists")
         return reasons
 
 

@@ -41,6 +41,11 @@ class Facts:
     error_lines: list = field(default_factory=list)  # recent provisioning failures
     denied: dict = field(default_factory=dict)  # permission -> the call Graph refused (403)
 
+    @property
+    def provider(self):
+        """The application as the CLI names a provider ({"pk"}), or None."""
+        return {"pk": self.application["id"], "name": self.application["name"]} if self.application else None
+
     def as_json(self):
         return asdict(self)
 

@@ -13,7 +13,8 @@ Options: `roles` (the application permissions the app registration was granted),
 seeded CF- groups are assigned to the enterprise application), `app` (False: no enterprise
 application at all), `quarantined` (the job starts in quarantine), `scim_token` (the Secret Token
 the job sends: another one makes every push fail with Cloudflare's 401 and quarantines the job),
-`cycle_seconds` (a provisioning cycle every so many seconds; None: only `run_cycle()`),
+`cycle_seconds` (a provisioning cycle every so many seconds, default 2: Entra's 40 minutes
+compressed; None: only `run_cycle()`),
 `token_lifetime`, `throttle` ((requests, seconds) for every Graph call), `on_demand_limit`
 (provisionOnDemand's documented 5 requests per 10 seconds), `latency_ms`, `host`, `port`.
 

@@ -41,9 +41,10 @@ class EntraSandbox(Served):
     """A stateful Entra ID (Graph) emulator; see the package docstring for the options."""
 
     thread_name = "entra-sandbox"
+    name = "Entra ID"
 
     def __init__(self, cloudflare=None, roles=FULL_ROLES, assigned=True, app=True, quarantined=False, scim_token=None,
-                 cycle_seconds=None, token_lifetime=3599, throttle=None, on_demand_limit=(5, 10.0), host="127.0.0.1",
+                 cycle_seconds=2.0, token_lifetime=3599, throttle=None, on_demand_limit=(5, 10.0), host="127.0.0.1",
                  port=0, latency_ms=0, random_seed=0, timeout_seconds=2.0, verbose=False, push_delay=(0.02, 0.25),
                  retry_backoff=0.4, max_retries=5):
         self.state = State(random_seed)
@@ -116,6 +117,8 @@ class EntraSandbox(Served):
     def graph_url(self):
         return f"http://{self._host}:{self.port}{GRAPH_PREFIX}"
 
+    base_url = graph_url
+
     def environment(self):
         """The variables that point vgmigrate at this tenant."""
         return {"ENTRA_TENANT_ID": self.tenant_id, "ENTRA_CLIENT_ID": self.client_id, "ENTRA_CLIENT_SECRET": self.client_secret,
@@ -146,6 +149,11 @@ class EntraSandbox(Served):
         token = ".".join(_b64(part) for part in ({"typ": "JWT", "alg": "RS256"}, claims)) + "." + secrets.token_urlsafe(32)
         self._tokens[token] = (roles, time.monotonic() + lifetime)
         return token
+
+    def group_members(self):
+        """{group name: sorted member ids}: the IdP side a test or benchmark compares before and after."""
+        with self.state.lock:
+            return {g["displayName"]: sorted(g["members"]) for g in self.state.groups.values()}
 
     def run_cycle(self):
         """One provisioning cycle of the job now (what the schedule does every 40 minutes)."""
