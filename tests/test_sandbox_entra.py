@@ -46,7 +46,7 @@ def test_members_odata_bind_takes_at_most_20_references(entra):
     assert graph(entra, "POST", "/groups", json=body).status_code == 201
 
 
-def test_on_demand_requests_are_throttled_at_five_per_ten_seconds(entra):
+def test_on_demand_requests_are_throttled_at_five_per_window(entra):
     sp = entra.service_principal_id
     job = graph(entra, "GET", f"/servicePrincipals/{sp}/synchronization/jobs").json()["value"][0]["id"]
     rule = graph(entra, "GET", f"/servicePrincipals/{sp}/synchronization/jobs/{job}/schema").json()["synchronizationRules"][0]["id"]

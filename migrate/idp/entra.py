@@ -245,18 +245,18 @@ class EntraClient(AdapterDefaults):
     source = "entra"
     links_groups = False  # Graph shows no link to the Cloudflare group: it is found by externalId
 
-    def __init__(self, http, token, app=None, sync_timeout=120.0, sleep=time.sleep, clock=time.monotonic):
+    def __init__(self, http, token, app=None, sync_timeout=120.0, sleep=time.sleep, clock=time.monotonic, on_demand_rate=ON_DEMAND_RATE):
         self.http = http
         self.token = token
         self.app = (app or "").strip() or None
         self.sync_timeout = sync_timeout
         self._local = threading.local()
-        self._on_demand = RateLimiter(*ON_DEMAND_RATE, clock=clock, sleep=sleep)
+        self._on_demand = RateLimiter(*on_demand_rate, clock=clock, sleep=sleep)
         self._jobs = {}  # provider -> (job id, rule id)
 
     @classmethod
     def connect(cls, graph_url=None, tenant_id=None, client_id=None, client_secret=None, access_token=None,
-                login_url=None, app=None, sync_timeout=120.0, **http_kwargs) -> "EntraClient":
+                login_url=None, app=None, sync_timeout=120.0, on_demand_rate=ON_DEMAND_RATE, **http_kwargs) -> "EntraClient":
         graph = _base_url(graph_url, "ENTRA_GRAPH_URL", GRAPH_URL)
         login = _base_url(login_url, "ENTRA_LOGIN_URL", LOGIN_URL)
         given = (access_token or "").strip() or None
@@ -270,7 +270,7 @@ class EntraClient(AdapterDefaults):
             http_kwargs["limiter"] = RateLimiter(limit=None, clock=clock, sleep=sleep)
         http = _GraphHttp(graph, token, base_url_variable="ENTRA_GRAPH_URL", api_error=EntraError,
                           retries_error=EntraRetriesExhausted, **http_kwargs)
-        return cls(http, token, app=app, sync_timeout=sync_timeout, sleep=sleep, clock=clock)
+        return cls(http, token, app=app, sync_timeout=sync_timeout, sleep=sleep, clock=clock, on_demand_rate=on_demand_rate)
 
     def __repr__(self):
         return f"EntraClient({self.http.base_url!r})"
@@ -684,7 +684,22 @@ def connect_from_env(environ, sync_timeout=120.0, **http_kwargs):
     return EntraClient.connect(get("ENTRA_GRAPH_URL") or None, get("ENTRA_TENANT_ID"), get("ENTRA_CLIENT_ID"),
                                get("ENTRA_CLIENT_SECRET") or None, get("ENTRA_ACCESS_TOKEN") or None,
                                login_url=get("ENTRA_LOGIN_URL") or None, app=get("ENTRA_APP") or None,
-                               sync_timeout=sync_timeout, **http_kwargs)
+                               sync_timeout=sync_timeout, on_demand_rate=on_demand_rate(get("ENTRA_ON_DEMAND_RATE")), **http_kwargs)
+
+
+def on_demand_rate(text):
+    """(requests, seconds) from "5/10"; Graph's documented limit when unset. The sandbox, whose
+    time runs faster, sets it to its own limit."""
+    if not text:
+        return ON_DEMAND_RATE
+    count, _, seconds = text.partition("/")
+    try:
+        rate = (int(count), float(seconds))
+    except ValueError:
+        rate = (0, 0.0)
+    if rate[0] < 1 or rate[1] <= 0:
+        raise UsageProblem(f"ENTRA_ON_DEMAND_RATE {text[:20]!r} is not REQUESTS/SECONDS (e.g. 5/10); unset it for Graph's 5 per 10 s")
+    return rate
 
 
 __all__ = ["EntraClient", "connect_from_env", "PERMISSIONS", "REQUIRED_PERMISSIONS"]

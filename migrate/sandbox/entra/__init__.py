@@ -16,7 +16,8 @@ the job sends: another one makes every push fail with Cloudflare's 401 and quara
 `cycle_seconds` (a provisioning cycle every so many seconds, default 2: Entra's 40 minutes
 compressed; None: only `run_cycle()`),
 `token_lifetime`, `throttle` ((requests, seconds) for every Graph call), `on_demand_limit`
-(provisionOnDemand's documented 5 requests per 10 seconds), `latency_ms`, `host`, `port`.
+(provisionOnDemand's documented 5 requests per 10 seconds, compressed by default to 5 per second,
+which `environment()` passes on as ENTRA_ON_DEMAND_RATE), `latency_ms`, `host`, `port`.
 
 The seed, from the Cloudflare sandbox: one user per Cloudflare SCIM user (userPrincipalName =
 mail = userName); one security group per non-empty system (virtual) group, same name and members,

@@ -44,7 +44,7 @@ class EntraSandbox(Served):
     name = "Entra ID"
 
     def __init__(self, cloudflare=None, roles=FULL_ROLES, assigned=True, app=True, quarantined=False, scim_token=None,
-                 cycle_seconds=2.0, token_lifetime=3599, throttle=None, on_demand_limit=(5, 10.0), host="127.0.0.1",
+                 cycle_seconds=2.0, token_lifetime=3599, throttle=None, on_demand_limit=(5, 1.0), host="127.0.0.1",
                  port=0, latency_ms=0, random_seed=0, timeout_seconds=2.0, verbose=False, push_delay=(0.02, 0.25),
                  retry_backoff=0.4, max_retries=5):
         self.state = State(random_seed)
@@ -60,6 +60,7 @@ class EntraSandbox(Served):
         self.faults = Faults(random_seed=random_seed)
         self.throttle = RateLimiter(*throttle) if throttle else None
         self.on_demand_limit = RateLimiter(*on_demand_limit) if on_demand_limit else None
+        self._on_demand_rate = on_demand_limit
         self.cycle_seconds = cycle_seconds
         self.latency = latency_ms / 1000.0
         self.timeout_seconds = timeout_seconds
@@ -121,8 +122,11 @@ class EntraSandbox(Served):
 
     def environment(self):
         """The variables that point vgmigrate at this tenant."""
-        return {"ENTRA_TENANT_ID": self.tenant_id, "ENTRA_CLIENT_ID": self.client_id, "ENTRA_CLIENT_SECRET": self.client_secret,
-                "ENTRA_LOGIN_URL": self.login_url, "ENTRA_GRAPH_URL": self.graph_url}
+        env = {"ENTRA_TENANT_ID": self.tenant_id, "ENTRA_CLIENT_ID": self.client_id, "ENTRA_CLIENT_SECRET": self.client_secret,
+               "ENTRA_LOGIN_URL": self.login_url, "ENTRA_GRAPH_URL": self.graph_url}
+        if self._on_demand_rate and tuple(self._on_demand_rate) != (5, 10.0):
+            env["ENTRA_ON_DEMAND_RATE"] = f"{self._on_demand_rate[0]}/{self._on_demand_rate[1]:g}"  # its compressed limit
+        return env
 
     # ---- test helpers -----------------------------------------------------------------------------
 
