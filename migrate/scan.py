@@ -244,7 +244,26 @@ def _idp_source(idp, listings, progress):
         if err.status not in (401, 403, 404):
             raise
         return vgs, None, findings  # the caller says the SCIM view was unreadable
-    return vgs, {g["id"] for g in scim_groups}, findings + compare_views(vgs, cloudflare_view, idp.name)
+    return vgs, {g["id"] for g in scim_groups}, findings + username_mismatches(groups, idp.name) + compare_views(vgs, cloudflare_view, idp.name)
+
+
+def username_mismatches(groups, idp_name):
+    """A finding per CF- group member whose username is an email other than their email: the IdP
+    sends the username as SCIM `userName` (Entra: the user principal name) and the email beside it,
+    and Cloudflare needs the two to be the same address (Cloudflare's Entra page says the UPN and
+    email must match). Pure."""
+    seen, findings = set(), []
+    for group in groups:
+        for user in group.get("users_obj") or []:
+            email, username = (user.get("email") or "").strip(), (user.get("username") or "").strip()
+            if "@" in username and email and email_key(email) != email_key(username) and username not in seen:
+                seen.add(username)
+                findings.append(Finding(
+                    "warning", "idp_username_not_email", username,
+                    f"{idp_name} user {username} has the email {email}: {idp_name} sends {username} as the SCIM userName, "
+                    "and Cloudflare needs it to be the user's email",
+                    f"make the user's username (Entra: user principal name) and email the same address in {idp_name}"))
+    return findings
 
 
 def compare_views(idp_groups, cloudflare_groups, idp_name="Authentik"):

@@ -185,3 +185,16 @@ def test_idp_check_for_entra_passes_on_the_seeded_pair_and_fix_assigns(pair, tmp
     assert taken["principalId"] in entra.state.assigned_groups(entra.service_principal_id)
     vg(pair, tmp_path / "v.db", "rollback", "--run", run_id, "--yes")
     assert taken["principalId"] not in entra.state.assigned_groups(entra.service_principal_id)
+
+
+def test_scan_flags_a_member_whose_user_principal_name_is_not_their_email(pair, tmp_path):
+    cf, entra = pair
+    db = tmp_path / "v.db"
+    assert "idp_username_not_email" not in vg(pair, db, "scan", "--source", "entra").output
+    with entra.state.lock:
+        member = next(iter(next(g for g in entra.state.groups.values() if g["displayName"].startswith("CF-"))["members"]))
+        user = entra.state.users[member]
+        user["userPrincipalName"] = "someone.else@acme-corp.onmicrosoft.example"
+    assert "idp_username_not_email" in vg(pair, db, "scan", "--source", "entra").output
+    listed = vg(pair, db, "inventory", "--findings", "idp_username_not_email", "--json").output
+    assert "someone.else@acme-corp.onmicrosoft.example" in listed
