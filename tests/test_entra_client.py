@@ -269,3 +269,10 @@ def test_client_secret_and_tokens_never_reach_an_error(entra):
     err = EntraError(400, [f"echo {graph.token.seen[-1]} and {entra.client_secret}"])
     assert entra.client_secret not in graph.http.redact(str(err)) and graph.token.seen[-1] not in graph.http.redact(str(err))
     assert isinstance(graph, EntraClient)
+
+
+def test_a_virtual_group_whose_name_starts_with_a_space_is_found(entra, sandbox):
+    """Graph's startswith(displayName,'CF-') misses it; a cutover that left it behind would keep its role."""
+    with entra.state.lock:
+        odd = entra.state.add_group(f" CF-{sandbox.account_id} - DNS ", [next(iter(entra.state.users))])
+    assert odd["id"] in {g["pk"] for g in client(entra).cf_groups()}

@@ -27,7 +27,8 @@ f54f11b60956ea7b185ca0447b2b80805836ec7b; the learn.microsoft.com pages named):
 - token: POST {login}/{tenant}/oauth2/v2.0/token, grant_type=client_credentials, scope
   https://graph.microsoft.com/.default; errors `{"error", "error_description": "AADSTS..."}`
   (7000215 wrong secret, 700016 unknown client, 90002 unknown tenant) (identity platform docs).
-- groups: `$filter=startswith(displayName,'CF-')`, `displayName eq '...'` (string literals quote
+- groups: `$filter=startswith(displayName,'CF-')` (not used: it misses names that start with a
+  space), `displayName eq '...'` (string literals quote
   ' as ''), `$select`, `$top` up to 999, `@odata.nextLink` paging; POST /groups needs
   displayName, mailEnabled, mailNickname, securityEnabled; display names need not be unique;
   `members@odata.bind` adds at most 20 members a request (group-post-members); DELETE
@@ -76,7 +77,6 @@ log = logging.getLogger("vgmigrate.idp")
 GRAPH_URL = "https://graph.microsoft.com/v1.0"
 LOGIN_URL = "https://login.microsoftonline.com"
 SCOPE = "https://graph.microsoft.com/.default"
-CF_PREFIX = "CF-"
 PAGE_SIZE = 999  # Graph's most for groups, members and app role assignments
 BIND_BATCH = 20  # members@odata.bind: at most 20 a request
 ON_DEMAND_BATCH = 5  # provisionOnDemand: one group with at most five members
@@ -384,7 +384,11 @@ class EntraClient(AdapterDefaults):
         return out
 
     def cf_groups(self, include_users=True):
-        params = {"$filter": f"startswith(displayName,{odata_literal(CF_PREFIX)})", "$select": "id,displayName,description", "$top": PAGE_SIZE}
+        """Groups named as virtual groups (names.looks_like_virtual_group). Every group's name is
+        read and checked here: Graph's `startswith(displayName,'CF-')` misses the variants seen in
+        the wild that start with a space (found by the property tests: a migration that leaves
+        such a group behind keeps granting its role after the cutover)."""
+        params = {"$select": "id,displayName,description", "$top": PAGE_SIZE}
         return [self._group(g, include_users) for g in self._pages(self.groups_path(), params)
                 if looks_like_virtual_group(str(g.get("displayName") or ""))]
 
