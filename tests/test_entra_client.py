@@ -276,3 +276,13 @@ def test_a_virtual_group_whose_name_starts_with_a_space_is_found(entra, sandbox)
     with entra.state.lock:
         odd = entra.state.add_group(f" CF-{sandbox.account_id} - DNS ", [next(iter(entra.state.users))])
     assert odd["id"] in {g["pk"] for g in client(entra).cf_groups()}
+
+
+def test_with_no_cf_group_of_this_account_assigned_the_application_of_the_others_is_found(entra, sandbox):
+    """An account whose only CF- group with members names another account plans nothing, but
+    planning must still find the application (found by the Entra property test)."""
+    with entra.state.lock:
+        for aid in [a["id"] for a in entra.state.assignments.values() if sandbox.account_id in a["principalDisplayName"]]:
+            del entra.state.assignments[aid]
+    sp, _ = client(entra).find_provider(sandbox.account_id)
+    assert sp["id"] == entra.service_principal_id

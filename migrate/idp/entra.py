@@ -7,8 +7,9 @@ How the protocol maps onto Entra (decisions; `base.IdP` has the words):
   provisions this account. Graph v1.0 will not return the Tenant URL (synchronization secrets are
   PUT-only), so it is found by what it provisions: the application that this account's `CF-<id>`
   groups are assigned to and that has a synchronization job. `ENTRA_APP` (its object id, app id
-  or display name) names it where that is ambiguous. Its "url" is this account's SCIM endpoint,
-  which is what the assignment shows, not what Graph says.
+  or display name) names it where that is ambiguous; where none of this account's CF- groups is
+  assigned anywhere, the one application any CF- group is assigned to. Its "url" is this
+  account's SCIM endpoint, which is what the assignment shows, not what Graph says.
 - scope: the groups assigned to the application (the job syncs "only assigned users and groups");
   set_scope adds and removes app role assignments (POST / DELETE appRoleAssignedTo).
 - push: provisionOnDemand for the group with its members, five a request (the documented most),
@@ -497,12 +498,19 @@ class EntraClient(AdapterDefaults):
             if job is None:
                 raise VgmigrateError(f"Entra application {sp['displayName']!r} has no provisioning job: set its Provisioning Mode to Automatic")
             return sp, job
-        votes = {}
-        for group in self.cf_groups(include_users=None):
-            if account_id.lower() in group["name"].lower():
+        # This account's CF- groups first; if none is assigned anywhere (it may have none with
+        # members), any CF- group: the one application provisioning CF- groups in this tenant.
+        groups = self.cf_groups(include_users=None)
+        ours = [g for g in groups if account_id.lower() in g["name"].lower()]
+        found = []
+        for candidates in (ours, [g for g in groups if g not in ours]):
+            votes = {}
+            for group in candidates:
                 for assignment in self.group_assignments(group["pk"]):
                     votes.setdefault(assignment["resourceId"], assignment.get("resourceDisplayName"))
-        found = [(pk, name) for pk, name in votes.items() if self.jobs(pk)]
+            found = [(pk, name) for pk, name in votes.items() if self.jobs(pk)]
+            if found:
+                break
         if not found:
             raise VgmigrateError(f"no Entra enterprise application with a provisioning job has this account's CF-{account_id} groups "
                                  "assigned; assign them (or set ENTRA_APP to the application's name), then run again")
