@@ -29,7 +29,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
     `users_obj`. held: email key -> name keys of the legacy roles the member holds in Cloudflare.
     Only members the plan put into a User Group leave, and only if Cloudflare still gives them the
     group's role: putting back (rollback) someone who had lost it would grant it again.
-    delete_groups: also a delete step ("<remove step>.delete", after it) for each group the removal
+    delete_groups: also a delete step ("<remove step>.delete", after every removal) for each group the removal
     leaves empty; emptied_before: group uuid -> earlier members, of groups an earlier cutover run of
     this plan emptied (an interrupted `--delete-groups` run deletes them now).
     Returns (steps, checks: step id -> (User Group id, member emails removed, permission group id),
@@ -40,7 +40,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
     by_exact = {g["name"]: g for g in idp_groups}
     by_name = {iam.name_key(g["name"]): g for g in idp_groups}
     provider = (plan.get("idp") or {}).get("provider", {}).get("pk")
-    steps, checks, stay, kept, n = [], {}, [], [], 0
+    steps, deletes, checks, stay, kept, n = [], [], {}, [], [], 0
     for group in plan["groups"]:
         gid = group_ids.get(group["step"])
         if group.get("action") == "conflict" or not gid:
@@ -75,10 +75,13 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
                 request = {"group": old["pk"], "provider": provider}
                 if not leaving:  # emptied by an earlier run: its journal has the members
                     request["users_before"] = (emptied_before or {})[old["pk"]]
-                steps.append(DeleteIdpGroup.build(sid, old["name"], request, after=[sid] if leaving else []))
+                deletes.append(DeleteIdpGroup.build(sid, old["name"], request, after=[]))
                 # The same check again: deleting the group must take no role the new one gives.
                 checks[f"{sid}.delete"] = (gid, emails, group["permission_group"]["id"])
-    return steps, checks, stay, kept
+    # Every delete after every removal: a member of two CF- groups with the same role keeps it
+    # until both removals land, and a delete waits for that role to go.
+    removes = [s["id"] for s in steps]
+    return steps + [dict(d, after=removes) for d in deletes], checks, stay, kept
 
 
 def _why_kept(users, leaving, migrated):

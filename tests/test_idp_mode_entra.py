@@ -198,3 +198,25 @@ def test_scan_flags_a_member_whose_user_principal_name_is_not_their_email(pair, 
     assert "idp_username_not_email" in vg(pair, db, "scan", "--source", "entra").output
     listed = vg(pair, db, "inventory", "--findings", "idp_username_not_email", "--json").output
     assert "someone.else@acme-corp.onmicrosoft.example" in listed
+
+
+def test_delete_groups_with_a_member_in_two_cf_groups_of_one_role_deletes_the_emptied_one_and_rolls_back(tmp_path):
+    """Each delete waits until Cloudflare has dropped the role of the members who left; one who
+    was in two CF- groups of the same role keeps it until both removals land, so every delete
+    comes after every removal (found by the Entra property test with --delete-groups)."""
+    seed = demo_seed()
+    admin = next(g for g in seed["scim_groups"] if g["displayName"].endswith(" - Administrator"))
+    twin = dict(admin, id="cloudflare-v1-" + "7" * 32, displayName=f" {admin['displayName']} ")
+    seed["scim_groups"].insert(seed["scim_groups"].index(admin), twin)  # listed first, so its steps come first
+    member = next(u for u in seed["scim_users"] if admin["id"] in u["groups"])
+    member["groups"].append(twin["id"])
+    with Sandbox(seed=seed, rate_limit=None) as cf, EntraSandbox(cloudflare=cf, cycle_seconds=0.5) as entra:
+        pair = (cf, entra)
+        start = iam_state(cf), roles(cf), entra_side(entra)
+        db, out, plan, _ = plan_idp(pair, tmp_path)
+        assert {admin["displayName"], twin["displayName"]} <= {v["name"] for g in plan["groups"] for v in g["virtual_groups"]}
+        vg(pair, db, "apply", out, "--yes")
+        vg(pair, db, "cutover", "--yes", "--delete-groups", "--sync-timeout", "10")
+        assert twin["displayName"] not in entra_side(entra)[0]  # emptied and deleted; the other keeps someone not migrated
+        vg(pair, db, "rollback", "--yes")
+        assert (iam_state(cf), roles(cf), entra_side(entra)) == start
