@@ -12,7 +12,7 @@ no circle (tests/test_architecture.py checks).
     rehearsal    apply, verify, roll back on a replica                 demo     the whole migration on the sandbox
     legacy       the legacy roles CF- groups grant in Cloudflare       waiting  wait, with a deadline, for an IdP's push
     steps/       every step kind: build, send, reconcile, undo, describe (base, api, idp, setup)
-    idp/         what the engine needs of an IdP (base), the Authentik adapter, `idp check [--fix]`
+    idp/         what the engine needs of an IdP (base), the Authentik and Entra ID adapters, `idp check [--fix]`
     cloudflare   Cloudflare REST + SCIM client                         http     session, retries, rate limit, redaction
     inventory    the SQLite schema and every SQL write                 views    the read-only SQL views
     codec        stable JSON and timestamps for the inventory          runs     run ids, statuses, the current run
@@ -31,6 +31,7 @@ Each domain rule has one home; everything else imports it:
     step kinds: which makes a group, adds members, grants what, its words  steps
     run and journal statuses                                               runs
     the Authentik version table and its quirks                             idp.authentik
+    Graph's limits (batch sizes, on-demand pace) and the permissions      idp.entra
 """
 
 __version__ = "0.1.0"

@@ -126,7 +126,7 @@ NEXT_STEP = {
 }
 
 
-VERIFIED = ("the migration is verified: remove the migrated members from the CF- groups in your IdP (with Authentik: "
+VERIFIED = ("the migration is verified: remove the migrated members from the CF- groups in your IdP (with Authentik, Okta or Entra ID: "
             "vgmigrate cutover), then keep the audit trail: vgmigrate export --format html --out audit/")
 
 

@@ -1,7 +1,8 @@
 """Step kinds of `vgmigrate idp check --fix` (runs of kind `idp_fix`): create the Authentik SCIM
 provider, create the application, or attach the provider to an existing application as a
-backchannel provider, and link CF- groups to their Cloudflare groups. Registered like every kind, so `vgmigrate rollback --run <idp_fix run>`
-undoes them.
+backchannel provider, and link CF- groups to their Cloudflare groups; for any IdP, put a CF- group
+into the push scope (Entra ID: assign it to the application). Registered like every kind, so
+`vgmigrate rollback --run <idp_fix run>` undoes them.
 
 Their step ids share the prefix "idp." so a rollback treats them as one group, undone newest
 first: the application before the provider it points at.
