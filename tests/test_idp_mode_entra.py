@@ -87,6 +87,10 @@ def test_idp_mode_migrates_through_entra_cuts_over_and_rolls_back_exactly(pair, 
     assert watch.violations == []
     assert (iam_state(cf), roles(cf), entra_side(entra)) == start
     assert "nothing left to undo" in vg(pair, db, "rollback", "--yes").output
+    vg(pair, db, "export", "--format", "jsonl", "--out", tmp_path / "audit")
+    kept = db.read_bytes() + b"".join(p.read_bytes() for p in (tmp_path / "audit").rglob("*") if p.is_file()) + out.read_bytes()
+    for secret in [entra.client_secret, *entra._tokens]:  # the secret and every token Entra issued
+        assert secret.encode() not in kept
 
 
 def test_cutover_delete_groups_and_its_rollback_are_exact(pair, tmp_path):

@@ -63,6 +63,7 @@ import re
 import secrets
 import threading
 import time
+from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -602,8 +603,6 @@ class EntraClient(AdapterDefaults):
 
     def cycle_estimate(self, job):
         """Minutes until the job's next cycle, from its schedule and last run (None if unknown)."""
-        from datetime import datetime, timezone
-
         began = (((job or {}).get("status") or {}).get("lastExecution") or {}).get("timeBegan")
         interval = re.fullmatch(r"PT(?:(\d+)H)?(?:(\d+)M)?", str(((job or {}).get("schedule") or {}).get("interval") or ""))
         if not began or not interval:
