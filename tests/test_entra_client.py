@@ -286,3 +286,12 @@ def test_with_no_cf_group_of_this_account_assigned_the_application_of_the_others
             del entra.state.assignments[aid]
     sp, _ = client(entra).find_provider(sandbox.account_id)
     assert sp["id"] == entra.service_principal_id
+
+
+@pytest.mark.parametrize("variable, value", [("ENTRA_ON_DEMAND_RATE", "fast"), ("ENTRA_ON_DEMAND_RATE", "0/10"),
+                                             ("ENTRA_GRAPH_URL", "graph.microsoft.com"), ("ENTRA_LOGIN_URL", "ftp://login")])
+def test_a_malformed_setting_is_a_one_line_usage_problem_naming_it(variable, value):
+    env = {"ENTRA_TENANT_ID": "t", "ENTRA_CLIENT_ID": "c", "ENTRA_CLIENT_SECRET": "s", variable: value}
+    with pytest.raises(UsageProblem) as err:
+        connect_from_env(env)
+    assert variable in str(err.value) and "\n" not in str(err.value)
