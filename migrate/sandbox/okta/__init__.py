@@ -53,7 +53,9 @@ Where Okta documents nothing, the emulator chooses, and says so here:
   Cloudflare. Deleting an app group (a mapping's target) is refused (403).
 - Rate limits: one sliding window per endpoint family (groups, apps, logs, users), default 600
   requests per 60 s; a 429 (E0000047) carries `X-Rate-Limit-Reset` (epoch seconds) and no Retry-After.
-- An API token (SSWS) acts as a super admin; an access token has exactly its listed scopes.
+- An API token (SSWS) acts as a super admin; an access token has exactly its listed scopes. The
+  scheme may be followed by the token with or without a space: the official Python SDK (3.4)
+  sends `SSWS<token>`, and its users' calls work.
 """
 
 from .server import OktaSandbox

@@ -3,6 +3,7 @@ seeded from a running Cloudflare `Sandbox` and pushing into its SCIM endpoint fr
 
 import json
 import math
+import re
 import secrets
 import socket
 import string
@@ -161,8 +162,10 @@ class OktaSandbox(Served):
 
     def _authorize(self, headers, handler, path):
         value = (headers.get("Authorization") or "").strip()
-        scheme, _, token = value.partition(" ")
-        token = token.strip()
+        # The official SDK (3.4) sends "SSWS<token>" and "Bearer<token>", without the space; its
+        # users' calls work, so Okta must read both spellings.
+        found = re.match(r"^(SSWS|Bearer)\s*(\S*)$", value)
+        scheme, token = found.groups() if found else ("", "")
         if scheme == "SSWS" and token and secrets.compare_digest(token.encode(), self.token.encode()):
             return None  # an API token acts as its admin: a super admin here
         if scheme == "Bearer" and token in self.access_tokens:

@@ -158,7 +158,7 @@ def render_app(state, app):
     return {
         "id": app["id"], "name": app["name"], "label": app["label"], "status": app["status"], "created": app["created"],
         "lastUpdated": app["lastUpdated"], "signOnMode": app["signOnMode"], "features": list(app["features"]),
-        "accessibility": {"selfService": False, "errorRedirectUrl": None, "loginRedirectUrl": None},
+        "accessibility": {"selfService": False},
         "visibility": {"autoSubmitToolbar": False, "hide": {"iOS": True, "web": True}, "appLinks": {"login": True}},
         "settings": {"app": {}, "notifications": {"vpn": {"network": {"connection": "DISABLED"}}}},
         "_links": {"self": {"href": f"{base}/api/v1/apps/{app['id']}"},
@@ -233,7 +233,16 @@ def render_mapping(state, app, mapping):
 
 
 def render_log(event):
-    return {k: v for k, v in event.items() if k != "n"}
+    """Okta's schema types no System Log field as nullable, so an absent value is left out."""
+    return _compact({k: v for k, v in event.items() if k != "n"})
+
+
+def _compact(value):
+    if isinstance(value, dict):
+        return {k: _compact(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_compact(v) for v in value]
+    return value
 
 
 def description_json(value):
