@@ -376,6 +376,17 @@ class OktaClient:
         body = {"sourceGroupId": group_pk, "targetGroupName": target_name, "status": "ACTIVE"}
         return self._call("POST", self.push_path(provider), json=body)
 
+    def link_mapping(self, provider, group_pk, target_group_id):
+        """An ACTIVE mapping to a group already in Cloudflare, through the app group Okta imported for it."""
+        body = {"sourceGroupId": group_pk, "targetGroupId": target_group_id, "status": "ACTIVE"}
+        return self._call("POST", self.push_path(provider), json=body)
+
+    def app_groups(self, provider):
+        """The app's groups imported into Okta (type APP_GROUP): [{"pk", "name"}]."""
+        search = f'type eq "APP_GROUP" and source.id eq {_quoted(app_id_of(provider))}'
+        return [{"pk": g["id"], "name": (g.get("profile") or {}).get("name") or ""}
+                for g in self._pages(self.groups_path(), {"search": search})]
+
     def set_mapping_status(self, provider, mapping_id, status):
         return self._call("PATCH", self.mapping_path(provider, mapping_id), json={"status": status}, missing_ok=True)
 

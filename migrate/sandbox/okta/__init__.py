@@ -11,7 +11,8 @@
 Options: `access_tokens` ({token: scopes}: OAuth access tokens, `Authorization: Bearer`, refused
 with 403 E0000006 and a `WWW-Authenticate` naming the missing scopes), `provisioning` (False: the
 app's provisioning connection is disabled), `group_push` (False: no GROUP_PUSH feature), `mapped`
-(False: the CF- groups have no push mapping), `assigned` (False: they are not assigned to the app),
+(False: the CF- groups have no push mapping), `imported` (with mapped=False: whether their
+Cloudflare groups were imported into Okta as app groups, which a mapping can link to), `assigned` (False: they are not assigned to the app),
 `scim_token` (another token makes every push fail with Cloudflare's 401), `rate_limit`
 ((requests, seconds) per endpoint family, with `X-Rate-Limit-*` headers; None: off), `token`,
 `host`, `port`, `latency_ms`, `push_delay`, `retry_backoff`, `max_retries`.

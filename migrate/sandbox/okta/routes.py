@@ -127,7 +127,8 @@ def _app(state, app_id):
     return app
 
 
-_GROUP_FIELDS = {"profile.name": lambda g: g["profile"]["name"], "type": lambda g: g["type"], "id": lambda g: g["id"]}
+_GROUP_FIELDS = {"profile.name": lambda g: g["profile"]["name"], "type": lambda g: g["type"], "id": lambda g: g["id"],
+                 "source.id": lambda g: g.get("source")}
 
 
 # ---- groups ------------------------------------------------------------------------------------------
@@ -416,7 +417,9 @@ def delete_mapping(request, app_id, mapping_id):
     if mapping["status"] == "ACTIVE":
         raise invalid("status: The group push mapping must be INACTIVE before it can be deleted")
     del app["mappings"][mapping_id]
-    target = state.groups.pop(mapping["targetGroupId"], None) if mapping.get("targetGroupId") else None
+    target = state.groups.get(mapping["targetGroupId"]) if mapping.get("targetGroupId") else None
+    if raw == "true" and target is not None:
+        del state.groups[target["id"]]  # else it stays, as an imported app group a new mapping may link to
     if raw == "true" and mapping.get("scim_id"):
         group = state.groups.get(mapping["sourceGroupId"])
         label = group["profile"]["name"] if group else (target or {}).get("profile", {}).get("name", mapping["sourceGroupId"])

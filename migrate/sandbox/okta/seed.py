@@ -7,7 +7,7 @@ APP_LABEL = "Cloudflare Dashboard"
 APP_NAME = "cloudflare_dashboard"  # the catalog key is not published; the emulator's choice
 
 
-def seed(sandbox, cloudflare, provisioning=True, group_push=True, mapped=True, assigned=True, scim_token=None):
+def seed(sandbox, cloudflare, provisioning=True, group_push=True, mapped=True, assigned=True, scim_token=None, imported=True):
     state = sandbox.state
     state.admin = state.add_user("okta.admin@acme-corp.example", "Okta", "Admin")
     state.add_group("Everyone", kind="BUILT_IN")
@@ -47,9 +47,10 @@ def seed(sandbox, cloudflare, provisioning=True, group_push=True, mapped=True, a
     for group, scim_id in pushed:
         if assigned:
             app["assignments"][group["id"]] = {"priority": len(app["assignments"]), "lastUpdated": now()}
-        if mapped:
+        if mapped or imported:  # its Cloudflare group as an app group in Okta (pushed, or imported)
             target = state.add_group(group["profile"]["name"], kind="APP_GROUP", source=app["id"])
             target["scim_id"] = scim_id
+        if mapped:
             stamp = now()
             mapping = {"id": state.new_id("gPm"), "created": stamp, "lastUpdated": stamp, "sourceGroupId": group["id"],
                        "status": "ACTIVE", "targetGroupId": target["id"], "scim_id": scim_id, "lastPush": stamp, "errorSummary": None}

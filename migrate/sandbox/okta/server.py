@@ -42,7 +42,7 @@ class OktaSandbox(Served):
     def __init__(self, cloudflare=None, token=None, access_tokens=None, provisioning=True, group_push=True,
                  mapped=True, assigned=True, host="127.0.0.1", port=0, latency_ms=0, random_seed=0,
                  rate_limit=(600, 60.0), timeout_seconds=2.0, verbose=False, push_delay=(0.02, 0.25),
-                 retry_backoff=0.4, max_retries=5, scim_token=None):
+                 retry_backoff=0.4, max_retries=5, scim_token=None, imported=True):
         self.state = State(lambda: self.base_url, random_seed=random_seed)
         # Okta API tokens are 42 characters of letters, digits, - and _; letters and digits here.
         self.token = token or "00" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(40))
@@ -65,7 +65,7 @@ class OktaSandbox(Served):
         self._connections = set()
         self._connections_lock = threading.Lock()
         seed(self, cloudflare, provisioning=provisioning, group_push=group_push, mapped=mapped, assigned=assigned,
-             scim_token=scim_token)
+             scim_token=scim_token, imported=imported)
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
