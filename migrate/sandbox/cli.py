@@ -82,9 +82,11 @@ def _load_seed(seed_file, generate, random_seed):
 @click.option("--authentik-scope", type=click.Choice(["listed", "all"]), default="listed", show_default=True,
               help="Provider group_filters: the seeded CF- groups, or empty (every group).")
 @click.option("--authentik-detached", is_flag=True, help="The SCIM provider is not attached to an application (it syncs nothing).")
+@click.option("--okta", "with_okta", is_flag=True, help="Also serve an Okta emulator seeded from this account, pushing SCIM into it.")
+@click.option("--okta-port", type=click.IntRange(0, 65535), default=9100, show_default=True, help="Okta emulator port; 0 picks a free one.")
 def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit, fail_5xx, lose_responses, timeouts,
           timeout_seconds, random_seed, fixed_token, token_kind, verbose, with_authentik, authentik_version, authentik_port,
-          authentik_scope, authentik_detached):
+          authentik_scope, authentik_detached, with_okta, okta_port):
     """Serve the emulator until Ctrl-C and print the variables that point vgmigrate at it."""
     from .server import Sandbox  # when serving: `vgmigrate --help` stays fast (start-up time)
 
@@ -103,7 +105,7 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
     gc.freeze()
     # Ctrl-C and SIGTERM only set a flag, installed before anything is printed, so a signal that
     # arrives at any moment ends in a clean stop rather than a traceback or click's "Aborted!".
-    ak = None
+    ak = okta = None
     stopped = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -123,6 +125,8 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
                 ak.start()
             except OSError as err:
                 raise VgmigrateError(f"cannot listen on {host}:{authentik_port}: {err.strerror or err}") from None
+        if with_okta:
+            okta = _serve_okta(sb, host, okta_port, latency_ms, random_seed, verbose)
         click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
         click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
         click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
@@ -133,17 +137,33 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
             click.echo(f"  SCIM provider {ak.provider_id} pushes into the Cloudflare sandbox (scope: {authentik_scope}"
                        f"{', not attached' if authentik_detached else ''})")
             click.echo(f"  export AUTHENTIK_URL={ak.base_url} AUTHENTIK_TOKEN={ak.token}")
+        if okta is not None:
+            click.echo(f"Okta sandbox listening on {okta.base_url}")
+            click.echo(f"  app {okta.app_id} ('Cloudflare Dashboard') provisions the Cloudflare sandbox and pushes its groups")
+            click.echo(f"  export OKTA_ORG_URL={okta.base_url} OKTA_API_TOKEN={okta.token}")
         click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stopped.wait(0.5):
             pass
     finally:
+        if okta is not None:
+            okta.stop()
         if ak is not None:
             ak.stop()
         sb.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     click.echo("Sandbox stopped.", err=True)
+
+
+def _serve_okta(sb, host, port, latency_ms, random_seed, verbose):
+    from .okta import OktaSandbox
+
+    okta = OktaSandbox(cloudflare=sb, host=host, port=port, latency_ms=latency_ms, random_seed=random_seed, verbose=verbose)
+    try:
+        return okta.start()
+    except OSError as err:
+        raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
 
 
 @sandbox.command("seed")
