@@ -14,7 +14,8 @@ it finishes; then `verify`; then `rollback`, under the same faults and kills. Ch
     python bench/chaos.py                      # 100 seeds (about 40 minutes on two cores)
     python bench/chaos.py --seeds 5 --start 40 # a short run
     python bench/chaos.py --replay 17          # one seed, with every step printed
-    python bench/chaos.py --idp --seeds 5      # the IdP-managed path: apply, cutover, rollback
+    python bench/chaos.py --idp --seeds 5      # the IdP-managed path through Authentik: apply, cutover, rollback
+    python bench/chaos.py --idp okta --seeds 5 # ... through Okta (or entra)
 
 With `--idp` the migration goes through the Authentik emulator, which pushes to the misbehaving
 sandbox from its worker, late (0.05 to 0.6 s), in any order, retrying what fails: apply, verify,
@@ -25,6 +26,7 @@ violation after any write.
 """
 
 import argparse
+import importlib
 import os
 import random
 import signal
@@ -47,7 +49,7 @@ from migrate.cloudflare import CloudflareClient  # noqa: E402
 from migrate.executor import apply_plan  # noqa: E402
 from migrate.inventory import Inventory  # noqa: E402
 from migrate.sandbox import Sandbox  # noqa: E402
-from migrate.sandbox.authentik import AuthentikSandbox  # noqa: E402
+from migrate.demo import IDP_SANDBOXES  # noqa: E402
 from migrate.sandbox.seeds import generate_seed  # noqa: E402
 from migrate.sandbox.watch import AccessWatch  # noqa: E402
 
@@ -58,7 +60,7 @@ def cli(sb, db, *args, kill_after=None, log=None, ak=None):
     env = {**os.environ, "CLOUDFLARE_API_TOKEN": sb.token, "CLOUDFLARE_ACCOUNT_ID": sb.account_id,
            "CLOUDFLARE_BASE_URL": sb.base_url, "VGMIGRATE_DB": str(db)}
     if ak is not None:
-        env.update(AUTHENTIK_URL=ak.base_url, AUTHENTIK_TOKEN=ak.token)
+        env.update(ak.environment())
     proc = subprocess.Popen([sys.executable, "-m", "migrate", *map(str, args)], cwd=REPO, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -142,13 +144,15 @@ def legacy_roles(sb):
         return {m["id"]: sorted(m["roles"]) for m in sb.state.snapshot()["members"]}
 
 
-def authentik_groups(ak):
-    with ak.state.lock:
-        return {g["name"]: sorted(g["users"]) for g in ak.state.groups.values()}
+def idp_sandbox(source, sb, seed):
+    """The IdP's emulator, pushing late and out of order."""
+    module, name = IDP_SANDBOXES[source]
+    options = {"push_delay": (0.05, 0.6), "retry_backoff": 0.3} if source == "authentik" else {}
+    return getattr(importlib.import_module(module), name)(cloudflare=sb, random_seed=seed, **options)
 
 
-def one_seed_idp(seed, groups, members, log):
-    """The IdP-managed path under faults and kills, with Authentik pushing late and out of order."""
+def one_seed_idp(seed, groups, members, log, source="authentik"):
+    """The IdP-managed path under faults and kills, with the IdP pushing late and out of order."""
     rnd = random.Random(seed)
     account = generate_seed(groups=groups, members=members, random_seed=seed)
     stats = {"kills": 0, "faults": 0, "violations": [], "problems": []}
@@ -156,8 +160,8 @@ def one_seed_idp(seed, groups, members, log):
         db, plan_path = Path(tmp) / "inv.db", Path(tmp) / "plan.json"
         with Sandbox(seed=account, rate_limit=(400, 2), fail_5xx=0.01, lose_responses=0.01, timeouts=0.005,
                      timeout_seconds=0.3, random_seed=seed) as sb, \
-                AuthentikSandbox(cloudflare=sb, push_delay=(0.05, 0.6), retry_backoff=0.3, random_seed=seed) as ak:
-            before = (iam_state(sb), legacy_roles(sb), authentik_groups(ak))
+                idp_sandbox(source, sb, seed) as ak:
+            before = (iam_state(sb), legacy_roles(sb), ak.group_members())
             if not until_exit_0(sb, db, ["scan"], rnd, stats, log, ak=ak) or \
                     not until_exit_0(sb, db, ["plan", "--mode", "idp", "--out", plan_path, "--on-existing", "suffix"], rnd, stats, log, ak=ak):
                 stats["problems"].append("scan or plan never finished")
@@ -167,10 +171,10 @@ def one_seed_idp(seed, groups, members, log):
                 if not until_exit_0(sb, db, step, rnd, stats, log, ak=ak):
                     stats["problems"].append(f"{step[0]} never finished")
                     break
-            ak.settle(timeout=120)  # anything Authentik still retries must change nothing
-            after = (iam_state(sb), legacy_roles(sb), authentik_groups(ak))
+            ak.settle(timeout=120)  # anything the IdP still retries must change nothing
+            after = (iam_state(sb), legacy_roles(sb), ak.group_members())
             if not stats["problems"]:
-                for what, a, b in zip(("Cloudflare IAM", "legacy roles", "Authentik groups"), before, after):
+                for what, a, b in zip(("Cloudflare IAM", "legacy roles", f"{ak.name} groups"), before, after):
                     if a != b:
                         stats["problems"].append(f"after rollback, {what} are not as they started")
             watch.stop()
@@ -186,13 +190,14 @@ def main():
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--replay", type=int, help="run this one seed and print every step")
-    parser.add_argument("--idp", action="store_true", help="the IdP-managed path through the Authentik emulator")
+    parser.add_argument("--idp", nargs="?", const="authentik", choices=sorted(IDP_SANDBOXES),
+                        help="the IdP-managed path through this IdP's emulator (default authentik)")
     args = parser.parse_args()
     seeds = [args.replay] if args.replay is not None else list(range(args.start, args.start + args.seeds))
     log = print if args.replay is not None else None
     started, totals, failing = time.monotonic(), {"kills": 0, "faults": 0, "violations": 0, "checks": 0}, []
     for seed in seeds:
-        stats = (one_seed_idp if args.idp else one_seed)(seed, args.groups, args.members, log)
+        stats = one_seed_idp(seed, args.groups, args.members, log, args.idp) if args.idp else one_seed(seed, args.groups, args.members, log)
         for key in totals:
             totals[key] += len(stats[key]) if key == "violations" else stats.get(key, 0)
         if stats["problems"] or stats["violations"]:
@@ -203,7 +208,7 @@ def main():
         ["seeds run", len(seeds)],
         ["accounts", f"{args.groups} virtual groups, {args.members} members each"],
         ["faults injected (5xx, dropped, 429)", totals["faults"]],
-        ["path", "IdP-managed (Authentik emulator, late pushes)" if args.idp else "API"],
+        ["path", f"IdP-managed ({args.idp} emulator, late pushes)" if args.idp else "API"],
         ["kills (SIGKILL of a command)", totals["kills"]],
         ["access checks after writes", totals["checks"]],
         ["invariant violations", totals["violations"]],
@@ -214,10 +219,10 @@ def main():
     if failing:
         seed, problems = failing[0]
         print(f"\nfirst failing seed {seed}: {'; '.join(problems)}")
-        print(f"replay: python bench/chaos.py --replay {seed} --groups {args.groups} --members {args.members}{' --idp' if args.idp else ''}")
+        print(f"replay: python bench/chaos.py --replay {seed} --groups {args.groups} --members {args.members}{f' --idp {args.idp}' if args.idp else ''}")
         sys.exit(1)
     print(f"\nreproduce: python bench/chaos.py --seeds {args.seeds} --start {args.start} --groups {args.groups} --members {args.members}"
-          + (" --idp" if args.idp else ""))
+          + (f" --idp {args.idp}" if args.idp else ""))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections import Counter
 from itertools import chain
 
 from .findings import severity_counts, sorted_findings
+from .idp.base import idp_name
 from .iam import email_key
 from .markup import esc, html_name, html_page_chunks, html_table, html_table_chunks, joined, md_code, md_table, md_table_lines, md_text
 from .names import reveal
@@ -310,7 +311,7 @@ def summary_facts(plan, rehearsal, counts):
         ("Virtual groups", f"{counts['virtual_groups']} migrated, {counts['skipped']} not migrated"),
         ("Memberships to add", f"{counts['member_additions']} ({counts['members']} distinct members)"),
         ("Scope", f"{scope} ({where})"),
-        *([("Authentik", idp_text(plan["idp"]))] if plan.get("idp") else []),
+        *([(idp_name(plan["idp"]), idp_text(plan["idp"]))] if plan.get("idp") else []),
         ("API steps", str(len(plan["steps"]))),
         ("Findings", ", ".join(f"{n} {s}" for s, n in severity_counts(plan["findings"]))),
         ("Rehearsal", rehearsal_text(rehearsal)),
@@ -319,22 +320,27 @@ def summary_facts(plan, rehearsal, counts):
 
 
 IDP_SCOPES = {
-    "listed": "only the groups in its filter; the new groups are added to it",
+    "listed": "only the groups in its scope; the new groups are added to it",
     "all": "every group (its group filter is empty), so the new groups sync as soon as they exist",
     "every group": "every group (this version has no group filter)",
 }
 
 
+def provider_words(idp):
+    """"SCIM provider 'Cloudflare SCIM' (pk 3)", "app 'Cloudflare' (pk 0oa1)": what pushes to Cloudflare."""
+    provider = idp["provider"]
+    return f"{provider.get('kind') or 'SCIM provider'} {provider['name']!r} (pk {provider['pk']})"
+
+
 def idp_text(idp):
     """The IdP side of an idp-mode plan, in a sentence."""
-    provider = idp["provider"]
-    return (f"groups are created in Authentik {idp.get('version') or '(version unknown)'} at {idp['url']} and pushed to "
-            f"Cloudflare by SCIM provider {provider['name']!r} (pk {provider['pk']}), which syncs {IDP_SCOPES[idp['scope']]}; "
+    return (f"groups are created in {idp_name(idp)} {idp.get('version') or '(version unknown)'} at {idp['url']} and pushed to "
+            f"Cloudflare by {provider_words(idp)}, which pushes {IDP_SCOPES[idp['scope']]}; "
             "vgmigrate writes only the policies in Cloudflare")
 
 
 def idp_lines(plan):
-    """The Authentik side of an idp-mode plan, one sentence per fact the approver signs off."""
+    """The IdP side of an idp-mode plan, one sentence per fact the approver signs off."""
     idp = plan.get("idp")
     if not idp:
         return []
@@ -342,16 +348,16 @@ def idp_lines(plan):
     scoped = next((s for s in plan["steps"] if is_kind(s, ScopeIdpGroups)), None)
     missing = [m["email"] for g in plan["groups"] for m in g.get("not_in_idp", [])]
     lines = [
-        f"{len(creates)} new Authentik group(s) at {idp['url']}, each with the members of its virtual group copied in "
+        f"{len(creates)} new {idp_name(idp)} group(s) at {idp['url']}, each with the members of its virtual group copied in "
         f"({sum(len(s['request']['users']) for s in creates)} memberships): {', '.join(s['target'] for s in creates) or 'none'}.",
-        (f"SCIM provider {idp['provider']['name']!r} (pk {idp['provider']['pk']}) gets them added to its group filter in one change."
-         if scoped else f"SCIM provider {idp['provider']['name']!r} (pk {idp['provider']['pk']}) already syncs every group: its filter is not touched."),
-        "Each group is synced on its own, and apply waits until Cloudflare holds it, locked to the IdP, with every member; "
-        "only then does vgmigrate attach the policy. From then on its name, members and deletion belong to Authentik.",
+        (f"{provider_words(idp).capitalize()} gets them added to its push scope in one step."
+         if scoped else f"{provider_words(idp).capitalize()} already pushes every group: its scope is not touched."),
+        "Each group is pushed on its own, and apply waits until Cloudflare holds it, locked to the IdP, with every member; "
+        f"only then does vgmigrate attach the policy. From then on its name, members and deletion belong to {idp_name(idp)}.",
         "The old CF- groups keep granting their roles until vgmigrate cutover, after a clean verify.",
     ]
     if missing:
-        lines.append(f"{len(missing)} member(s) have no Authentik user linked to the provider and are not copied: "
+        lines.append(f"{len(missing)} member(s) have no {idp_name(idp)} user linked to the provider and are not copied: "
                      f"{', '.join(missing[:SHOW_SUBJECTS])}{' ...' if len(missing) > SHOW_SUBJECTS else ''}.")
     return lines
 
@@ -408,7 +414,7 @@ def _markdown_lines(plan, rehearsal, plan_path):
     out.append(md_table(["Sign-off", "Value"], [[md_text(k), md_code(v) if v else " "] for k, v in signoff_fields(plan)]))
 
     if plan.get("idp"):
-        out += ["", "## In Authentik", ""] + [f"- {md_text(line)}" for line in idp_lines(plan)]
+        out += ["", f"## In {idp_name(plan['idp'])}", ""] + [f"- {md_text(line)}" for line in idp_lines(plan)]
 
     out += ["", "## To apply", "", "Run exactly this plan file (editing it changes its id and apply refuses it):", "",
             "```sh", apply_command(plan, plan_path), "```"]
@@ -538,7 +544,7 @@ def _html_parts(plan, rehearsal, plan_path):
     parts.append(f"<h2>Sign-off</h2><p>{esc(signoff_text(plan))}</p>")
     parts.append(html_table(["Sign-off", "Value"], [[esc(k), f'<code class="planid">{esc(v)}</code>' if v else ""] for k, v in signoff_fields(plan)], cls="facts signoff"))
     if plan.get("idp"):
-        parts.append("<h2>In Authentik</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in idp_lines(plan)) + "</ul>")
+        parts.append(f"<h2>In {esc(idp_name(plan['idp']))}</h2><ul>" + "".join(f"<li>{esc(line)}</li>" for line in idp_lines(plan)) + "</ul>")
     parts.append("<h2>To apply</h2>")
     parts.append("<p>Run exactly this plan file (editing it changes its id and apply refuses it):</p>")
     parts.append(f'<pre class="command">{esc(apply_command(plan, plan_path))}</pre>')

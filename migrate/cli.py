@@ -1,7 +1,9 @@
 """Command-line wiring only: options, prompts, output and exit codes. The work happens elsewhere."""
 
 import functools
+import importlib
 import json
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ import click
 
 from . import __version__
 from .errors import Interrupted, UsageProblem, VgmigrateError
+from .idp.base import IDPS, plan_idp_source
 from .names import is_hex_id, quoted
 from .runs import DONE, NOTHING_TO_DO, UNDONE
 
@@ -29,6 +32,7 @@ class Settings:
     debug: bool
     authentik_url: str | None = None
     authentik_token: str | None = None
+    idp: str | None = None  # authentik, okta or entra: which IdP, when the variables of more than one are set
 
 
 class VgmigrateGroup(click.Group):
@@ -84,13 +88,15 @@ class VgmigrateGroup(click.Group):
 )
 @click.option("--authentik-url", envvar="AUTHENTIK_URL", help="Authentik address, with or without /api/v3 (env AUTHENTIK_URL).")
 @click.option("--authentik-token", envvar="AUTHENTIK_TOKEN", help="Authentik API token (env AUTHENTIK_TOKEN; prefer the variable).")
+@click.option("--idp", type=click.Choice(IDPS), envvar="VGMIGRATE_IDP",
+              help="The IdP of an IdP-managed run, when the variables of more than one are set (env VGMIGRATE_IDP).")
 @click.option("--debug", is_flag=True, help="Show tracebacks for expected failures.")
 @click.pass_context
-def cli(ctx, db_path, account_id, token, base_url, authentik_url, authentik_token, debug):
+def cli(ctx, db_path, account_id, token, base_url, authentik_url, authentik_token, idp, debug):
     """Move a Cloudflare account off SCIM virtual groups onto native User Groups."""
     if debug:
         log_debug()
-    ctx.obj = Settings(db_path, account_id, token, base_url.rstrip("/"), debug, authentik_url, authentik_token)
+    ctx.obj = Settings(db_path, account_id, token, base_url.rstrip("/"), debug, authentik_url, authentik_token, idp)
     show_rate_limit_waits()
 
 
@@ -140,14 +146,15 @@ def global_params():
         option("--base-url", field="base_url", help="API base URL (env CLOUDFLARE_BASE_URL), e.g. a sandbox."),
         option("--authentik-url", field="authentik_url", help="Authentik address (env AUTHENTIK_URL)."),
         option("--authentik-token", field="authentik_token", help="Authentik API token (env AUTHENTIK_TOKEN; prefer the variable)."),
+        option("--idp", field="idp", type=click.Choice(IDPS), help="The IdP, when the variables of more than one are set (env VGMIGRATE_IDP)."),
         option("--debug", field="debug", is_flag=True, default=None, help="Show tracebacks for expected failures."),
     ]
 
 
 def sync_timeout_option(what):
-    """`--sync-timeout`: how long a command waits for Authentik's pushes to reach Cloudflare."""
+    """`--sync-timeout`: how long a command waits for the IdP's pushes to reach Cloudflare."""
     return click.option("--sync-timeout", type=click.FloatRange(1), default=120, show_default=True,
-                        help=f"IdP-managed runs: seconds to wait for {what} to reach Cloudflare from Authentik.")
+                        help=f"IdP-managed runs: seconds to wait for {what} to reach Cloudflare from the IdP.")
 
 
 def yes_option(help="Do not ask for confirmation."):
@@ -245,7 +252,7 @@ def connect(settings, parallel=None):
         client = CloudflareClient.connect(settings.base_url, settings.token, settings.account_id, parallel=parallel)
     else:
         client = CloudflareClient.connect(settings.base_url, settings.token, settings.account_id)
-    client.idp = connect_idp(settings, required=False)  # steps that write to Authentik reach it here
+    client.idp = connect_idp(settings, required=False)  # steps that write to the IdP reach it here
     share_rate_limit(settings, client.http.limiter)
     return client
 
@@ -271,32 +278,61 @@ def share_rate_limit(settings, limiter):
     ctx.call_on_close(leave)
 
 
-def connect_idp(settings, required=True):
-    """The Authentik client (AUTHENTIK_URL, AUTHENTIK_TOKEN), or a one-line usage error naming the
-    missing one. Not required and not fully configured: None."""
-    url, token = settings.authentik_url, settings.authentik_token
-    if not required and not (url and token):
+CHECKS = {"authentik": "migrate.idp.check", "okta": "migrate.idp.okta_check", "entra": "migrate.idp.entra_check"}  # `idp check`, per IdP
+
+
+def configured_idps(settings):
+    """The IdPs whose variables are set, in IDPS order."""
+    env = os.environ
+    found = {"authentik": bool(settings.authentik_url or settings.authentik_token),
+             "okta": bool(env.get("OKTA_ORG_URL") or env.get("OKTA_API_TOKEN") or env.get("OKTA_ACCESS_TOKEN")),
+             "entra": bool(env.get("ENTRA_TENANT_ID") or env.get("ENTRA_ACCESS_TOKEN"))}
+    return [name for name in IDPS if found[name]]
+
+
+def connect_idp(settings, required=True, source=None):
+    """The client of the IdP asked for (`source`, else --idp, else the one whose variables are
+    set), or a one-line usage error naming what is missing. Not required and none or several set
+    with nothing to choose between them: None."""
+    source = source or settings.idp
+    if source is None:
+        found = configured_idps(settings)
+        if len(found) != 1:
+            if not required:
+                return None
+            if found:
+                raise UsageProblem(f"the variables of {' and '.join(found)} are all set: pass --idp (or set VGMIGRATE_IDP) to say which IdP")
+            raise UsageProblem("no IdP set: set AUTHENTIK_URL and AUTHENTIK_TOKEN, OKTA_ORG_URL and OKTA_API_TOKEN, "
+                               "or ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET")
+        source = found[0]
+    elif not required and source not in configured_idps(settings):
         return None
-    if not (url or "").strip():
-        raise UsageProblem("no Authentik URL; set AUTHENTIK_URL (or pass --authentik-url), e.g. https://authentik.example.com")
-    if not (token or "").strip():
-        raise UsageProblem("no Authentik token; set AUTHENTIK_TOKEN (an Authentik API token with intent \"API\")")
-    from .idp.authentik import AuthentikClient
+    if source == "authentik":
+        url, token = settings.authentik_url, settings.authentik_token
+        if not (url or "").strip():
+            raise UsageProblem("no Authentik URL; set AUTHENTIK_URL (or pass --authentik-url), e.g. https://authentik.example.com")
+        if not (token or "").strip():
+            raise UsageProblem("no Authentik token; set AUTHENTIK_TOKEN (an Authentik API token with intent \"API\")")
+        from .idp.authentik import AuthentikClient
 
-    return AuthentikClient.connect(url, token)
+        return AuthentikClient.connect(url, token)
+    adapter = importlib.import_module(f"migrate.idp.{source}")
+    return adapter.connect_from_env(os.environ)
 
 
-def authentik_for(settings, client=None):
-    """Authentik for a command that needs it, its token checked with one cheap call
-    (`/core/users/me/`) before anything is read from Cloudflare: a bad token is one line, nothing read."""
-    idp = (client.idp if client else None) or connect_idp(settings)
+def idp_for(settings, client=None, source=None):
+    """The IdP for a command that needs it, its token checked with one cheap call before anything
+    is read from Cloudflare: a bad token is one line, nothing read. `source`: the IdP a plan was
+    made with."""
+    idp = client.idp if client and client.idp and source in (None, client.idp.source) else connect_idp(settings, source=source)
     idp.me()
     return idp
 
 
 @cli.command()
-@click.option("--source", type=click.Choice(["cloudflare", "file", "authentik"]), default="cloudflare", show_default=True,
-              help="Where to read virtual groups: Cloudflare's SCIM groups, an IdP export file, or Authentik's CF- groups (AUTHENTIK_URL, AUTHENTIK_TOKEN).")
+@click.option("--source", type=click.Choice(["cloudflare", "file", *IDPS]), default="cloudflare", show_default=True,
+              help="Where to read virtual groups: Cloudflare's SCIM groups, an IdP export file, or an IdP's CF- groups "
+                   "(Authentik: AUTHENTIK_URL, AUTHENTIK_TOKEN; Okta: OKTA_ORG_URL, OKTA_API_TOKEN; Entra ID: the ENTRA_ variables).")
 @click.option("--file", "file_path", type=click.Path(dir_okay=False), help="CSV (group,email) or JSON export, with --source file.")
 @click.option("--mapping", type=click.Path(dir_okay=False), help="TOML file mapping role names to permission groups.")
 @output_format()
@@ -317,7 +353,7 @@ def scan(settings, source, file_path, mapping, fmt):
         from .sources import from_file
 
         from_file(file_path)  # a bad export is refused before any call
-    idp = authentik_for(settings) if source == "authentik" else None  # a missing setting or bad token: refused before any call
+    idp = idp_for(settings, source=source) if source in IDPS else None  # a missing setting or bad token: refused before any call
     inventory = open_inventory(settings)
     client = connect(settings)
     progress = ScanProgress(total=lambda: client.list_total, eta=client.http.limiter.seconds_for)
@@ -430,7 +466,7 @@ format_option = output_format("markdown", "html", help="How to render the plan: 
 @click.option("--name-template", default="{role}", show_default=True, help="User Group name; fields {role} (permission group), {vg_role}, {account}.")
 @click.option("--mapping", type=click.Path(dir_okay=False), help="TOML file mapping role names to permission groups.")
 @click.option("--mode", type=click.Choice(["api", "idp"]), default="api", show_default=True,
-              help="api: vgmigrate creates groups, policies and members in Cloudflare. idp: it creates the groups in Authentik, "
+              help="api: vgmigrate creates groups, policies and members in Cloudflare. idp: it creates the groups in the IdP, "
                    "which pushes them over SCIM, and attaches only the policies in Cloudflare.")
 @click.option("--on-existing", type=click.Choice(["fail", "adopt", "suffix"]), default="fail", show_default=True,
               help="When a User Group the tool did not create already has the target name.")
@@ -453,9 +489,9 @@ def plan(settings, out, name_template, mapping, mode, on_existing, only, detaile
     role_mapping = load_mapping(mapping) if mapping else json.loads(last["mapping"] or "{}")
     options = PlanOptions(name_template, on_existing, tuple(only), mode, role_mapping)
     idp = None
-    if mode == "idp":  # what Authentik holds now, read before planning (the planner makes no calls)
+    if mode == "idp":  # what the IdP holds now, read before planning (the planner makes no calls)
         client = connect(settings)
-        idp = authentik_for(settings, client).plan_facts(client)
+        idp = idp_for(settings, client).plan_facts(client)
     draft = build_plan(inventory.load_scan(last["id"], without=UNREAD_TABLES), options, inventory.own_groups(), idp)
     check_break_glass(draft, allow_no_break_glass)
     sealed = planfile.seal(draft)
@@ -506,8 +542,8 @@ def rehearse(settings, plan_file, parallel):
 
     sealed = planfile.read(plan_file)
     if sealed["options"].get("mode") == "idp":
-        raise VgmigrateError("rehearse replays api-mode plans on a Cloudflare replica; an idp plan runs through Authentik: "
-                             "try it against `vgmigrate sandbox serve --authentik` instead")
+        raise VgmigrateError("rehearse replays api-mode plans on a Cloudflare replica; an idp plan runs through the IdP: "
+                             "try it against `vgmigrate sandbox serve` with --authentik, --okta or --entra instead")
     inventory = open_inventory(settings)
     check_plan_matches(sealed, sealed["account"]["id"], inventory.scan(sealed["scan"]["id"]))
     result = run_rehearsal(inventory, sealed, parallel=parallel, bar=StepProgress)
@@ -540,7 +576,7 @@ def apply(settings, plan_file, yes, parallel, sync_timeout, fmt):
     inventory = open_inventory(settings)
     client = connect(settings, parallel)
     if sealed["options"].get("mode") == "idp":
-        client.idp = authentik_for(settings, client)  # a missing setting or bad token: refused before any call
+        client.idp = idp_for(settings, client, plan_idp_source(sealed))  # a missing setting or bad token: refused before any call
         client.idp.sync_timeout = sync_timeout
     # What can be refused without a call is refused before anything is printed (apply checks again).
     check_plan_matches(sealed, client.account_id, inventory.scan(sealed["scan"]["id"]))
@@ -749,14 +785,15 @@ def unlock(settings, lock_id, yes):
 @cli.command()
 @click.option("--dir", "workdir", type=click.Path(file_okay=False), help="Where to keep the demo's inventory, plan and reports (default: a new temporary folder).")
 @click.option("--mode", type=click.Choice(["api", "idp"]), default="api", show_default=True,
-              help="api: vgmigrate writes the User Groups; idp: Authentik (emulated) owns them and vgmigrate attaches the policies.")
-def demo(workdir, mode):
+              help="api: vgmigrate writes the User Groups; idp: the IdP (emulated) owns them and vgmigrate attaches the policies.")
+@click.option("--idp", "idp_name", type=click.Choice(IDPS), default="authentik", show_default=True, help="With --mode idp: which IdP to emulate.")
+def demo(workdir, mode, idp_name):
     """The whole migration against the embedded sandbox: no account or token needed."""
     import tempfile
 
     from .demo import run_demo
 
-    run_demo(cli, workdir or tempfile.mkdtemp(prefix="vgmigrate-demo-"), mode)
+    run_demo(cli, workdir or tempfile.mkdtemp(prefix="vgmigrate-demo-"), mode, idp_name)
 
 
 @cli.command("export")
@@ -801,16 +838,16 @@ def export_cmd(settings, fmt, out_dir, run_id, with_audit_log, as_json):
 
 @cli.command()
 @run_option("The apply run whose groups replace the CF- groups (default: the latest).")
-@click.option("--delete-groups", is_flag=True, help="Also delete each CF- group in Authentik that nobody is left in (rollback re-creates it).")
+@click.option("--delete-groups", is_flag=True, help="Also delete each CF- group in the IdP that nobody is left in (rollback re-creates it).")
 @yes_option()
 @sync_timeout_option("the removals")
 @output_format()
 @click.pass_obj
 def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
-    """Take the migrated members out of the old CF- groups in Authentik, once verify is clean.
+    """Take the migrated members out of the old CF- groups in the IdP, once verify is clean.
 
     Cloudflare then drops the legacy roles; the new User Groups keep granting them. With
-    --delete-groups, a CF- group left empty is deleted in Authentik too. Refuses if verify finds a
+    --delete-groups, a CF- group left empty is deleted in the IdP too. Refuses if verify finds a
     difference, or if no Super Administrator would be left outside SCIM. Ends once Cloudflare has
     dropped the legacy roles (or names those it still gives). Undo with `vgmigrate rollback`.
     """
@@ -826,10 +863,10 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
         raise VgmigrateError(
             f"run {run['id']} applied an API-mode plan, and API mode has no cutover: vgmigrate does not write to your IdP. "
             "Once `vgmigrate verify` is clean, remove the migrated members from the CF- groups in your IdP (or stop pushing "
-            "those groups to Cloudflare) there; `--mode idp` plans are the ones `cutover` finishes, through Authentik"
+            "those groups to Cloudflare) there; `--mode idp` plans are the ones `cutover` finishes, through the IdP"
         )
     client = connect(settings)
-    client.idp = authentik_for(settings, client)
+    client.idp = idp_for(settings, client, plan_idp_source(inventory.plan_body(run["plan_id"])))
     work = prepare(client, inventory, run, delete_groups=delete_groups)
     click.echo("verify: " + reports.verify_clean(run["id"], work.verified), err=True)
     steps, stay = work.steps, work.stay
@@ -838,7 +875,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
     if stay:
         click.echo(f"{len(stay)} migrated member(s) stay in their CF- groups: Cloudflare no longer gives them those groups' roles, "
                    f"and putting them back on rollback would grant the roles again (first: {stay[0][1]} in {quoted(stay[0][0])}); "
-                   "remove them in Authentik by hand once you no longer need the rollback", err=True)
+                   f"remove them in {client.idp.name} by hand once you no longer need the rollback", err=True)
     if not steps:
         waited, left = finish_waiting(client, inventory, work.plan["plan_id"], sync_timeout)
         if left:
@@ -846,7 +883,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
         if waited:
             click.echo(f"cutover {waited['id']}: done; Cloudflare has dropped the legacy roles of the members who left their CF- groups.")
             return
-        click.echo("Nothing to do: no migrated member is left in a CF- group in Authentik.")
+        click.echo(f"Nothing to do: no migrated member is left in a CF- group in {client.idp.name}.")
         return
     if not yes:
         need_terminal_or_yes("cutover")
@@ -857,7 +894,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
             click.echo(f"  {step['target']}: " + (f"{len(step['request']['remove'])} member(s) leave" if step in removes
                                                   else "deleted once empty"), err=True)
         deletes = f" and delete {len(steps) - len(removes)} emptied group(s)" if len(steps) > len(removes) else ""
-        click.confirm(f"Remove these members from {len(removes)} CF- group(s) in Authentik{deletes}?", abort=True, err=True)
+        click.confirm(f"Remove these members from {len(removes)} CF- group(s) in {client.idp.name}{deletes}?", abort=True, err=True)
     cut = Cutover(client, inventory, steps, work.checks, work.plan["plan_id"], timeout=sync_timeout)
     try:
         with StepProgress("cutover", len(steps), "CF- groups") as bar:
@@ -875,7 +912,7 @@ def cutover(settings, run_id, delete_groups, yes, sync_timeout, fmt):
 
 @cli.group("idp")
 def idp_group():
-    """The IdP side (Authentik): check and fix the SCIM provider that provisions this account."""
+    """The IdP side (Authentik, Okta or Entra ID): check and fix what provisions this account."""
 
 
 @idp_group.command("check")
@@ -886,13 +923,13 @@ def idp_group():
 @output_format()
 @click.pass_obj
 def idp_check(settings, fix, yes, scim_token, application, fmt):
-    """Check the Authentik SCIM provider for this account: URL, application, token, scope, sync status, version.
+    """Check what provisions this account from the IdP: Authentik's SCIM provider, Okta's app and its
+    push mappings, or Entra ID's enterprise application and its provisioning job.
 
     Every problem is one line with its fix; exit 1 if any needs fixing.
     """
-    from .idp import check as idp
-
     idp_client = connect_idp(settings)
+    idp = importlib.import_module(CHECKS[idp_client.source])
     client = connect(settings)
     client.idp = idp_client
     if fix and not yes:
@@ -907,7 +944,7 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
                 click.echo(f"  {step.description}", err=True)
             click.echo("  then start a full sync, so the check after it shows the new set-up", err=True)
             if not yes:
-                click.confirm("Make these changes in Authentik?", abort=True, err=True)
+                click.confirm(f"Make these changes in {idp_client.name}?", abort=True, err=True)
             run_id, done = idp.apply_fix(client, open_inventory(settings), steps, provider_pk=(report.facts.provider or {}).get("pk"))
             for line in done:
                 click.echo(f"  done: {line}", err=True)
@@ -920,7 +957,7 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
     else:
         click.echo(idp.render(report))
     if report.problems:
-        raise VgmigrateError(f"{len(report.problems)} problem(s) in the Authentik setup; each line above says how to fix it")
+        raise VgmigrateError(f"{len(report.problems)} problem(s) in the {idp_client.name} setup; each line above says how to fix it")
 
 
 idp_check.params.extend(global_params())

@@ -1,5 +1,5 @@
 """The cutover: once the new User Groups are verified, take the migrated members out of the old
-`CF-` groups in Authentik, one group at a time, so Cloudflare drops the legacy roles they granted.
+`CF-` groups in the IdP, one group at a time, so Cloudflare drops the legacy roles they granted.
 
 Journaled like apply (a run of kind "cutover") and undone by `vgmigrate rollback` before the apply
 it follows. After each group it reads the User Group that replaces it again: everyone removed
@@ -25,7 +25,7 @@ from .runs import DONE, FAILED, INTERRUPTED, PENDING, RUNNING
 def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptied_before=None):
     """Pure: one step per old CF- group that still holds migrated members.
 
-    group_ids: plan group step -> live User Group id. idp_groups: Authentik's CF- groups with
+    group_ids: plan group step -> live User Group id. idp_groups: the IdP's CF- groups with
     `users_obj`. held: email key -> name keys of the legacy roles the member holds in Cloudflare.
     Only members the plan put into a User Group leave, and only if Cloudflare still gives them the
     group's role: putting back (rollback) someone who had lost it would grant it again.
@@ -36,7 +36,7 @@ def cutover_steps(plan, group_ids, idp_groups, held, delete_groups=False, emptie
     stay: (CF- group name, email) of migrated members left in place, kept: (CF- group name, why)
     of the groups --delete-groups leaves).
     """
-    # Exact names first: "CF-<id> - dns" and "CF-<id> - DNS" are two groups in Authentik.
+    # Exact names first: "CF-<id> - dns" and "CF-<id> - DNS" are two groups in the IdP.
     by_exact = {g["name"]: g for g in idp_groups}
     by_name = {iam.name_key(g["name"]): g for g in idp_groups}
     provider = (plan.get("idp") or {}).get("provider", {}).get("pk")
@@ -109,8 +109,8 @@ def supers_outside_scim(members, idp_groups, account_id):
 
 
 def roles_not_back(client, removals):
-    """[(removal action, Authentik group, user pks)]: members a cutover took out of a CF- group,
-    whom Authentik has back in it but Cloudflare has not given the group's role again (the push
+    """[(removal action, IdP group, user pks)]: members a cutover took out of a CF- group,
+    whom the IdP has back in it but Cloudflare has not given the group's role again (the push
     failed). A rollback must not take their new User Group away while this list is not empty."""
     idp, held, out = idp_of(client), None, []
     for action in removals:
@@ -135,17 +135,17 @@ def wait_for_cloudflare(client, removals, timeout):
     return wait_until(check, timeout, f"Cloudflare to drop the legacy roles of the members leaving {len(removals)} CF- group(s)")
 
 
-def left_message(left, timeout):
+def left_message(left, timeout, idp_name):
     first = ", ".join(f"{email} in {group!r}" for email, group in left[:3])
-    return (f"Cloudflare still gives {len(left)} legacy role(s) {timeout:g} s after the members left their CF- groups in Authentik "
-            f"({first}): Authentik has not pushed the removal yet, or its push failed (`vgmigrate idp check` shows why). "
+    return (f"Cloudflare still gives {len(left)} legacy role(s) {timeout:g} s after the members left their CF- groups in {idp_name} "
+            f"({first}): {idp_name} has not pushed the removal yet, or its push failed (`vgmigrate idp check` shows why). "
             "Run `vgmigrate cutover` again to keep waiting")
 
 
 def finish_waiting(client, inventory, plan_id, timeout):
     """The cutovers of this plan that stopped before they were done (their removals had not reached
     Cloudflare by the deadline, or the process was killed) and that leave nothing to remove: a
-    removal journaled as pending is checked in Authentik, then Cloudflare is waited for, and the
+    removal journaled as pending is checked in the IdP, then Cloudflare is waited for, and the
     runs are marked done once it has dropped the legacy roles. Returns (the newest such run, what
     is left), or (None, []) when there is none."""
     unfinished = [r for r in inventory.runs("cutover") if r["plan_id"] == plan_id and r["status"] in (FAILED, RUNNING, INTERRUPTED)]
@@ -165,7 +165,7 @@ def finish_waiting(client, inventory, plan_id, timeout):
     left = wait_for_cloudflare(client, removals_of(inventory, plan_id), timeout)
     for run in waiting:
         inventory.update_run(run["id"], status=DONE if not left else FAILED, message="all steps done; Cloudflare has dropped the legacy roles"
-                             if not left else left_message(left, timeout))
+                             if not left else left_message(left, timeout, idp_of(client).name))
     return waiting[-1], left
 
 
@@ -185,7 +185,7 @@ class Cutover(JournaledRun):
         super()._execute()
         left = wait_for_cloudflare(self.client, removals_of(self.inv, self.plan["plan_id"]), self.timeout)
         if left:
-            raise StepFailed(left_message(left, self.timeout))
+            raise StepFailed(left_message(left, self.timeout, idp_of(self.client).name))
 
     def _finish(self, step, object_id, outcome):
         gid, emails, pg_id = self.checks[step["id"]]

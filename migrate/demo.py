@@ -1,7 +1,9 @@
 """`vgmigrate demo`: the whole migration against the embedded sandbox, each step explained."""
 
+import importlib
+import os
 import time
-from contextlib import nullcontext, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stdout
 from pathlib import Path
 
 import click
@@ -9,7 +11,6 @@ import click
 from .errors import VgmigrateError
 from .rehearsal import iam_state
 from .sandbox import Sandbox
-from .sandbox.authentik import AuthentikSandbox
 from .sandbox.seeds import demo_seed
 
 STEPS = [
@@ -35,23 +36,23 @@ STEPS = [
 
 
 IDP_STEPS = [
-    ("idp check", "The guide's setup and 'Verify the integration': the Authentik SCIM provider points at this account, is attached "
-                  "to an application, its token is accepted, and what it syncs.",
+    ("idp check", "The guide's setup and 'Verify the integration': what pushes from {idp} to Cloudflare points at this "
+                  "account, is switched on, and what it pushes.",
      ["idp", "check"]),
     ("scan", "Read the IdP's own CF- groups and their users, and cross-check them with Cloudflare's SCIM view.",
-     ["scan", "--source", "authentik"]),
-    ("plan", "The dry run of the IdP-managed path: per virtual group a new Authentik group with its members, added to the "
-             "provider's sync scope, synced over SCIM, then its policy attached in Cloudflare. 'Administrator Read Only' is "
+     ["scan", "--source", "{source}"]),
+    ("plan", "The dry run of the IdP-managed path: per virtual group a new {idp} group with its members, put in the "
+             "push scope, pushed over SCIM, then its policy attached in Cloudflare. 'Administrator Read Only' is "
              "taken in Cloudflare, so that group gets a suffix (--on-existing suffix).",
      ["plan", "--mode", "idp", "--on-existing", "suffix", "--out", "{plan}"]),
-    ("report", "The approval report, with the Authentik side.",
+    ("report", "The approval report, with the {idp} side.",
      ["show", "{plan}", "--format", "markdown"]),
-    ("apply", "Carry out the plan: Authentik creates and pushes each group (locked to the IdP in Cloudflare); vgmigrate "
+    ("apply", "Carry out the plan: {idp} creates and pushes each group (locked to the IdP in Cloudflare); vgmigrate "
               "waits for it to arrive and attaches only the policy.",
      ["apply", "{plan}", "--yes"]),
     ("verify", "Check live state member by member.",
      ["verify"]),
-    ("cutover", "Only now, after a clean verify: take the migrated members out of the old CF- groups in Authentik, so "
+    ("cutover", "Only now, after a clean verify: take the migrated members out of the old CF- groups in {idp}, so "
                 "Cloudflare drops the legacy roles; the new groups keep granting them.",
      ["cutover", "--yes"]),
     ("rollback", "Undo it all from the journal: members back into the CF- groups first, then policies, then the new groups.",
@@ -61,7 +62,12 @@ IDP_STEPS = [
 ]
 
 
-def run_demo(cli, workdir, mode="api"):
+# The emulator of each IdP: module, class. Each serves `environment()`, the variables that point vgmigrate at it.
+IDP_SANDBOXES = {"authentik": ("migrate.sandbox.authentik", "AuthentikSandbox"), "okta": ("migrate.sandbox.okta", "OktaSandbox"),
+                 "entra": ("migrate.sandbox.entra", "EntraSandbox")}
+
+
+def run_demo(cli, workdir, mode="api", idp_source="authentik"):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     paths = {"plan": str(workdir / "plan.json")}
@@ -70,18 +76,19 @@ def run_demo(cli, workdir, mode="api"):
         raise VgmigrateError(f"{workdir} already holds a demo inventory; pass another --dir")
     started = time.monotonic()
     steps = IDP_STEPS if mode == "idp" else STEPS
-    with Sandbox(seed=demo_seed(), rate_limit=None) as sb, _authentik(sb, mode) as ak:
+    with Sandbox(seed=demo_seed(), rate_limit=None) as sb, _idp_sandbox(sb, mode, idp_source) as ak, _environment(ak):
         click.secho(f"A Cloudflare sandbox is serving the demo account {sb.account_id} at {sb.base_url}.", bold=True)
         before = iam_state(sb.state.snapshot())
         base = ["--db", str(db), "--account", sb.account_id, "--token", sb.token, "--base-url", sb.base_url]
+        words = {"idp": ak.name if ak else "", "source": idp_source}
         if ak:
-            click.secho(f"An Authentik sandbox is serving its IdP at {ak.base_url}, pushing to Cloudflare over SCIM.", bold=True)
-            base += ["--authentik-url", ak.base_url, "--authentik-token", ak.token]
+            click.secho(f"{words['idp']} is emulated at {ak.base_url}, pushing to Cloudflare over SCIM.", bold=True)
+            base += ["--idp", idp_source]
         for n, (title, explanation, args) in enumerate(steps, 1):
-            command = [a.format(**paths) for a in args]
+            command = [a.format(**paths, **words) for a in args]
             click.echo()
             click.secho(f"[{n}/{len(steps)}] {title}: vgmigrate {' '.join(command)}", bold=True)
-            click.echo(explanation)
+            click.echo(explanation.format(**words))
             click.echo()
             code = cli.main(base + command, prog_name="vgmigrate", standalone_mode=False)
             if code not in (None, 0):
@@ -90,6 +97,7 @@ def run_demo(cli, workdir, mode="api"):
                 for fmt, name in (("markdown", "report.md"), ("html", "report.html")):
                     with open(workdir / name, "w", encoding="utf-8") as out, redirect_stdout(out):
                         cli.main(base + ["show", paths["plan"], "--format", fmt], prog_name="vgmigrate", standalone_mode=False)
+        ak_variables = sorted(ak.environment()) if ak else []
         calls, restored = len(sb.calls) + (len(ak.calls) if ak else 0), iam_state(sb.state.snapshot()) == before
     if not restored:
         raise VgmigrateError("the rollback did not restore the sandbox account exactly; this is a bug, please report it")
@@ -98,15 +106,32 @@ def run_demo(cli, workdir, mode="api"):
     click.echo(f"The demo made {calls} API calls in {time.monotonic() - started:.1f} s; after the rollback the account's User Groups, policies and members are exactly as before.")
     click.echo(f"Its inventory, plan and reports are in {workdir} (report.html opens in a browser).")
     if mode == "idp":
-        click.echo("For a real account: export CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, AUTHENTIK_URL and AUTHENTIK_TOKEN, "
+        click.echo(f"For a real account: export CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and {' and '.join(ak_variables)}, "
                    "then vgmigrate idp check.")
     else:
         click.echo("For a real account: export CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, then vgmigrate scan.")
 
 
 
-def _authentik(sb, mode):
-    """The Authentik emulator beside the Cloudflare sandbox for `--mode idp`, else nothing."""
+def _idp_sandbox(sb, mode, source):
+    """The IdP's emulator beside the Cloudflare sandbox for `--mode idp`, else nothing."""
     if mode != "idp":
         return nullcontext()
-    return AuthentikSandbox(cloudflare=sb)
+    module, name = IDP_SANDBOXES[source]
+    return getattr(importlib.import_module(module), name)(cloudflare=sb)
+
+
+@contextmanager
+def _environment(ak):
+    """The emulated IdP's variables, set while the demo runs (the IdPs after Authentik take no options)."""
+    added = ak.environment() if ak else {}
+    saved = {k: os.environ.get(k) for k in added}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

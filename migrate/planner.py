@@ -74,7 +74,7 @@ def build_plan(data, options, own_groups=None, idp=None):
     """
     check_template(options.name_template)
     if options.mode == "idp" and idp is None:
-        raise VgmigrateError("--mode idp needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
+        raise VgmigrateError("--mode idp needs the IdP: set AUTHENTIK_URL and AUTHENTIK_TOKEN, OKTA_ORG_URL and OKTA_API_TOKEN, or the ENTRA_ variables")
     if options.mode == "idp" and options.on_existing == "adopt":
         raise VgmigrateError("--mode idp cannot adopt an existing group (its members would become the IdP's); "
                              "use --on-existing suffix or another --name-template")
@@ -285,9 +285,9 @@ def _plan_idp_group(d, sid, target):
         group["not_in_idp"] = missing
         d.findings.append(Finding(
             "warning", "member_not_in_idp", target["name"],
-            f"{len(missing)} member(s) have no Authentik user linked to the Cloudflare SCIM provider "
+            f"{len(missing)} member(s) have no {idp['name']} user linked to the Cloudflare SCIM provider "
             f"({', '.join(m['email'] for m in missing[:3])}{', ...' if len(missing) > 3 else ''}): the IdP cannot put them in the new group",
-            "provision them from Authentik first, or give them the role by hand; the cutover leaves them in their CF- groups",
+            f"provision them from {idp['name']} first, or give them the role by hand; the cutover leaves them in their CF- groups",
         ))
     own_id = _own_group_for(target["name"], pg_id, d.own_groups)
     name_key = iam.name_key(target["name"])
@@ -295,7 +295,7 @@ def _plan_idp_group(d, sid, target):
         group.update(action="none", existing_id=own_id, name=d.own_groups[own_id]["name"])
         return group
     if name_key in d.taken and d.options.on_existing != "suffix":
-        where = "Authentik" if name_key in {iam.name_key(x) for x in idp["group_names"]} else "Cloudflare"
+        where = idp["name"] if name_key in {iam.name_key(x) for x in idp["group_names"]} else "Cloudflare"
         d.conflicts.append({"name": target["name"], "existing_id": d.existing.get(name_key, {}).get("id"), "idp": where})
         group.update(action="conflict")
         return group
@@ -316,10 +316,11 @@ def _plan_idp_group(d, sid, target):
 
 
 def _idp_summary(idp):
-    """What the approver needs to know of the Authentik side."""
+    """What the approver needs to know of the IdP side."""
     provider = idp["provider"]
-    return {"url": idp["url"], "version": idp["version"], "scope": idp["scope"],
-            "provider": {"pk": provider["pk"], "name": provider["name"], "url": provider["url"]}}
+    return {"name": idp["name"], "source": idp["source"], "url": idp["url"], "version": idp["version"], "scope": idp["scope"],
+            "provider": {"pk": provider["pk"], "name": provider["name"], "url": provider["url"],
+                         **({"kind": provider["kind"]} if provider.get("kind") else {})}}
 
 
 def _not_adoptable(group, pg_id, pg_names):

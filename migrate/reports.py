@@ -8,6 +8,7 @@ from tabulate import tabulate
 from .approval import in_words
 from .findings import SEVERITIES
 from .names import HEX_ID, reveal
+from .idp.base import idp_name
 from .steps import summary_parts
 
 
@@ -97,7 +98,7 @@ def access_summary(plan):
 
 
 def plan_summary_line(plan):
-    parts = summary_parts(plan["steps"], plan["options"].get("mode") == "idp")
+    parts = summary_parts(plan["steps"], plan.get("idp") and idp_name(plan["idp"]))
     return f"Plan {plan['plan_id'][:12]}: {len(plan['steps'])} steps ({', '.join(parts)})."
 
 

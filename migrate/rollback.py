@@ -126,9 +126,9 @@ class Rollback:
 
     def _legacy_roles_back(self):
         """Before any User Group goes: everyone a cutover took out of a CF- group holds its role in
-        Cloudflare again. Authentik pushes the restored memberships later, from its worker, so
+        Cloudflare again. The IdP pushes the restored memberships later, from its worker, so
         wait for them; whom they have not reached by the deadline, push once more (in an order
-        that does not depend on Authentik's), and wait again. If the role is still missing, stop
+        that does not depend on the IdP's), and wait again. If the role is still missing, stop
         here, with the new groups still granting it."""
         removals = [a for run in self._cutovers() for a in self.inv.actions(run["id"], response=False)
                     if a["kind"] == RemoveIdpMembers.kind and a["status"] != FAILED]
@@ -150,7 +150,7 @@ class Rollback:
         if still:
             action, group, pks = still[0]
             raise VgmigrateError(f"rollback stopped before removing any User Group: Cloudflare has not given {len(pks)} member(s) of "
-                                 f"{group['name']!r} its role back (Authentik's push failed or is still being retried; `vgmigrate idp check` "
+                                 f"{group['name']!r} its role back ({idp.name}'s push failed or is still being retried; `vgmigrate idp check` "
                                  "shows why). Fix it, then run `vgmigrate rollback` again")
 
     def _cutovers(self):

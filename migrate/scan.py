@@ -9,6 +9,7 @@ from . import sources
 from .cloudflare import Pages, in_background
 from .collector import cycle_collection_paused
 from .errors import CloudflareError, UsageProblem
+from .idp.base import IDPS
 from .findings import Finding, analyse, member_fields, sort_findings
 from .iam import email_key, is_account_wide, scope_of
 from .codec import dumps, utcnow
@@ -127,10 +128,10 @@ def source_reader(source, file=None, idp=None):
     """The reader of `--source`; a one-line error when it cannot run."""
     if source == "file":
         return FileSource(file)
-    if source == "authentik":
+    if source in IDPS:
         if idp is None:
-            raise UsageProblem("--source authentik needs Authentik: set AUTHENTIK_URL and AUTHENTIK_TOKEN")
-        return AuthentikSource(idp)
+            raise UsageProblem(f"--source {source} needs the IdP's variables set (see `vgmigrate scan --help`)")
+        return IdpSource(idp)
     return CloudflareSource()
 
 
@@ -151,20 +152,20 @@ class CloudflareSource:
         return vgs, scim_ids, []
 
 
-class AuthentikSource:
-    """The IdP's CF- groups, compared with Cloudflare's SCIM view (see _authentik_source)."""
+class IdpSource:
+    """The IdP's CF- groups, compared with Cloudflare's SCIM view (see _idp_source)."""
 
-    name = "authentik"
     reads_scim = True
 
     def __init__(self, idp):
         self.idp = idp
+        self.name = idp.source
 
     def start(self, background, listings, stop):
-        pass  # the SCIM view is read after Authentik's groups, to compare them
+        pass  # the SCIM view is read after the IdP's groups, to compare them
 
     def virtual_groups(self, client, listings, ugs, progress):
-        return _authentik_source(self.idp, listings, progress)
+        return _idp_source(self.idp, listings, progress)
 
 
 class FileSource:
@@ -215,25 +216,25 @@ def _stopping_on_error(event, listings):
         raise
 
 
-def _authentik_source(idp, listings, progress):
-    """(virtual groups, SCIM group ids or None, findings) from Authentik's CF- groups.
+def _idp_source(idp, listings, progress):
+    """(virtual groups, SCIM group ids or None, findings) from the IdP's CF- groups.
 
     Cloudflare's SCIM view (read alongside, as for the cloudflare source) tells which User Groups
-    an IdP manages and is compared group by group and member by member with Authentik: the two
+    an IdP manages and is compared group by group and member by member with the IdP: the two
     disagree when a sync is pending or failing, and then migrating from either side changes who
     holds a role.
     """
-    progress("Authentik CF- groups")
+    progress(f"{idp.name} CF- groups")
     groups = idp.cf_groups(include_users=True)
     users = ()
     if any(g.get("users_obj") is None and g.get("users") for g in groups):  # a server that left members out
-        progress("Authentik users")
+        progress(f"{idp.name} users")
         users = idp.users(groups_by_pk=[g["pk"] for g in groups if g.get("users_obj") is None])
-    vgs = sources.from_authentik(groups, users)
+    vgs = sources.from_idp(groups, users)
     findings = [
         Finding("info", "idp_inactive_members", vg.name,
-                f"{len(vg.raw['inactive_members'])} inactive Authentik user(s) in this group are left out (Authentik deprovisions them in Cloudflare)",
-                "nothing, unless they should keep the role: reactivate them in Authentik and scan again")
+                f"{len(vg.raw['inactive_members'])} inactive {idp.name} user(s) in this group are left out ({idp.name} deprovisions them in Cloudflare)",
+                f"nothing, unless they should keep the role: reactivate them in {idp.name} and scan again")
         for vg in vgs if vg.raw.get("inactive_members")
     ]
     try:
@@ -243,11 +244,11 @@ def _authentik_source(idp, listings, progress):
         if err.status not in (401, 403, 404):
             raise
         return vgs, None, findings  # the caller says the SCIM view was unreadable
-    return vgs, {g["id"] for g in scim_groups}, findings + compare_views(vgs, cloudflare_view)
+    return vgs, {g["id"] for g in scim_groups}, findings + compare_views(vgs, cloudflare_view, idp.name)
 
 
-def compare_views(idp_groups, cloudflare_groups):
-    """Findings where Authentik's CF- groups and Cloudflare's virtual groups disagree (by name, then
+def compare_views(idp_groups, cloudflare_groups, idp_name="Authentik"):
+    """Findings where the IdP's CF- groups and Cloudflare's virtual groups disagree (by name, then
     by member email). Pure."""
     findings = []
     theirs = {vg.name: vg for vg in cloudflare_groups}
@@ -257,27 +258,27 @@ def compare_views(idp_groups, cloudflare_groups):
         if other is None:
             findings.append(Finding(
                 "warning", "idp_group_not_in_cloudflare", name,
-                f"is in Authentik with {len(vg.member_emails)} member(s) but Cloudflare has no virtual group of that name with members: "
+                f"is in {idp_name} with {len(vg.member_emails)} member(s) but Cloudflare has no virtual group of that name with members: "
                 "it is not synced, or its sync failed",
-                "check the sync (`vgmigrate idp check`); migrating from Authentik grants its role to members who may not hold it now"))
+                f"check the sync (`vgmigrate idp check`); migrating from {idp_name} grants its role to members who may not hold it now"))
             continue
         for email in sorted(set(vg.member_emails) - set(other.member_emails)):
             findings.append(Finding(
                 "warning", "idp_member_not_in_cloudflare", email,
-                f"is in {quoted(name)} in Authentik but not in Cloudflare's virtual group: the sync has not reached Cloudflare",
-                "run a sync and check `vgmigrate idp check`; migrating from Authentik grants them the role"))
+                f"is in {quoted(name)} in {idp_name} but not in Cloudflare's virtual group: the sync has not reached Cloudflare",
+                f"run a sync and check `vgmigrate idp check`; migrating from {idp_name} grants them the role"))
         for email in sorted(set(other.member_emails) - set(vg.member_emails)):
             findings.append(Finding(
                 "warning", "cloudflare_member_not_in_idp", email,
-                f"is in Cloudflare's virtual group {quoted(name)} but not in Authentik's: migrating from Authentik drops their role",
-                "add them to the group in Authentik if they should keep it, or confirm the removal"))
+                f"is in Cloudflare's virtual group {quoted(name)} but not in {idp_name}'s: migrating from {idp_name} drops their role",
+                f"add them to the group in {idp_name} if they should keep it, or confirm the removal"))
     for name, other in theirs.items():
         if name not in ours:
             findings.append(Finding(
                 "warning", "cloudflare_group_not_in_idp", name,
-                f"is a virtual group in Cloudflare with {len(other.member_emails)} member(s) but Authentik has no CF- group of that name: "
-                "another IdP or an old sync made it, so a migration from Authentik leaves it out",
-                "scan with --source cloudflare to migrate it, or recreate the group in Authentik"))
+                f"is a virtual group in Cloudflare with {len(other.member_emails)} member(s) but {idp_name} has no CF- group of that name: "
+                f"another IdP or an old sync made it, so a migration from {idp_name} leaves it out",
+                f"scan with --source cloudflare to migrate it, or recreate the group in {idp_name}"))
     return findings
 
 

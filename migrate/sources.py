@@ -50,14 +50,15 @@ def from_scim(scim_groups, scim_users, progress=None):
     ]
 
 
-def from_authentik(groups, users=()):
-    """Authentik's `CF-` groups (as `/core/groups/` lists them) and their members' emails.
+def from_idp(groups, users=()):
+    """An IdP's `CF-` groups (as `migrate/idp/base.py` describes them) and their members' emails.
 
-    Members come from each group's `users_obj`; when a listing left it out (`include_users=false`,
-    or an older server), its `users` pks are looked up in `users` (`/core/users/` rows). A user
-    without an email is matched by a username that is one (Authentik's SCIM `userName`). Inactive
-    users are left out: Authentik deprovisions them in Cloudflare, so they hold no role there; they
-    are kept in `raw["inactive_members"]`. Names and empty groups follow `from_scim`.
+    Members come from each group's `users_obj`; when a listing left it out (Authentik's
+    `include_users=false`, or an older server), its `users` pks are looked up in `users`. A user
+    without an email is matched by a username that is one (Authentik's SCIM `userName`, Entra's
+    user principal name). Inactive users are left out: the IdP deprovisions them in Cloudflare, so
+    they hold no role there; they are kept in `raw["inactive_members"]`. Names and empty groups
+    follow `from_scim`.
     """
     by_pk = {u.get("pk"): u for u in users or () if isinstance(u, dict)}
     out = []
@@ -70,7 +71,7 @@ def from_authentik(groups, users=()):
             members = [by_pk[pk] for pk in group.get("users") or [] if pk in by_pk]
         active, inactive = [], []
         for user in members:
-            email = _authentik_email(user)
+            email = _idp_email(user)
             if email:
                 (active if user.get("is_active", True) is not False else inactive).append(email)
         if not active:
@@ -82,7 +83,7 @@ def from_authentik(groups, users=()):
     return out
 
 
-def _authentik_email(user):
+def _idp_email(user):
     email = (user.get("email") or "").strip()
     if email:
         return email

@@ -102,6 +102,6 @@ def verify_run(client, inventory, run_id=None, parallel=None, progress=None):
     if removals:
         for email, group in legacy_left(client, removals):
             diffs.append({"kind": "legacy_role_remains", "subject": email,
-                          "detail": f"left {group!r} in the cutover, but Cloudflare still gives its legacy role (Authentik's push has not landed)"})
+                          "detail": f"left {group!r} in the cutover, but Cloudflare still gives its legacy role (the IdP's push has not landed)"})
     counts = {"groups": len([g for g in plan["groups"] if g.get("action") != "conflict"]), "member_roles": len(memberships), "differences": len(diffs)}
     return run, diffs, counts

@@ -17,6 +17,8 @@ SA = "Super Administrator - All Privileges"
 class FakeIdp:
     """The few Authentik reads these rules make, from a dict of groups by name."""
 
+    name = "Authentik"
+
     def __init__(self, *groups):
         self.by_name = {g["name"]: g for g in groups}
         self.by_pk = {g["pk"]: g for g in groups}

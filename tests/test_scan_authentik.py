@@ -15,7 +15,7 @@ from migrate.sandbox import Sandbox
 from migrate.sandbox.authentik import AuthentikSandbox
 from migrate.sandbox.seeds import demo_seed
 from migrate.scan import compare_views
-from migrate.sources import VirtualGroup, from_authentik
+from migrate.sources import VirtualGroup, from_idp
 
 ACCT = "0" * 31 + "1"
 ADMIN = f"CF-{ACCT} - Administrator"
@@ -33,14 +33,14 @@ def test_from_authentik_keeps_cf_groups_with_active_members():
         {"pk": "g3", "name": "Engineering", "users": [1], "users_obj": [user(1, "a@example.com")]},  # not a virtual group
         {"pk": "g4", "name": f"CF-{ACCT} - Billing", "users": [2], "users_obj": [user(2, "b@example.com", active=False)]},
     ]
-    (vg,) = from_authentik(groups)
+    (vg,) = from_idp(groups)
     assert (vg.id, vg.name, vg.member_emails) == ("g1", ADMIN, ("a@example.com", "c@example.com"))
     assert vg.raw["inactive_members"] == ["b@example.com"] and "users_obj" not in vg.raw
 
 
 def test_from_authentik_reads_members_from_users_when_the_listing_left_them_out():
     groups = [{"pk": "g1", "name": ADMIN, "users": [1, 2], "users_obj": None}]
-    (vg,) = from_authentik(groups, [user(1, "a@example.com"), user(2, "b@example.com"), user(9, "z@example.com")])
+    (vg,) = from_idp(groups, [user(1, "a@example.com"), user(2, "b@example.com"), user(9, "z@example.com")])
     assert vg.member_emails == ("a@example.com", "b@example.com")
 
 

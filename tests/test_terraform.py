@@ -330,7 +330,7 @@ def test_idp_mode_writes_only_the_policies_and_leaves_members_to_the_idp(tmp_pat
         db = tmp_path / "v.db"
         base = ["--db", str(db), "--account", sb.account_id, "--token", sb.token, "--base-url", sb.base_url,
                 "--authentik-url", ak.base_url, "--authentik-token", ak.token]
-        run_steps(base, IDP_STEPS, {"plan": str(tmp_path / "plan.json")})
+        run_steps(base, IDP_STEPS, {"plan": str(tmp_path / "plan.json"), "source": "authentik"})
         result = export_tf(base, tmp_path / "tf")
         assert result.exit_code == 0, result.output
         assert "members left to the IdP" in result.output

@@ -104,6 +104,10 @@ def normalise_base_url(url, variable="AUTHENTIK_URL"):
 class AuthentikClient:
     """The Authentik calls vgmigrate makes. Thread-safe (one HttpClient underneath)."""
 
+    name = "Authentik"
+    source = "authentik"
+    links_groups = True  # its SCIM group links name the Cloudflare group a push made
+
     def __init__(self, http: HttpClient, sync_timeout=120.0):
         self.http = http
         self.sync_timeout = sync_timeout  # seconds a step waits for a synced group to reach Cloudflare
@@ -500,6 +504,63 @@ class AuthentikClient:
         suffix = f":group:{group_uuid}:m2m"
         return [t for t in self._pages("/tasks/tasks/", params, limit=200) if str(t.get("uid") or "").endswith(suffix)]
 
+    # -- the engine's words (migrate/idp/base.py) ----------------------------------------------
+
+    def set_members(self, pk, users):
+        """PATCH `users`, which replaces the whole member list."""
+        return self.update_group(pk, users=list(users))
+
+    def scope_of(self, provider):
+        return list(self.scim_provider(provider).get("group_filters") or [])
+
+    def set_scope(self, provider, groups):
+        """PATCH group_filters (the whole list: two at once would lose each other's additions)."""
+        return self.update_scim_provider(provider, group_filters=list(groups))
+
+    def scope_path(self, provider):
+        return self.provider_path(provider)
+
+    def push(self, provider, group_pk):
+        """Sync the group now; the warnings and errors Authentik logged doing it."""
+        return log_lines(self.sync_object(provider, group_pk))
+
+    def push_path(self, provider):
+        return self.sync_object_path(provider)
+
+    def pushed_id(self, provider, group_pk):
+        links = self.scim_group_links(provider, group_pk)
+        return next((link["scim_id"] for link in links if link.get("scim_id")), None)
+
+    def link(self, provider, group_pk, scim_id):
+        """Link the group to this Cloudflare group (as 2026.2 adopts a 409ed push), unless it is."""
+        if any(link.get("scim_id") == scim_id for link in self.scim_group_links(provider, group_pk)):
+            return False
+        self.create_scim_group_link(provider, group_pk, scim_id)
+        return True
+
+    def link_path(self, provider):
+        return self.scim_group_links_path()
+
+    def unpush_calls(self, provider, group_pk):
+        return []  # deleting the group deletes its User Group in Cloudflare too
+
+    def kept_fields(self, group):
+        """What a re-created group needs beyond name, attributes and members."""
+        # 2025.12+ renders `parents`, earlier versions one `parent`.
+        parents = group["parents"] if "parents" in group else ([group["parent"]] if group.get("parent") else [])
+        return {"is_superuser": bool(group.get("is_superuser")), "parents": parents}
+
+    def fields_to_restore(self, pk, kept):
+        """The PATCH that gives a re-created group back what `kept_fields` kept ({} if nothing)."""
+        group = self.group(pk, include_users=False) or {}
+        fields = {}
+        if kept.get("is_superuser") and not group.get("is_superuser"):
+            fields["is_superuser"] = True
+        live = group["parents"] if "parents" in group else ([group["parent"]] if group.get("parent") else [])
+        if kept.get("parents") and set(kept["parents"]) != set(live):
+            fields.update({"parents": kept["parents"]} if "parents" in group else {"parent": kept["parents"][0]})
+        return fields
+
     # -- the IdP-managed path: what planning and apply read ---------------------------------------
 
     def plan_facts(self, cloudflare):
@@ -526,6 +587,8 @@ class AuthentikClient:
             if email and link.get("user") is not None:
                 users[iam.email_key(email)] = link["user"]
         return {
+            "name": self.name,
+            "source": self.source,
             "url": self.http.base_url,
             "version": version,
             "provider": provider,

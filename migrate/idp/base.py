@@ -15,7 +15,7 @@ to them. The words are the engine's, not any IdP's:
   worker, so the engine then watches Cloudflare.
 
 A write the adapter makes of several calls (Okta adds members one by one) must be safe to send
-again: it reads, then sends only what is missing.
+again: it reads, then sends only what is missing, and takes "already so" (a 404 on a delete) as done.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..errors import UsageProblem
+
+IDPS = ("authentik", "okta", "entra")  # the adapters, as `--idp` and `scan --source` name them
 
 
 class IdP(Protocol):
@@ -46,16 +48,27 @@ class IdP(Protocol):
     def groups_path(self) -> str: ...  # for the journal: where a create is sent
     def group_path(self, pk) -> str: ...
 
+    # What a re-created group (rollback of `cutover --delete-groups`) needs beyond name, attributes
+    # and members ({} for most IdPs), and the update that gives it back.
+    def kept_fields(self, group) -> dict: ...
+    def fields_to_restore(self, pk, kept) -> dict: ...
+    def update_group(self, pk, **fields) -> dict: ...
+
     # The push scope, without making the IdP delete in Cloudflare what it leaves out.
     def scope_of(self, provider) -> list: ...
     def set_scope(self, provider, groups) -> None: ...
     def scope_path(self, provider) -> str: ...
     def cleanup_victims(self, provider, groups, leaving=()) -> list: ...  # names the IdP would delete
 
-    # Push a group now, and what Cloudflare group it became.
+    # Push a group now, and what Cloudflare group it became. An IdP that keeps a link to it
+    # (`links_groups`) says which; for one that does not, the engine finds the Cloudflare group of
+    # that name whose externalId is the IdP group's pk.
+    links_groups: bool
     def push(self, provider, group_pk) -> list: ...  # problems the IdP reported at once (strings)
     def push_path(self, provider) -> str: ...
     def pushed_id(self, provider, group_pk) -> str | None: ...  # the Cloudflare group id, once known
+    def link(self, provider, group_pk, scim_id) -> bool: ...  # link to an existing Cloudflare group; True if it made a link
+    def link_path(self, provider) -> str: ...
     def unpush_calls(self, provider, group_pk) -> list: ...  # [(method, path, call, words)] rollback sends first
 
     # Follow the pushes of a group's membership (push_again waits for one to finish).
@@ -67,10 +80,50 @@ class IdP(Protocol):
     def stale_reasons(self, plan, ours) -> list: ...
 
 
+class AdapterDefaults:
+    """What an IdP adapter may inherit: the answers of an IdP that keeps nothing on a group beyond
+    its name, attributes and members, never deletes out-of-scope groups in Cloudflare, and cannot
+    be told to link a group to an existing Cloudflare group."""
+
+    links_groups = True
+
+    def kept_fields(self, group):
+        return {}
+
+    def fields_to_restore(self, pk, kept):
+        return {}
+
+    def update_group(self, pk, **fields):
+        raise NotImplementedError(f"{self.name} groups have no fields beyond name, attributes and members")
+
+    def cleanup_victims(self, provider, groups, leaving=()):
+        return []
+
+    def link(self, provider, group_pk, scim_id):
+        return False
+
+    def link_path(self, provider):
+        return self.scope_path(provider)
+
+    def unpush_calls(self, provider, group_pk):
+        return []
+
+
 def idp_of(client) -> IdP:
     """The IdP a run that writes to it reaches through the Cloudflare client, or a one-line error
     saying how to give it one."""
     if getattr(client, "idp", None) is None:
         raise UsageProblem("this run changes the IdP: set AUTHENTIK_URL and AUTHENTIK_TOKEN, OKTA_ORG_URL and OKTA_API_TOKEN, "
-                           "or the ENTRA_ variables, then run again")
+                           "or the ENTRA_ variables (and --idp if more than one is set), then run again")
     return client.idp
+
+
+def idp_name(summary):
+    """The IdP a plan's "idp" summary is for, as users call it (plans made before Okta and Entra ID
+    were there are Authentik's)."""
+    return (summary or {}).get("name") or "Authentik"
+
+
+def plan_idp_source(plan):
+    """The `--idp` word of the IdP an idp-mode plan was made with."""
+    return ((plan or {}).get("idp") or {}).get("source") or "authentik"

@@ -30,14 +30,14 @@ def creates_policy(steps):
     return any(kind_of(s).creates_policy for s in steps)
 
 
-def summary_parts(steps, idp_mode):
-    """A plan's steps counted in words, for its one-line summary."""
+def summary_parts(steps, idp_name=None):
+    """A plan's steps counted in words, for its one-line summary (idp_name: of an idp-mode plan)."""
     kinds = {}
     for s in steps:
         kinds[s["kind"]] = kinds.get(s["kind"], 0) + 1
     members = sum(len(added_members(s)) for s in steps)
-    if idp_mode:
-        parts = [f"{kinds.get(CreateIdpGroup.kind, 0)} Authentik groups to create and sync", f"{members} members copied"]
+    if idp_name:
+        parts = [f"{kinds.get(CreateIdpGroup.kind, 0)} {idp_name} groups to create and push", f"{members} members copied"]
     else:
         parts = [f"{kinds.get(CreateUserGroup.kind, 0)} to create", f"{kinds.get(AdoptUserGroup.kind, 0)} to adopt", f"{members} member additions"]
     if kinds.get(CreateResourceGroup.kind):

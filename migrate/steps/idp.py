@@ -53,9 +53,9 @@ class AttachIdpPolicy(AdoptUserGroup):
 
 
 class IdpStep(StepKind):
-    """A step sent to Authentik: its answer is the one the journal records."""
+    """A step sent to the IdP: its answer is the one the journal records."""
 
-    in_cloudflare_audit_log = False  # Authentik's own log has it; its SCIM push to Cloudflare is Authentik's call
+    in_cloudflare_audit_log = False  # the IdP's own log has it; its SCIM push to Cloudflare is the IdP's call
 
     def transport(self, client):
         return idp_of(client)
@@ -63,7 +63,7 @@ class IdpStep(StepKind):
 
 class CreateIdpGroup(IdpStep):
     kind = "create_idp_group"
-    label = "create Authentik group with its members"
+    label = "create the IdP group with its members"
 
     @classmethod
     def build(cls, sid, name, users, marker):
@@ -110,28 +110,31 @@ class CreateIdpGroup(IdpStep):
         if group is None:
             return job.mark(action, "already gone")
         if set(group.get("users") or []) != set(request["users"]) and not job.force:
-            return job.leave(action, f"Authentik group {group['name']!r} left in place: its members changed since the run; "
+            return job.leave(action, f"{idp.name} group {group['name']!r} left in place: its members changed since the run; "
                                      "use --force to delete it anyway")
-        job.call(action, "DELETE", idp.group_path(group["pk"]), lambda: idp.delete_group(group["pk"]),
-                 f"delete Authentik group {group['name']!r} (Authentik deletes its User Group in Cloudflare)")
         synced = job.sibling(action, SyncIdpGroup.kind)
+        if synced:
+            for method, path, call, words in idp.unpush_calls(synced["request"]["provider"], group["pk"]):
+                job.call(action, method, path, call, words, final=False)
+        job.call(action, "DELETE", idp.group_path(group["pk"]), lambda: idp.delete_group(group["pk"]),
+                 f"delete {idp.name} group {group['name']!r} ({idp.name} deletes its User Group in Cloudflare)")
         if synced and synced["object_id"] and not job.dry_run:
-            # Authentik pushes the DELETE from its worker, later: wait for it.
+            # The IdP pushes the DELETE from its worker, later: wait for it.
             gid = synced["object_id"]
             left = wait_until(lambda: (user_group_or_none(job.client, gid) is None, gid), idp.sync_timeout,
                               f"Cloudflare to delete User Group {group['name']!r}")
             if left:
-                job.leave(action, f"User Group {group['name']!r} ({gid}) is still in Cloudflare {idp.sync_timeout:g} s after its Authentik "
-                                  "group was deleted (Authentik has not pushed the delete, or it failed): `vgmigrate idp check` shows the "
+                job.leave(action, f"User Group {group['name']!r} ({gid}) is still in Cloudflare {idp.sync_timeout:g} s after its {idp.name} "
+                                  f"group was deleted ({idp.name} has not pushed the delete, or it failed): `vgmigrate idp check` shows the "
                                   "sync errors")
 
 
 class ScopeIdpGroups(IdpStep):
-    """Add the new groups to the SCIM provider's `group_filters` (one PATCH for all of them: each
-    PATCH replaces the whole list, so concurrent ones would lose each other's additions)."""
+    """Put the new groups in the provider's push scope (one step for all of them: Authentik's
+    group_filters is one list that each PATCH replaces, so concurrent ones would lose additions)."""
 
     kind = "scope_idp_groups"
-    label = "add groups to the Authentik SCIM provider's sync scope"
+    label = "put the groups in the IdP's push scope"
 
     @classmethod
     def build(cls, provider, creates):
@@ -142,30 +145,30 @@ class ScopeIdpGroups(IdpStep):
         if prior and prior["status"] == PENDING:
             before = prior["inverse"]["group_filters"]
         else:
-            before = list(idp_of(apply.client).scim_provider(request["provider"]).get("group_filters") or [])
+            before = idp_of(apply.client).scope_of(request["provider"])
         wanted = before + [g for g in request["add"] if g not in before]
         refuse_cleanup(apply.client, request["provider"], wanted, f"adding {len(request['add'])} group(s) to the sync scope")
         inverse = {"kind": "restore_group_filters", "provider": request["provider"], "group_filters": before}
         return {**request, "group_filters": wanted}, inverse
 
     def endpoint(self, client, request):
-        return "PATCH", idp_of(client).provider_path(request["provider"])
+        return "PATCH", idp_of(client).scope_path(request["provider"])
 
     def send(self, client, request):
-        return idp_of(client).update_scim_provider(request["provider"], group_filters=request["group_filters"])
+        return idp_of(client).set_scope(request["provider"], request["group_filters"])
 
     def object_id(self, request, result):
         return str(request["provider"])
 
     def reconcile(self, client, request, live, fresh):
-        current = idp_of(client).scim_provider(request["provider"]).get("group_filters") or []
+        current = idp_of(client).scope_of(request["provider"])
         return str(request["provider"]) if set(request["add"]) <= set(current) else None
 
     def undo(self, job, action):
         idp = idp_of(job.client)
         provider = action["request"]["provider"]
         before = action["inverse"]["group_filters"]
-        current = idp.scim_provider(provider).get("group_filters") or []
+        current = idp.scope_of(provider)
         # A CF- group `cutover --delete-groups` deleted comes back (rollback, cutover first) with a
         # new uuid, put back into the scope by that undo: it stands for the old one here.
         for old, name in job.replaced_idp_groups().items():
@@ -175,19 +178,19 @@ class ScopeIdpGroups(IdpStep):
         if set(current) == set(before):
             return job.mark(action, "already restored")
         if set(current) != set(before) | set(action["request"]["add"]) and not job.force:
-            return job.leave(action, f"the sync scope of Authentik SCIM provider {provider} changed since the run; use --force to restore it anyway")
+            return job.leave(action, f"the push scope of {idp.name} provider {provider} changed since the run; use --force to restore it anyway")
         if not job.dry_run:
-            refuse_cleanup(job.client, provider, before, "restoring the sync scope", StepError=VgmigrateError)
-        job.call(action, "PATCH", idp.provider_path(provider), lambda: idp.update_scim_provider(provider, group_filters=before),
-                 f"restore the sync scope of Authentik SCIM provider {provider} ({len(before)} group(s))")
+            refuse_cleanup(job.client, provider, before, "restoring the push scope", StepError=VgmigrateError)
+        job.call(action, "PATCH", idp.scope_path(provider), lambda: idp.set_scope(provider, before),
+                 f"restore the push scope of {idp.name} provider {provider} ({len(before)} group(s))")
 
 
 class SyncIdpGroup(IdpStep):
-    """Sync one group now (Authentik's single-object sync) and wait until Cloudflare has it as a
-    SCIM group with every planned member. Its object id is that User Group's id."""
+    """Ask the IdP to push one group now and wait until Cloudflare has it as a SCIM group with
+    every planned member. Its object id is that User Group's id."""
 
     kind = "sync_idp_group"
-    label = "sync the group to Cloudflare and wait for it"
+    label = "push the group to Cloudflare and wait for it"
     makes_group = True
     adds_members = True
 
@@ -200,20 +203,19 @@ class SyncIdpGroup(IdpStep):
         return request["members"]
 
     def endpoint(self, client, request):
-        return "POST", idp_of(client).sync_object_path(request["provider"])
+        return "POST", idp_of(client).push_path(request["provider"])
 
     def send(self, client, request):
-        """Ask for the sync, then wait for Cloudflare. The IdP pushes the new group by itself too,
-        so a sync request whose outcome is unknown (Authentik answers 500 when its worker is busy,
-        though the push may still happen) is not sent again: Cloudflare is watched instead."""
+        """Ask for the push, then wait for Cloudflare. The IdP pushes a group in scope by itself
+        too, so a push request whose outcome is unknown (Authentik answers 500 when its worker is
+        busy, though the push may still happen) is not sent again: Cloudflare is watched instead."""
         idp = idp_of(client)
         try:
-            messages = idp.sync_object(request["provider"], request["group"])
+            problems = idp.push(request["provider"], request["group"])
         except OutcomeUnknown:
-            messages = []
-        problems = [m.get("event") for m in messages or [] if str(m.get("log_level", "")).lower() in ("warning", "error", "critical")]
+            problems = []
         if problems:
-            raise SyncError(f"Authentik could not sync {request['name']!r}: {'; '.join(map(str, problems))[:300]}. "
+            raise SyncError(f"{idp.name} could not push {request['name']!r}: {'; '.join(map(str, problems))[:300]}. "
                             "`vgmigrate idp check` shows the provider's state; fix it and run apply again")
         found, started = {}, time.monotonic()
         grace = min(LINK_GRACE, idp.sync_timeout / 4)
@@ -222,41 +224,41 @@ class SyncIdpGroup(IdpStep):
             found["id"] = self.arrived(client, request)
             if not found["id"] and "linked" not in found and time.monotonic() - started >= grace:
                 found["linked"] = self.link_orphan(client, request)
-                if found["linked"]:  # a sync now sends the members, as an adoption would
+                if found["linked"]:  # a push now sends the members, as an adoption would
                     try:
-                        idp.sync_object(request["provider"], request["group"])
+                        idp.push(request["provider"], request["group"])
                     except OutcomeUnknown:
                         pass
             return found["id"], None
 
-        wait_until(check, idp.sync_timeout, f"{request['name']!r} to reach Cloudflare from Authentik")
+        wait_until(check, idp.sync_timeout, f"{request['name']!r} to reach Cloudflare from {idp.name}")
         if not found["id"]:
             raise SyncError(f"User Group {request['name']!r} did not reach Cloudflare with its {len(request['members'])} member(s) "
-                            f"within {idp.sync_timeout:g} s of the sync; `vgmigrate idp check` shows sync errors. Run apply again to keep waiting")
+                            f"within {idp.sync_timeout:g} s of the push; `vgmigrate idp check` shows push errors. Run apply again to keep waiting")
         return {"id": found["id"]}
 
     @staticmethod
     def link_orphan(client, request):
-        """Before 2026.2 Authentik never adopts a group that already exists in Cloudflare, so a push
-        whose answer was lost leaves the group there unlinked and every later push of it fails with
-        a 409. That group carries this IdP group's uuid as its externalId: it is this one's, so
-        link it, as Authentik 2026.2 would. True if a link was made."""
+        """A push whose answer was lost can leave the group in Cloudflare unknown to the IdP, and
+        every later push of it fails with a 409 (Authentik before 2026.2 never adopts it). That
+        group carries this IdP group's id as its externalId: it is this one's, so link it. True if
+        a link was made."""
         idp = idp_of(client)
-        if idp.scim_group_links(request["provider"], request["group"]):
+        if not idp.links_groups or idp.pushed_id(request["provider"], request["group"]):
             return False
-        name = request["name"].replace("\\", "\\\\").replace('"', '\\"')
-        for group in client.scim_groups(filter=f'displayName eq "{name}"'):
-            if group.get("externalId") == str(request["group"]) and group.get("displayName") == request["name"]:
-                idp.create_scim_group_link(request["provider"], request["group"], group["id"])
-                return True
-        return False
+        found = pushed_by_external_id(client, request["name"], request["group"])
+        return bool(found) and idp.link(request["provider"], request["group"], found)
 
     @staticmethod
     def arrived(client, request):
-        """The User Group's id once Authentik's link names it and Cloudflare has it with every
+        """The User Group's id once the IdP names it (or, for an IdP that keeps no link, Cloudflare
+        has a group of this name carrying the IdP group's id) and Cloudflare has it with every
         planned member; else None."""
-        links = idp_of(client).scim_group_links(request["provider"], request["group"])
-        scim_id = next((link.get("scim_id") for link in links if link.get("scim_id")), None)
+        idp = idp_of(client)
+        if idp.links_groups:
+            scim_id = idp.pushed_id(request["provider"], request["group"])
+        else:
+            scim_id = pushed_by_external_id(client, request["name"], request["group"])
         if not scim_id or user_group_or_none(client, scim_id) is None:
             return None
         present = {m["id"] for m in client.user_group_members(scim_id)}
@@ -269,15 +271,25 @@ class SyncIdpGroup(IdpStep):
         return self.arrived(client, request)
 
     def undo(self, job, action):
-        job.mark(action, "undone with its Authentik group")
+        job.mark(action, "undone with its IdP group")
+
+
+def pushed_by_external_id(client, name, group_pk):
+    """The id of the Cloudflare SCIM group named `name` whose externalId is this IdP group's id
+    (every IdP here sends its group id as externalId), or None."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    for group in client.scim_groups(filter=f'displayName eq "{quoted}"'):
+        if group.get("externalId") == str(group_pk) and group.get("displayName") == name:
+            return group["id"]
+    return None
 
 
 class RemoveIdpMembers(IdpStep):
-    """Cutover: take the migrated members out of an old CF- group in Authentik, which pushes the
+    """Cutover: take the migrated members out of an old CF- group in the IdP, which pushes the
     removal to Cloudflare's virtual group (the legacy role goes; the User Group's stays)."""
 
     kind = "remove_idp_members"
-    label = "remove migrated members from the CF- group in Authentik"
+    label = "remove migrated members from the CF- group in the IdP"
 
     @classmethod
     def build(cls, sid, old_group, user_pks, emails, member_ids):
@@ -286,7 +298,7 @@ class RemoveIdpMembers(IdpStep):
         return make_step(sid, cls.kind, old_group["name"], request, {"kind": "restore_idp_members"}, group=sid)
 
     def prepare(self, apply, step, request, prior):
-        # PATCH `users` replaces the whole list: read it just before, and keep it for rollback.
+        # The member list as it is just before, kept for rollback.
         if prior and prior["status"] == PENDING:
             before = prior["inverse"]["users"]
         else:
@@ -298,7 +310,7 @@ class RemoveIdpMembers(IdpStep):
         return "PATCH", idp_of(client).group_path(request["group"])
 
     def send(self, client, request):
-        return idp_of(client).update_group(request["group"], users=request["users"])
+        return idp_of(client).set_members(request["group"], request["users"])
 
     def object_id(self, request, result):
         return request["group"]
@@ -316,48 +328,49 @@ class RemoveIdpMembers(IdpStep):
                 return job.mark(action, "restored with the group its re-create brings back")
             group = idp.group_by_name(action["target"], include_users=False)
         if group is None:
-            return job.leave(action, f"Authentik group {action['target']!r} is gone: its {len(before)} earlier member(s) cannot be put back")
+            return job.leave(action, f"{idp.name} group {action['target']!r} is gone: its {len(before)} earlier member(s) cannot be put back")
         uuid, live = group["pk"], set(group.get("users") or [])
         if live == set(before):
             return job.mark(action, "already restored")
         if live != set(action["request"]["users"]) and not job.force:
-            return job.leave(action, f"membership of Authentik group {action['target']!r} changed since the cutover; use --force to restore it anyway")
-        job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=before),
-                 f"put {len(set(before) - live)} member(s) back into Authentik group {action['target']!r}")
+            return job.leave(action, f"membership of {idp.name} group {action['target']!r} changed since the cutover; use --force to restore it anyway")
+        job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.set_members(uuid, before),
+                 f"put {len(set(before) - live)} member(s) back into {idp.name} group {action['target']!r}")
 
 
 def push_again(job, action, group, user_pks, provider_pk):
-    """Make Authentik push these members of a CF- group to Cloudflare once more. Only a membership
-    add reaches a CF- group (a sync diffs members against Cloudflare's system group, which lists
-    none), and an add is sent only for someone not in the group: so take them out, wait until
-    Authentik has finished pushing that (the two pushes may otherwise land in either order), then
-    put them back. They hold the group's role nowhere yet, so taking them out changes nothing."""
+    """Make the IdP push these members of a CF- group to Cloudflare once more. Only a membership
+    add reaches a CF- group (Authentik's sync diffs members against Cloudflare's system group,
+    which lists none), and an add is sent only for someone not in the group: so take them out, wait
+    until the IdP has finished pushing that (the two pushes may otherwise land in either order),
+    then put them back. They hold the group's role nowhere yet, so taking them out changes nothing."""
     idp = idp_of(job.client)
     uuid, pks = group["pk"], set(user_pks)
     users = list(group.get("users") or [u["pk"] for u in group.get("users_obj") or []])
     before = idp.group_pushes(provider_pk, uuid)
-    job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=[u for u in users if u not in pks]),
-             f"take {len(pks)} member(s) out of Authentik group {group['name']!r} again", final=False)
+    job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.set_members(uuid, [u for u in users if u not in pks]),
+             f"take {len(pks)} member(s) out of {idp.name} group {group['name']!r} again", final=False)
     if not job.dry_run:
         left = wait_until(lambda: (idp.group_pushes_done(provider_pk, uuid, before), True), idp.sync_timeout,
-                          f"Authentik to push the removal from {group['name']!r}")
+                          f"{idp.name} to push the removal from {group['name']!r}")
         if left:
-            raise SyncError(f"Authentik has not finished pushing the removal from {group['name']!r} within {idp.sync_timeout:g} s; "
+            raise SyncError(f"{idp.name} has not finished pushing the removal from {group['name']!r} within {idp.sync_timeout:g} s; "
                             "`vgmigrate idp check` shows its tasks. Run `vgmigrate rollback` again")
-    job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, users=sorted(set(users) | pks)),
-             f"put {len(pks)} member(s) back into Authentik group {group['name']!r}, so Authentik pushes them to Cloudflare", final=False)
+    job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.set_members(uuid, sorted(set(users) | pks)),
+             f"put {len(pks)} member(s) back into {idp.name} group {group['name']!r}, so {idp.name} pushes them to Cloudflare", final=False)
 
 
 class DeleteIdpGroup(IdpStep):
-    """Cutover `--delete-groups`: delete a CF- group in Authentik once its remove step left nobody in
-    it. Authentik pushes a DELETE, which Cloudflare refuses for a system group (a task warning), and
-    drops the group's SCIM links and its place in the provider's `group_filters` with it.
+    """Cutover `--delete-groups`: delete a CF- group in the IdP once its remove step left nobody in
+    it. The IdP may push a DELETE, which Cloudflare refuses for a system group, and drops the
+    group's link and its place in the push scope with it.
 
     The inverse keeps what rollback needs to rebuild the group as it was before the cutover: name,
-    attributes, is_superuser, parents, its earlier members and the SCIM link's Cloudflare id."""
+    attributes, its earlier members, the Cloudflare id it pushed to, whether it was in the scope,
+    and what else the IdP keeps on a group (`kept_fields`)."""
 
     kind = "delete_idp_group"
-    label = "delete the emptied CF- group in Authentik"
+    label = "delete the emptied CF- group in the IdP"
 
     @classmethod
     def build(cls, remove_sid, name, request, after):
@@ -371,7 +384,7 @@ class DeleteIdpGroup(IdpStep):
         if group is None or group.get("users") or group.get("children") or group.get("roles"):
             why = ("it is gone" if group is None else f"it has {len(group['users'])} member(s) again" if group.get("users")
                    else "it has child groups or roles, which a rollback could not restore")
-            raise StepFailed(f"Authentik group {step['target']!r} was not deleted: {why}; the cutover stopped there. "
+            raise StepFailed(f"{idp.name} group {step['target']!r} was not deleted: {why}; the cutover stopped there. "
                              "Run `vgmigrate cutover` again (without --delete-groups to keep it)")
         # Its members before the cutover: the remove step of the same plan group journaled them
         # just before emptying it (this run), else an earlier cutover run did (`users_before`).
@@ -379,26 +392,22 @@ class DeleteIdpGroup(IdpStep):
                         if a["kind"] == RemoveIdpMembers.kind and a["status"] == DONE and a["step"] == plan_group_of(step["id"])), None)
         users = removed["inverse"]["users"] if removed else request.get("users_before")
         if users is None:
-            raise StepFailed(f"Authentik group {step['target']!r} was not deleted: its earlier members are not in the journal")
-        # Authentik drops a membership push whose group is gone by the time its worker runs it, and
+            raise StepFailed(f"{idp.name} group {step['target']!r} was not deleted: its earlier members are not in the journal")
+        # An IdP drops a membership push whose group is gone by the time its worker runs it, and
         # Cloudflare refuses to delete a CF- group: so the removal must have landed first.
         removals = [a for a in removals_of(apply.inv, apply.plan["plan_id"]) if a["request"]["group"] == request["group"]]
         left = wait_until(lambda: (not (found := legacy_left(apply.client, removals)), found), idp.sync_timeout,
                           f"Cloudflare to drop the legacy roles of the members who left {step['target']!r}")
         if left:
-            raise StepFailed(f"Authentik group {step['target']!r} was not deleted: Cloudflare still gives its role to {len(left)} member(s) "
+            raise StepFailed(f"{idp.name} group {step['target']!r} was not deleted: Cloudflare still gives its role to {len(left)} member(s) "
                              f"who left it (first: {left[0][0]}), and deleting it now would lose that removal. Run `vgmigrate cutover "
                              "--delete-groups` again once `vgmigrate idp check` shows the pushes went through")
         provider = request["provider"]
-        links = idp.scim_group_links(provider, request["group"])
         inverse = {
             "kind": "recreate_idp_group", "group": request["group"], "name": group["name"],
-            "attributes": group.get("attributes") or {}, "is_superuser": bool(group.get("is_superuser")),
-            # 2025.12+ renders `parents`, earlier versions one `parent`.
-            "parents": group["parents"] if "parents" in group else ([group["parent"]] if group.get("parent") else []),
-            "users": sorted(users), "provider": provider,
-            "scim_id": next((link["scim_id"] for link in links if link.get("scim_id")), None),
-            "in_group_filters": request["group"] in (idp.scim_provider(provider).get("group_filters") or []),
+            "attributes": group.get("attributes") or {}, "kept": idp.kept_fields(group),
+            "users": sorted(users), "provider": provider, "scim_id": idp.pushed_id(provider, request["group"]),
+            "in_group_filters": request["group"] in idp.scope_of(provider),
         }
         return request, inverse
 
@@ -422,62 +431,60 @@ class DeleteIdpGroup(IdpStep):
         return request["group"] if idp_of(client).group(request["group"], include_users=False) is None else None
 
     def undo(self, job, action):
-        """Re-create the group empty (its direct sync has no link yet, and Cloudflare refuses a CF-
-        name on POST /Groups anyway: nothing reaches Cloudflare), link it to the same Cloudflare
-        system group, put it back into the sync scope, then its members: Authentik pushes those
-        membership adds, which give the legacy roles back. Each call is journaled; the action counts
-        as undone after the last, and a rerun skips what is already there."""
+        """Re-create the group empty (nothing reaches Cloudflare yet: it has no link, and Cloudflare
+        refuses a CF- name on POST /Groups anyway), link it to the same Cloudflare system group, put
+        it back into the push scope, then its members: the IdP pushes those membership adds, which
+        give the legacy roles back. Each call is journaled; the action counts as undone after the
+        last, and a rerun skips what is already there."""
         idp = idp_of(job.client)
         rec = action["inverse"] or {}
         name, provider = rec.get("name") or action["target"], rec.get("provider")
+        # Journals from before the adapters kept Authentik's fields at the top level.
+        kept = rec.get("kept") or {"is_superuser": rec.get("is_superuser"), "parents": rec.get("parents") or []}
         if idp.group(action["request"]["group"], include_users=False) is not None:
             return job.mark(action, "not deleted (the group is still there)")
         group = idp.group_by_name(name, include_users=False)
         if job.dry_run:
             what = "re-create" if group is None else "finish re-creating"
             return job.call(action, "POST", idp.groups_path(), None,
-                            f"{what} Authentik group {name!r} with its {len(rec['users'])} earlier member(s) and its SCIM link")
+                            f"{what} {idp.name} group {name!r} with its {len(rec['users'])} earlier member(s) and its link to Cloudflare")
         if group is None:
             made = {}
             job.call(action, "POST", idp.groups_path(), lambda: made.setdefault("group", idp.create_group(name, attributes=rec["attributes"])),
-                     f"re-create Authentik group {name!r} (deleted by the cutover), empty for now", final=False)
+                     f"re-create {idp.name} group {name!r} (deleted by the cutover), empty for now", final=False)
             group = made["group"]
         elif (group.get("attributes") or {}) != rec["attributes"] and not job.force:
-            return job.leave(action, f"an Authentik group named {name!r} exists again but is not the one the cutover deleted; "
-                                     "use --force to restore its members and SCIM link anyway")
+            return job.leave(action, f"an {idp.name} group named {name!r} exists again but is not the one the cutover deleted; "
+                                     "use --force to restore its members and link anyway")
         uuid = group["pk"]
-        if rec.get("scim_id") and not any(link.get("scim_id") == rec["scim_id"] for link in idp.scim_group_links(provider, uuid)):
-            job.call(action, "POST", idp.scim_group_links_path(), lambda: idp.create_scim_group_link(provider, uuid, rec["scim_id"]),
-                     f"link Authentik group {name!r} to Cloudflare group {rec['scim_id']} again", final=False)
+        if rec.get("scim_id") and idp.pushed_id(provider, uuid) != rec["scim_id"]:
+            job.call(action, "POST", idp.link_path(provider), lambda: idp.link(provider, uuid, rec["scim_id"]),
+                     f"link {idp.name} group {name!r} to Cloudflare group {rec['scim_id']} again", final=False)
         if rec.get("in_group_filters"):
-            filters = list(idp.scim_provider(provider).get("group_filters") or [])
-            if uuid not in filters:
-                refuse_cleanup(job.client, provider, filters + [uuid], f"putting {name!r} back into the sync scope", StepError=VgmigrateError)
-                job.call(action, "PATCH", idp.provider_path(provider), lambda: idp.update_scim_provider(provider, group_filters=filters + [uuid]),
-                         f"put Authentik group {name!r} back into the sync scope of SCIM provider {provider}", final=False)
-        fields = {}
-        if set(idp.group(uuid, include_users=False).get("users") or []) != set(rec["users"]):
-            fields["users"] = rec["users"]
-        if rec.get("is_superuser") and not group.get("is_superuser"):
-            fields["is_superuser"] = True
-        if rec.get("parents") and set(rec["parents"]) != set(group.get("parents") or ([group["parent"]] if group.get("parent") else [])):
-            fields.update({"parents": rec["parents"]} if "parents" in group else {"parent": rec["parents"][0]})
-        if not fields:
-            return job.mark(action, f"Authentik group {name!r} re-created with its members")
-        job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, **fields),
-                 f"put {len(rec['users'])} member(s) back into Authentik group {name!r} (Authentik gives their roles back in Cloudflare)")
+            scope = idp.scope_of(provider)
+            if uuid not in scope:
+                refuse_cleanup(job.client, provider, scope + [uuid], f"putting {name!r} back into the push scope", StepError=VgmigrateError)
+                job.call(action, "PATCH", idp.scope_path(provider), lambda: idp.set_scope(provider, scope + [uuid]),
+                         f"put {idp.name} group {name!r} back into the push scope of provider {provider}", final=False)
+        fields = idp.fields_to_restore(uuid, kept)
+        if fields:
+            job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.update_group(uuid, **fields),
+                     f"restore {', '.join(sorted(fields))} of {idp.name} group {name!r}", final=False)
+        if set(idp.group(uuid, include_users=False).get("users") or []) == set(rec["users"]):
+            return job.mark(action, f"{idp.name} group {name!r} re-created with its members")
+        job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.set_members(uuid, rec["users"]),
+                 f"put {len(rec['users'])} member(s) back into {idp.name} group {name!r} ({idp.name} gives their roles back in Cloudflare)")
 
 
 def refuse_cleanup(client, provider_pk, group_filters, doing, StepError=None):
-    """From Authentik 2026.2.2 every save of the provider runs a full sync that deletes, in
-    Cloudflare, each linked group outside group_filters, policies and all: refuse an edit that
-    would leave one out."""
+    """An IdP that deletes, in Cloudflare, each linked group outside its push scope (Authentik from
+    2026.2.2, on every save of the provider), policies and all: refuse an edit that would leave one out."""
     victims = idp_of(client).cleanup_victims(provider_pk, group_filters)
     if victims:
         raise (StepError or StepFailed)(
-            f"{doing} would make Authentik delete {len(victims)} group(s) in Cloudflare ({', '.join(repr(v) for v in victims[:3])}): "
-            "they are linked to Cloudflare but not in the provider's group_filters, and this Authentik deletes such groups on every "
-            "save of the provider. Add them to its Group filters first (`vgmigrate idp check` lists them), then run again")
+            f"{doing} would make {idp_of(client).name} delete {len(victims)} group(s) in Cloudflare ({', '.join(repr(v) for v in victims[:3])}): "
+            "they are linked to Cloudflare but not in the provider's push scope, which this version deletes on every save of the provider. "
+            "Add them to the scope first (`vgmigrate idp check` lists them), then run again")
 
 
 

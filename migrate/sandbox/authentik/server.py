@@ -88,6 +88,12 @@ class AuthentikSandbox(Served):
     def base_url(self):
         return f"http://{self._host}:{self.port}{PREFIX}"
 
+    name = "Authentik"
+
+    def environment(self):
+        """The variables that point vgmigrate at this emulator."""
+        return {"AUTHENTIK_URL": self.base_url, "AUTHENTIK_TOKEN": self.token}
+
     # ---- test helpers -----------------------------------------------------------------------------
 
     @property
@@ -114,6 +120,11 @@ class AuthentikSandbox(Served):
         self.settle()
         with self.state.lock:
             return self.state.provider_tasks(pk, FULL_SYNC_ACTOR)[-1]
+
+    def group_members(self):
+        """{group name: sorted member ids}: the IdP side a test or benchmark compares before and after."""
+        with self.state.lock:
+            return {g["name"]: sorted(g["users"]) for g in self.state.groups.values()}
 
     def settle(self, timeout=30.0):
         """Wait until the worker has nothing queued or running (a person who waits; never the tool)."""
