@@ -126,8 +126,8 @@ NEXT_STEP = {
 }
 
 
-VERIFIED = ("the migration is verified: remove the migrated members from the CF- groups in your IdP (with Authentik: "
-            "vgmigrate cutover), then keep the audit trail: vgmigrate export --format html --out audit/")
+VERIFIED = ("the migration is verified: remove the migrated members from the CF- groups in your IdP (with Authentik, Okta "
+            "or Entra ID: vgmigrate cutover), then keep the audit trail: vgmigrate export --format html --out audit/")
 
 
 def verified_since(run, verification):

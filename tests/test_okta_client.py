@@ -8,7 +8,7 @@ from test_http import MaxJitter, ScriptedServer
 
 from migrate import iam
 from migrate.cloudflare import CloudflareClient
-from migrate.errors import OktaError, SyncError, UsageProblem, VgmigrateError
+from migrate.errors import OktaError, UsageProblem, VgmigrateError
 from migrate.http import RateLimiter, parse_budget
 from migrate.idp.okta import OktaClient, connect_from_env, marker_of, normalise_org_url
 from migrate.sandbox.okta import OktaSandbox
@@ -244,7 +244,6 @@ def test_a_push_reaches_cloudflare_with_the_provisioned_members_only(okta, sandb
     assert okta_client.push(okta.app_id, group["pk"]) == []
     assert okta_client.push(okta.app_id, group["pk"]) == []  # idempotent: still one mapping
     assert len(okta_client.mappings(okta.app_id, group["pk"])) == 1
-    assert okta_client.pushed_id(okta.app_id, group["pk"]) is None
     okta.settle()
     provisioned = {u["email"].casefold() for u in source["users_obj"]}
     with sandbox.state.lock:
@@ -254,18 +253,38 @@ def test_a_push_reaches_cloudflare_with_the_provisioned_members_only(okta, sandb
     assert provisioned <= emails
 
 
-def test_a_push_of_a_name_cloudflare_refuses_errors_the_mapping_and_pushed_id_says_why(okta):
+def test_a_push_of_a_name_cloudflare_refuses_errors_the_mapping_and_says_why(okta):
     okta_client = client(okta)
     group = okta_client.create_group("CFO Office", [], {"vgmigrate": {"plan": "p"}})  # Cloudflare reserves names starting CF
+    assert okta_client.push_problems(okta.app_id, group["pk"]) == []
     okta_client.push(okta.app_id, group["pk"])
     okta.settle()
     mapping = okta_client.mapping_for(okta.app_id, group["pk"])
     assert mapping["status"] == "ERROR" and "reserved prefix" in mapping["errorSummary"]
-    with pytest.raises(SyncError) as err:
-        okta_client.pushed_id(okta.app_id, group["pk"])
-    assert "reserved prefix" in str(err.value) and "\n" not in str(err.value)
+    problems = okta_client.push_problems(okta.app_id, group["pk"])
+    assert len(problems) == 1 and "reserved prefix" in problems[0] and "\n" not in problems[0]
     okta_client.push(okta.app_id, group["pk"])  # pushing again activates the same mapping (and it fails again)
     assert len(okta_client.mappings(okta.app_id, group["pk"])) == 1
+
+
+def test_pushed_id_is_the_mapping_target_and_link_makes_a_mapping_to_it_again(okta, sandbox):
+    okta_client = client(okta)
+    source = okta_client.cf_groups()[0]
+    target = okta_client.pushed_id(okta.app_id, source["pk"])
+    assert target and okta_client.group(target, include_users=False)["type"] == "APP_GROUP"
+    mapping = okta_client.mapping_for(okta.app_id, source["pk"])
+    okta_client.set_mapping_status(okta.app_id, mapping["id"], "INACTIVE")
+    okta_client.delete_mapping(okta.app_id, mapping["id"], False)  # unlinked, the group left in Cloudflare
+    assert okta_client.pushed_id(okta.app_id, source["pk"]) is None
+    assert okta_client.link(okta.app_id, source["pk"], target) is True
+    assert okta_client.link(okta.app_id, source["pk"], target) is False  # already linked
+    assert okta_client.pushed_id(okta.app_id, source["pk"]) == target
+    okta_client.remove_user(source["pk"], source["users"][0])  # and a removal reaches Cloudflare again
+    okta.settle()
+    email = source["users_obj"][0]["email"].casefold()
+    with sandbox.state.lock:
+        gid = next(g for g, v in sandbox.state.scim_groups.items() if v["displayName"] == source["name"])
+        assert not any(u["userName"].casefold() == email and gid in u["groups"] for u in sandbox.state.scim_users.values())
 
 
 def test_unpush_deactivates_then_deletes_the_mapping_and_its_cloudflare_group(okta, sandbox):

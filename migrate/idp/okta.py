@@ -32,8 +32,15 @@ Resting on documentation only (no real Okta org could be run here; the emulator 
 reading): the System Log event type of a finished membership push
 (`application.provision.group_push.push_memberships`) and that one is written per push; that a
 mapping pushing a name Cloudflare refuses ends in ERROR with the reason in `errorSummary`; that
-Okta's SCIM group push sends no `externalId` (so `pushed_id` is None: the Cloudflare group is found
-by its name); that setting a mapping ACTIVE again pushes the group and its members at once.
+setting a mapping ACTIVE again pushes the group and its members at once; that a group's app
+group (a mapping's target) stays in Okta when its source group or mapping goes without
+deleteTargetGroup, so a new mapping can link to it; `source.id` in a group search.
+- okta/okta-developer-docs, `docs/reference/scim/scim-20/index.md` at
+  02e8ee86314bfa4795f3cd29fe9465cce3a0a20a ("Okta and SCIM Version 2.0"): Okta's group create sends
+  `displayName` and empty `members`, no `externalId` (so the engine finds the pushed group by its
+  name: `sends_external_id` is False); a membership update is a PATCH add/remove, preceded by a
+  name PATCH; a user is deactivated with `active: false`, never deleted; "Unlink pushed group"
+  sends DELETE /Groups/{id} when told to delete the group in the target app.
 """
 
 from __future__ import annotations
@@ -45,14 +52,16 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from .. import iam
-from ..errors import OktaError, OutcomeUnknown, SyncError, UsageProblem, VgmigrateError
+from ..errors import OktaError, OutcomeUnknown, UsageProblem, VgmigrateError
 from ..http import HttpClient, RateLimiter, RetriesExhausted, same_url
 from ..names import looks_like_virtual_group
+from .base import AdapterDefaults
 
 API = "/api/v1"
 CF_PREFIX = "CF-"
 PUSH_MEMBERSHIPS = "application.provision.group_push.push_memberships"
 # Page sizes: each list's documented maximum (or Okta's default where it is larger than needed).
+INACTIVE = ("SUSPENDED", "DEPROVISIONED")  # user statuses Okta deprovisions in the app
 PAGE = {"groups": 1000, "users": 1000, "apps": 200, "app_groups": 200, "app_users": 500, "mappings": 1000, "logs": 1000}
 
 
@@ -108,11 +117,15 @@ def app_id_of(provider):
     return str(provider["pk"] if isinstance(provider, dict) else provider)
 
 
-class OktaClient:
+class OktaClient(AdapterDefaults):
     """The Okta calls vgmigrate makes. Thread-safe (one HttpClient underneath)."""
 
     name = "Okta"
     source = "okta"
+    # Okta keeps no link the engine could read (a mapping's targetGroupId is Okta's own app group),
+    # and its push sends no externalId: the engine finds the pushed group by its name.
+    links_groups = False
+    sends_external_id = False
 
     def __init__(self, http: HttpClient, app_id=None, sync_timeout=120.0, page_size=None):
         self.http = http
@@ -228,30 +241,32 @@ class OktaClient:
         """One group (a cheap call that proves the token and its okta.groups.read)."""
         return {"groups": self._call("GET", self.groups_path(), {"limit": 1})}
 
-    def _as_group(self, raw, include_users):
+    def _as_group(self, raw, include_users, members=True):
+        """The engine's group: "users" (member ids) always, but for a listing of names (`members`
+        False: None); "users_obj" too when `include_users` (the same call gives both)."""
         profile = raw.get("profile") or {}
         group = {"pk": raw["id"], "name": profile.get("name") or "", "attributes": marker_of(profile.get("description")),
-                 "type": raw.get("type")}
-        if include_users:
+                 "type": raw.get("type"), "users": None}
+        if members:
             users = list(self._pages(f"{self.group_path(raw['id'])}/users", page="users"))
             group["users"] = [u["id"] for u in users]
-            group["users_obj"] = [{"pk": u["id"], "email": (u.get("profile") or {}).get("email"),
-                                   "username": (u.get("profile") or {}).get("login")} for u in users]
-        else:
-            group["users"] = None
+            if include_users:
+                group["users_obj"] = [{"pk": u["id"], "email": (u.get("profile") or {}).get("email"),
+                                       "username": (u.get("profile") or {}).get("login"), "is_active": u.get("status") not in INACTIVE}
+                                      for u in users]
         return group
 
-    def groups(self, include_users=False, search=None):
-        """Okta groups (not app groups or Everyone), optionally matching a search expression."""
-        params = {"search": f'type eq "OKTA_GROUP"' + (f" and {search}" if search else "")}
-        return [self._as_group(g, include_users) for g in self._pages(self.groups_path(), params)]
+    def groups(self, search=None):
+        """Okta groups (not app groups or Everyone), optionally matching a search expression; their
+        names and attributes, not their members."""
+        params = {"search": 'type eq "OKTA_GROUP"' + (f" and {search}" if search else "")}
+        return [self._as_group(g, False, members=False) for g in self._pages(self.groups_path(), params)]
 
     def cf_groups(self, include_users=True):
-        """Groups named as virtual groups: `profile.name sw "CF-"` (case-insensitive) narrows the
-        listing, and the name is checked here."""
-        found = self.groups(include_users=False, search=f"profile.name sw {_quoted(CF_PREFIX)}")
-        keep = [g for g in found if looks_like_virtual_group(g["name"])]
-        return [self.group(g["pk"], include_users) for g in keep] if include_users else keep
+        """Groups named as virtual groups, with their members: `profile.name sw "CF-"`
+        (case-insensitive) narrows the listing, and the name is checked here."""
+        found = self._pages(self.groups_path(), {"search": f'type eq "OKTA_GROUP" and profile.name sw {_quoted(CF_PREFIX)}'})
+        return [self._as_group(g, include_users) for g in found if looks_like_virtual_group(str((g.get("profile") or {}).get("name") or ""))]
 
     def group(self, pk, include_users=True):
         raw = self._call("GET", self.group_path(pk), missing_ok=True)
@@ -261,7 +276,7 @@ class OktaClient:
         """The Okta group named exactly `name`, or None."""
         for group in self.groups(search=f"profile.name eq {_quoted(name)}"):
             if group["name"] == name:
-                return self.group(group["pk"], include_users) if include_users else group
+                return self.group(group["pk"], include_users)
         return None
 
     def create_group(self, name, users=(), attributes=None):
@@ -275,7 +290,8 @@ class OktaClient:
             raw = self._call("POST", self.groups_path(), json={"profile": profile})
             pk = raw["id"]
         except OktaError as err:
-            existing = self.group_by_name(name, include_users=False) if err.status == 400 else None
+            existing = next((g for g in self.groups(search=f"profile.name eq {_quoted(name)}") if g["name"] == name), None) \
+                if err.status == 400 else None
             if existing is None or existing["attributes"] != (attributes or {}):
                 raise
             pk = existing["pk"]
@@ -360,9 +376,6 @@ class OktaClient:
             if group not in wanted:
                 self._call("DELETE", f"{self.scope_path(provider)}/{_segment(group)}", missing_ok=True)
 
-    def cleanup_victims(self, provider, groups, leaving=()):
-        return []  # Okta never deletes a pushed group because it left the app's assignments
-
     # -- Group Push ------------------------------------------------------------------------------
 
     def mappings(self, provider, source_group=None):
@@ -413,14 +426,28 @@ class OktaClient:
         return []
 
     def pushed_id(self, provider, group_pk):
-        """None: Okta does not tell the Cloudflare id (the mapping's targetGroupId is Okta's own app
-        group); the engine finds the group by name. A mapping in ERROR is a SyncError at once,
-        with Okta's reason, rather than a wait until the deadline."""
+        """Okta's own handle on the group it pushed: its mapping's targetGroupId (an app group in
+        Okta), which `link` takes back. Okta never tells the Cloudflare id (`links_groups` is False)."""
+        mapping = self.mapping_for(provider, group_pk)
+        return (mapping or {}).get("targetGroupId") or None
+
+    def push_problems(self, provider, group_pk):
+        """Why the group's push failed, if its mapping says so (status ERROR, with `errorSummary`)."""
         mapping = self.mapping_for(provider, group_pk)
         if mapping and mapping.get("status") == "ERROR":
-            raise SyncError(f"Okta could not push group {group_pk}: {mapping.get('errorSummary') or 'no reason given'}; "
-                            "fix it in Okta (Applications > the app > Push Groups) or run `vgmigrate idp check`")
-        return None
+            return [mapping.get("errorSummary") or "the Group Push mapping is in ERROR"]
+        return []
+
+    def link(self, provider, group_pk, target):
+        """An ACTIVE mapping from the group to `target` (what `pushed_id` gave for the group before:
+        the app group that stands for the Cloudflare group), unless the group has a mapping."""
+        if self.mapping_for(provider, group_pk) is not None:
+            return False
+        self.link_mapping(provider, group_pk, target)
+        return True
+
+    def link_path(self, provider):
+        return self.push_path(provider)
 
     def unpush_calls(self, provider, group_pk):
         """Deactivate the group's mapping, then delete it and its Cloudflare group (a mapping is
@@ -478,6 +505,8 @@ class OktaClient:
             if record.get("status") == "PROVISIONED" and record.get("externalId") and email:
                 users[iam.email_key(email)] = record["id"]
         return {
+            "name": self.name,
+            "source": self.source,
             "url": self.http.base_url,
             "version": None,
             "provider": {"pk": app["id"], "name": label, "url": connection.get("baseUrl")},

@@ -221,6 +221,10 @@ class SyncIdpGroup(IdpStep):
         grace = min(LINK_GRACE, idp.sync_timeout / 4)
 
         def check():
+            failed = idp.push_problems(request["provider"], request["group"])
+            if failed:
+                raise SyncError(f"{idp.name} could not push {request['name']!r}: {'; '.join(map(str, failed))[:300]}. "
+                                "`vgmigrate idp check` shows the provider's state; fix it and run apply again")
             found["id"] = self.arrived(client, request)
             if not found["id"] and "linked" not in found and time.monotonic() - started >= grace:
                 found["linked"] = self.link_orphan(client, request)
@@ -258,7 +262,7 @@ class SyncIdpGroup(IdpStep):
         if idp.links_groups:
             scim_id = idp.pushed_id(request["provider"], request["group"])
         else:
-            scim_id = pushed_by_external_id(client, request["name"], request["group"])
+            scim_id = pushed_by_external_id(client, request["name"], request["group"] if idp.sends_external_id else None)
         if not scim_id or user_group_or_none(client, scim_id) is None:
             return None
         present = {m["id"] for m in client.user_group_members(scim_id)}
@@ -275,11 +279,12 @@ class SyncIdpGroup(IdpStep):
 
 
 def pushed_by_external_id(client, name, group_pk):
-    """The id of the Cloudflare SCIM group named `name` whose externalId is this IdP group's id
-    (every IdP here sends its group id as externalId), or None."""
+    """The id of the Cloudflare SCIM group named `name` whose externalId is this IdP group's id, or
+    None. group_pk None: an IdP whose push sends no externalId (Okta), the name alone; the plan made
+    sure no other group had it, and Cloudflare refuses a second SCIM group of one name."""
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     for group in client.scim_groups(filter=f'displayName eq "{quoted}"'):
-        if group.get("externalId") == str(group_pk) and group.get("displayName") == name:
+        if (group_pk is None or group.get("externalId") == str(group_pk)) and group.get("displayName") == name:
             return group["id"]
     return None
 

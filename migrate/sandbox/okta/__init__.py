@@ -39,13 +39,16 @@ From Okta's documentation, as the emulator follows it (none of it could be run a
 - Only members assigned to the app and provisioned are pushed; a user assigned to the app (directly
   or through an assigned group) is provisioned (matched by `userName eq`, else created); a user no
   longer assigned is deactivated in Cloudflare (`active: false`), which ends their membership.
-- Removing a member from a pushed group removes it in Cloudflare (a PATCH remove).
+- Removing a member from a pushed group removes it in Cloudflare (a PATCH remove); each membership
+  update is preceded by a PATCH restating the group's name (`replace` {id, displayName}), which
+  Cloudflare takes for a CF- system group as long as the name is the one it has.
 - A mapping is deleted only when INACTIVE; `deleteTargetGroup=true` deletes the Cloudflare group.
 - Setting a mapping ACTIVE pushes the group again, then its membership.
 
 Where Okta documents nothing, the emulator chooses, and says so here:
-- Okta's SCIM group create sends `displayName` and an empty `members`, then adds members with a
-  PATCH; it sends no `externalId`, so the pushed group carries nothing that names its Okta group.
+- Okta's SCIM group create sends `displayName` and an empty `members` (its SCIM 2.0 reference), then
+  adds the members with a PATCH; it sends no `externalId`, so the pushed group carries nothing that
+  names its Okta group.
 - The System Log event types: `application.provision.group_push.pushed` (the group's create),
   `...push_memberships` (a membership push, one event per push, after it finished), `...updated`
   (a status change), `...delete_appgroup`, `application.provision.user.push` and

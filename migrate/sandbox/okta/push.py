@@ -162,7 +162,7 @@ class Pusher:
                 return
             group = self.state.groups[mapping["sourceGroupId"]]
             wanted = {app["app_users"][u]["externalId"] for u in group["members"] if u in app["app_users"]}
-            scim_id = mapping["scim_id"]
+            scim_id, name = mapping["scim_id"], group["profile"]["name"]
         try:
             listed = {m["value"] for m in scim.call("GET", f"/Groups/{scim_id}").get("members") or []}
             operations = []
@@ -170,6 +170,7 @@ class Pusher:
                 operations.append({"op": "add", "path": "members", "value": [{"value": v} for v in sorted(wanted - listed)]})
             operations += [{"op": "remove", "path": f'members[value eq "{v}"]'} for v in sorted(listed - wanted)]
             if operations:
+                self._rename(scim, scim_id, name)
                 scim.call("PATCH", f"/Groups/{scim_id}", {"schemas": [PATCH_OP], "Operations": operations})
         except Refused as err:
             self._membership_failed(app_id, mapping_id, err)
@@ -190,17 +191,25 @@ class Pusher:
             value = record["externalId"] if record else (None if inside else app["scim_ids"].get(user_id))
             if value is None:
                 return
-            scim_id, mapping_id = mapping["scim_id"], mapping["id"]
+            scim_id, mapping_id, name = mapping["scim_id"], mapping["id"], group["profile"]["name"]
+            email = self.state.users[user_id]["profile"]["login"] if user_id in self.state.users else None
         if inside:
-            operation = {"op": "add", "path": "members", "value": [{"value": value}]}
+            operation = {"op": "add", "path": "members", "value": [{"value": value, "display": email}]}
         else:
             operation = {"op": "remove", "path": f'members[value eq "{value}"]'}
         try:
+            self._rename(scim, scim_id, name)
             scim.call("PATCH", f"/Groups/{scim_id}", {"schemas": [PATCH_OP], "Operations": [operation]})
         except Refused as err:
             self._membership_failed(app_id, mapping_id, err)
             return
         self._membership_pushed(app_id, mapping_id)
+
+    @staticmethod
+    def _rename(scim, scim_id, name):
+        """Okta restates the group's name before each membership update (its SCIM reference)."""
+        scim.call("PATCH", f"/Groups/{scim_id}", {"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "value": {"id": scim_id, "displayName": name}}]})
 
     def _membership_pushed(self, app_id, mapping_id):
         with self.state.lock:

@@ -88,7 +88,18 @@ class OktaSandbox(Served):
         """The org URL (OKTA_ORG_URL): API paths start with /api/v1."""
         return f"http://{self._host}:{self.port}"
 
+    name = "Okta"
+
+    def environment(self):
+        """The variables that point vgmigrate at this emulator."""
+        return {"OKTA_ORG_URL": self.base_url, "OKTA_API_TOKEN": self.token}
+
     # ---- test helpers -----------------------------------------------------------------------------
+
+    def group_members(self):
+        """{group name: sorted member ids} of the Okta groups: the IdP side a test or benchmark compares."""
+        with self.state.lock:
+            return {g["profile"]["name"]: sorted(g["members"]) for g in self.state.groups.values() if g["type"] == "OKTA_GROUP"}
 
     @property
     def calls(self):
