@@ -31,7 +31,8 @@ provisioned user) and "Contractors" (empty), neither assigned nor pushed.
 
 From Okta's documentation, as the emulator follows it (none of it could be run against a real org here):
 - Group Push is asynchronous: the API answers, then a worker pushes (after a random 0.02 to
-  0.25 s, in any order, a transient SCIM failure retried with backoff).
+  0.25 s, in any order, a transient SCIM failure retried with backoff; a group push whose retries
+  are used up leaves its mapping in ERROR).
 - Creating a mapping with `targetGroupName` makes Okta POST the group to Cloudflare; a name
   Cloudflare refuses (taken: 409; a `CF` prefix: 400) sets the mapping to ERROR with an
   `errorSummary`, and a FAILURE event in the System Log. Linking (`targetGroupId`) needs the target

@@ -44,7 +44,19 @@ class Pusher:
         self.worker.send(lambda: self._run(app_id, self._provision, user_id))
 
     def push_group(self, app_id, mapping_id):
-        self.worker.send(lambda: self._run(app_id, self._push_group, mapping_id))
+        self.worker.send(lambda: self._run(app_id, self._push_group, mapping_id), uid=("push", app_id, mapping_id))
+
+    def gave_up(self, message, err):
+        """The worker's retries of a push are used up: the mapping is in ERROR, saying why."""
+        if not (isinstance(message.uid, tuple) and message.uid[0] == "push"):
+            return
+        _, app_id, mapping_id = message.uid
+        with self.state.lock:
+            app = self.state.apps.get(app_id)
+            mapping = app and app["mappings"].get(mapping_id)
+            if mapping and mapping["status"] == "ACTIVE":
+                mapping.update(status="ERROR", lastUpdated=now(),
+                               errorSummary=f"Failed on {_today()}: Unable to push group to {app['label']}: {err} (gave up after retries)")
 
     def membership(self, app_id, group_id, user_id):
         self.worker.send(lambda: self._run(app_id, self._membership, group_id, user_id))

@@ -48,7 +48,8 @@ class OktaSandbox(Served):
         self.token = token or "00" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(40))
         # OAuth 2.0 access tokens, each with its granted scopes (a service app's token).
         self.access_tokens = {t: frozenset(s) for t, s in (access_tokens or {}).items()}
-        self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed)
+        self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed,
+                             on_give_up=lambda message, err: self.pusher.gave_up(message, err))
         self.pusher = Pusher(self.state, self.worker)
         self.faults = Faults(random_seed=random_seed)
         self.limiter = RateLimiter(*rate_limit) if rate_limit else None
