@@ -192,3 +192,21 @@ def test_an_org_that_cannot_push_is_an_error(sandbox, options, code):
     with OktaSandbox(cloudflare=sandbox, **options) as okta:
         cloudflare = clients(sandbox, okta)
         assert code in codes(check(cloudflare, cloudflare.idp).problems)
+
+
+def test_the_cli_fixes_and_says_what_okta_does_next(sandbox, tmp_path):
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+
+    with OktaSandbox(cloudflare=sandbox, mapped=False, push_delay=(0.0, 0.01)) as okta:
+        env = {"CLOUDFLARE_API_TOKEN": sandbox.token, "CLOUDFLARE_ACCOUNT_ID": sandbox.account_id,
+               "CLOUDFLARE_BASE_URL": sandbox.base_url, "VGMIGRATE_DB": str(tmp_path / "v.db"), **okta.environment()}
+        assert CliRunner().invoke(cli, ["idp", "check"], env=env).exit_code == 1
+        fixed = CliRunner().invoke(cli, ["idp", "check", "--fix", "--yes"], env=env)
+        assert fixed.exit_code == 0, fixed.output
+        assert "Okta pushes each linked group's members" in fixed.output and "full sync" not in fixed.output
+        run_id = fixed.output.split("undo with: vgmigrate rollback --run ")[1].split()[0]
+        undone = CliRunner().invoke(cli, ["rollback", "--run", run_id, "--yes"], env=env)
+        assert undone.exit_code == 0, undone.output
+        assert CliRunner().invoke(cli, ["idp", "check"], env=env).exit_code == 1

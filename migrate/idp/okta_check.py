@@ -26,6 +26,7 @@ from .check import FixStep, IdpFix
 
 MAX_ERROR_LINES = 10
 PROVISION_EVENTS = "application.provision."
+AFTER_FIX = "then Okta pushes each linked group's members: Cloudflare's CF- group then follows Okta's"  # what `--fix` says last
 
 
 @dataclass
@@ -45,6 +46,11 @@ class Facts:
     unmapped: list = field(default_factory=list)  # CF- groups with no mapping: {pk, name}
     linkable: dict = field(default_factory=dict)  # CF- group pk -> the app group (imported) of the same name
     error_lines: list = field(default_factory=list)  # provisioning failures in the System Log, newest last
+
+    @property
+    def provider(self):
+        """The app in the engine's words (the IdP's object that pushes to Cloudflare), or None."""
+        return {"pk": self.app["id"], "name": self.app["label"]} if self.app else None
 
     def as_json(self):
         return asdict(self)
