@@ -180,3 +180,29 @@ def test_a_bad_okta_setting_is_one_line_before_anything_is_read(pair, tmp_path, 
     result = vg(pair, tmp_path / "v.db", "scan", "--source", "okta", env=env, expect=None)
     assert result.exit_code != 0 and says in result.output and "Traceback" not in result.output
     assert result.output.strip().count("\n") == 0
+
+
+def test_the_readme_okta_walkthrough_runs_as_written_and_ends_where_it_started(pair, tmp_path, monkeypatch):
+    """The README's Okta block, line by line, against the Cloudflare sandbox and the Okta emulator."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- okta-walkthrough -->\n```sh\n(.+?)\n```\n<!-- /okta-walkthrough -->", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    start = state(pair)
+    ran = []
+    for line in block.splitlines():
+        words = shlex.split(line.partition("#")[0])
+        redirect = None
+        if ">" in words:
+            words, redirect = words[: words.index(">")], words[words.index(">") + 1]
+        assert words[0] == "vgmigrate", line
+        result = vg(pair, tmp_path / "vgmigrate.db", *words[1:])
+        if redirect:
+            Path(redirect).write_text(result.stdout)
+        ran.append(words[1])
+    assert ran == ["idp", "scan", "plan", "show", "apply", "verify", "cutover", "status", "rollback"]
+    assert "Okta" in Path("okta-plan.html").read_text()
+    assert state(pair) == start
