@@ -206,3 +206,18 @@ def test_the_readme_okta_walkthrough_runs_as_written_and_ends_where_it_started(p
     assert ran == ["idp", "scan", "plan", "show", "apply", "verify", "cutover", "status", "rollback"]
     assert "Okta" in Path("okta-plan.html").read_text()
     assert state(pair) == start
+
+
+def test_a_rollback_stopped_by_a_lost_mapping_deactivation_still_deletes_the_pushed_group_when_run_again(pair, tmp_path):
+    """The first rollback marks each group's push step undone before it deletes the group; when the
+    deactivation of the group's push mapping then loses its answer (PATCH: not resent), the rollback
+    stops. The next one must still unpush the group (found through that push step), or its User
+    Group stays in Cloudflare. (Found by the long property run, fault seed 3.)"""
+    cf, okta = pair
+    start = state(pair)
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    okta.inject("PATCH", r"/group-push/mappings/", "lose")
+    assert vg(pair, db, "rollback", "--yes", expect=None).exit_code == 1
+    vg(pair, db, "rollback", "--yes")
+    assert state(pair) == start
