@@ -206,6 +206,9 @@ def test_the_readme_okta_walkthrough_runs_as_written_and_ends_where_it_started(p
     assert ran == ["idp", "scan", "plan", "show", "apply", "verify", "cutover", "status", "rollback"]
     assert "Okta" in Path("okta-plan.html").read_text()
     assert state(pair) == start
+    okta_token = pair[1].token.encode()
+    for written in tmp_path.iterdir():  # the inventory, the plan, the report: never the Okta token
+        assert okta_token not in written.read_bytes(), written.name
 
 
 def test_a_rollback_stopped_by_a_lost_mapping_deactivation_still_deletes_the_pushed_group_when_run_again(pair, tmp_path):
