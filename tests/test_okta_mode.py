@@ -224,3 +224,30 @@ def test_a_rollback_stopped_by_a_lost_mapping_deactivation_still_deletes_the_pus
     assert vg(pair, db, "rollback", "--yes", expect=None).exit_code == 1
     vg(pair, db, "rollback", "--yes")
     assert state(pair) == start
+
+
+def test_scan_from_okta_names_where_okta_and_cloudflare_disagree(pair, tmp_path):
+    """A member taken out of a CF- group whose push mapping is inactive stays in Cloudflare's
+    virtual group: the scan from Okta says so, member by member."""
+    cf, okta = pair
+    with okta.state.lock:
+        app = okta.state.apps[okta.app_id]
+        mapping = next(m for m in app["mappings"].values()
+                       if okta.state.groups[m["sourceGroupId"]]["profile"]["name"].startswith("CF-")
+                       and okta.state.groups[m["sourceGroupId"]]["members"])
+        group = okta.state.groups[mapping["sourceGroupId"]]
+        mapping["status"] = "INACTIVE"
+        user = next(iter(group["members"]))
+        email = okta.state.users[user]["profile"]["email"]
+    requests = __import__("requests")
+    also_assigned = requests.put(f"{okta.base_url}/api/v1/apps/{okta.app_id}/groups/{okta.state.group_named('Contractors')['id']}", json={},
+                                 headers={"Authorization": f"SSWS {okta.token}"})
+    assert also_assigned.status_code == 200
+    requests.put(f"{okta.base_url}/api/v1/groups/{okta.state.group_named('Contractors')['id']}/users/{user}",
+                 headers={"Authorization": f"SSWS {okta.token}"})
+    requests.delete(f"{okta.base_url}/api/v1/groups/{group['id']}/users/{user}", headers={"Authorization": f"SSWS {okta.token}"})
+    okta.settle()
+    db = tmp_path / "v.db"
+    vg(pair, db, "scan", "--source", "okta")
+    listed = vg(pair, db, "inventory", "--findings", "cloudflare_member_not_in_idp").output
+    assert email.casefold() in listed.casefold()
