@@ -251,3 +251,15 @@ def test_scan_from_okta_names_where_okta_and_cloudflare_disagree(pair, tmp_path)
     vg(pair, db, "scan", "--source", "okta")
     listed = vg(pair, db, "inventory", "--findings", "cloudflare_member_not_in_idp").output
     assert email.casefold() in listed.casefold()
+
+
+def test_a_group_create_whose_answer_cloudflare_lost_is_a_409_okta_cannot_link_by_itself_and_the_line_says_what_to_do(pair, tmp_path):
+    """Cloudflare makes the group, the answer is lost, Okta's retry gets a 409 and the mapping ends
+    in ERROR: Okta never links to an existing group by itself (found by the long Okta property run,
+    fault seed 9). apply stops at once, saying how a person links it."""
+    cf, okta = pair
+    db, out, plan = plan_idp(pair, tmp_path)
+    cf.inject("POST", r"/scim/v2/Groups$", "lose")
+    failed = vg(pair, db, "apply", out, "--yes", "--sync-timeout", "30", expect=1)
+    last = failed.output.strip().splitlines()[-1]
+    assert "already exists" in last and "Import Groups" in last and "Traceback" not in failed.output

@@ -186,7 +186,10 @@ def operator_runs(cf, okta, db, plan, rnd):
         for _ in range(n):
             target, routes = (okta, OKTA_ROUTES) if rnd.random() < 0.6 else (cf, CF_ROUTES)
             method, path = rnd.choice(routes)
-            target.inject(method, path, rnd.choice(KINDS), times=rnd.randint(1, 2))
+            # A group create Cloudflare made but whose answer it lost is a 409 on Okta's retry, and
+            # Okta never links to it by itself: a person must (test_okta_mode.py pins what vgmigrate says).
+            kinds = [k for k in KINDS if k != "lose"] if (method, path) == ("POST", r"/scim/v2/Groups$") else KINDS
+            target.inject(method, path, rnd.choice(kinds), times=rnd.randint(1, 2))
 
     def again(attempt, limit=25):
         """Run the command again until it finishes, with new faults each time for the first half of the tries."""

@@ -432,11 +432,17 @@ class OktaClient(AdapterDefaults):
         return (mapping or {}).get("targetGroupId") or None
 
     def push_problems(self, provider, group_pk):
-        """Why the group's push failed, if its mapping says so (status ERROR, with `errorSummary`)."""
+        """Why the group's push failed, if its mapping says so (status ERROR, with `errorSummary`).
+        A name Cloudflare already has (409) is most often this group's own earlier push whose answer
+        was lost: Okta then never links to it by itself, so the line says how to."""
         mapping = self.mapping_for(provider, group_pk)
-        if mapping and mapping.get("status") == "ERROR":
-            return [mapping.get("errorSummary") or "the Group Push mapping is in ERROR"]
-        return []
+        if not mapping or mapping.get("status") != "ERROR":
+            return []
+        summary = mapping.get("errorSummary") or "the Group Push mapping is in ERROR"
+        if "409" in summary or "already exists" in summary:
+            summary += (" (if that group is this one's, pushed before Okta lost Cloudflare's answer: import the app's groups in Okta "
+                        "(Provisioning > Integration > Import Groups, then Import) and link the push to it (Push Groups), then run apply again)")
+        return [summary]
 
     def link(self, provider, group_pk, target):
         """An ACTIVE mapping from the group to `target` (what `pushed_id` gave for the group before:
