@@ -262,4 +262,4 @@ def test_a_group_create_whose_answer_cloudflare_lost_is_a_409_okta_cannot_link_b
     cf.inject("POST", r"/scim/v2/Groups$", "lose")
     failed = vg(pair, db, "apply", out, "--yes", "--sync-timeout", "30", expect=1)
     last = failed.output.strip().splitlines()[-1]
-    assert "already exists" in last and "Import Groups" in last and "Traceback" not in failed.output
+    assert "already has a group of that name" in last and "Import Groups" in last and "Traceback" not in failed.output

@@ -440,8 +440,9 @@ class OktaClient(AdapterDefaults):
             return []
         summary = mapping.get("errorSummary") or "the Group Push mapping is in ERROR"
         if "409" in summary or "already exists" in summary:
-            summary += (" (if that group is this one's, pushed before Okta lost Cloudflare's answer: import the app's groups in Okta "
-                        "(Provisioning > Integration > Import Groups, then Import) and link the push to it (Push Groups), then run apply again)")
+            # First, as the step's message keeps only so much of it.
+            summary = ("Cloudflare already has a group of that name, likely this one's from a push whose answer was lost, which Okta "
+                       "never links by itself: turn on Import Groups in the app, import, link the push to it; Okta said: " + summary)
         return [summary]
 
     def link(self, provider, group_pk, target):
