@@ -27,6 +27,12 @@ Where each fact comes from:
 - developers.cloudflare.com, "Provision with Okta": the app's SCIM 2.0 Base URL is
   `.../accounts/<id>/scim/v2`, "Import Groups" off, groups pushed from the Push Groups tab; a user
   removed from the app's assignments is deprovisioned in Cloudflare.
+- okta/okta-developer-docs, `docs/reference/scim/scim-20/index.md` at
+  02e8ee86314bfa4795f3cd29fe9465cce3a0a20a ("Okta and SCIM Version 2.0"): Okta's group create sends
+  `displayName` and empty `members`, no `externalId` (so the engine finds the pushed group by its
+  name: `sends_external_id` is False); a membership update is a PATCH add/remove, preceded by a
+  name PATCH; a user is deactivated with `active: false`, never deleted; "Unlink pushed group"
+  sends DELETE /Groups/{id} when told to delete the group in the target app.
 
 Resting on documentation only (no real Okta org could be run here; the emulator follows the same
 reading): the System Log event type of a finished membership push
@@ -34,13 +40,10 @@ reading): the System Log event type of a finished membership push
 mapping pushing a name Cloudflare refuses ends in ERROR with the reason in `errorSummary`; that
 setting a mapping ACTIVE again pushes the group and its members at once; that a group's app
 group (a mapping's target) stays in Okta when its source group or mapping goes without
-deleteTargetGroup, so a new mapping can link to it; `source.id` in a group search.
-- okta/okta-developer-docs, `docs/reference/scim/scim-20/index.md` at
-  02e8ee86314bfa4795f3cd29fe9465cce3a0a20a ("Okta and SCIM Version 2.0"): Okta's group create sends
-  `displayName` and empty `members`, no `externalId` (so the engine finds the pushed group by its
-  name: `sends_external_id` is False); a membership update is a PATCH add/remove, preceded by a
-  name PATCH; a user is deactivated with `active: false`, never deleted; "Unlink pushed group"
-  sends DELETE /Groups/{id} when told to delete the group in the target app.
+deleteTargetGroup, so a new mapping can link to it; `source.id` in a group search; that Okta
+never links by itself to a group Cloudflare already has (a 409 on its create leaves the mapping in
+ERROR until a person imports the app's groups and links it); that the official SDK's
+`SSWS<token>` (no space) is accepted.
 """
 
 from __future__ import annotations
