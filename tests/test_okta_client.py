@@ -342,3 +342,11 @@ def test_an_app_id_that_is_not_an_app_is_one_line(okta, sandbox):
     with pytest.raises(VgmigrateError) as err:
         client(okta, app_id="0oaNOSUCHAPP000000000").plan_facts(cloudflare(sandbox))
     assert "OKTA_APP_ID" in str(err.value)
+
+
+def test_a_cf_group_whose_name_starts_with_a_space_is_found_too(okta):
+    """A variant seen in the wild; Okta's `sw` would miss it, and it may still grant a role."""
+    okta_client = client(okta)
+    name = " " + okta_client.cf_groups()[0]["name"] + " (old copy)"
+    okta_client.create_group(name, [])
+    assert name in {g["name"] for g in okta_client.cf_groups(include_users=False)}

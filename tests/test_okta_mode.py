@@ -263,3 +263,47 @@ def test_a_group_create_whose_answer_cloudflare_lost_is_a_409_okta_cannot_link_b
     failed = vg(pair, db, "apply", out, "--yes", "--sync-timeout", "30", expect=1)
     last = failed.output.strip().splitlines()[-1]
     assert "already has a group of that name" in last and "Import Groups" in last and "Traceback" not in failed.output
+
+
+def test_a_cutover_removal_that_fails_part_way_is_finished_by_the_next_cutover_and_rolled_back_exactly(pair, tmp_path):
+    """Okta takes members out of a group one by one: a removal that fails after the first member
+    left is part done. It stays pending (not failed, which nobody would undo), the next cutover
+    finishes it, and rollback puts everyone back (found by `bench/chaos.py --idp okta`, seed 4)."""
+    from migrate.cloudflare import CloudflareClient
+    from migrate.cutover import prepare
+    from migrate.idp.okta import OktaClient
+    from migrate.inventory import Inventory
+    from migrate.runs import apply_run
+
+    cf, okta = pair
+    start = state(pair)
+    db, out, plan = plan_idp(pair, tmp_path)
+    vg(pair, db, "apply", out, "--yes")
+    client = CloudflareClient.connect(cf.base_url, cf.token, cf.account_id)
+    client.idp = OktaClient.connect(okta.base_url, api_token=okta.token)
+    inventory = Inventory(db)
+    steps = prepare(client, inventory, apply_run(inventory)).steps
+    inventory.close()
+    step = next(s for s in steps if s["kind"] == "remove_idp_members" and len(s["request"]["remove"]) >= 2)
+    second = sorted(step["request"]["remove"])[1]  # Okta's client removes in this order: the first goes, this one fails
+    okta.inject("DELETE", rf"/api/v1/groups/{step['request']['group']}/users/{second}$", "5xx", times=6)  # every retry
+    failed = vg(pair, db, "cutover", "--yes", expect=1)
+    assert "outcome is unknown" in failed.output
+    vg(pair, db, "cutover", "--yes")
+    vg(pair, db, "verify")
+    vg(pair, db, "rollback", "--yes")
+    assert state(pair) == start
+
+
+def test_a_create_that_fails_part_way_through_its_members_is_finished_by_the_next_apply(pair, tmp_path):
+    cf, okta = pair
+    start = state(pair)
+    db, out, plan = plan_idp(pair, tmp_path)
+    create = next(s for s in plan["steps"] if s["kind"] == "create_idp_group" and len(s["request"]["users"]) >= 2)
+    second = sorted(create["request"]["users"])[1]
+    okta.inject("PUT", rf"/api/v1/groups/[^/]+/users/{second}$", "5xx", times=6)  # every retry
+    vg(pair, db, "apply", out, "--yes", expect=1)
+    vg(pair, db, "apply", out, "--yes")
+    vg(pair, db, "verify")
+    vg(pair, db, "rollback", "--yes")
+    assert state(pair) == start

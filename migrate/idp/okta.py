@@ -12,7 +12,7 @@ one). A group vgmigrate made carries its marker as JSON in `profile.description`
 Where each fact comes from:
 - Okta's OpenAPI, okta/okta-management-openapi-spec at fdda229e82940cf5af4611ad673ca6a27974e31b,
   `dist/2026.06.2/management-minimal.yaml` (the fragments used are in tests/schemas/okta/): the
-  paths, parameters, bodies and answers of Groups (`search`, `/groups/{id}/users/{userId}` PUT and
+  paths, parameters, bodies and answers of Groups (`search` on `type` and `profile.name`, `/groups/{id}/users/{userId}` PUT and
   DELETE), Applications (`/apps/{appId}/groups/{groupId}`, `/apps/{appId}/users`,
   `/apps/{appId}/connections/default` and its `baseUrl`, `features` incl. `GROUP_PUSH`), Group Push
   Mappings (create with `targetGroupName` or `targetGroupId`, PATCH `status`, DELETE only when
@@ -56,12 +56,11 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from .. import iam
 from ..errors import OktaError, OutcomeUnknown, UsageProblem, VgmigrateError
-from ..http import HttpClient, RateLimiter, RetriesExhausted, same_url
+from ..http import HttpClient, NetworkError, RateLimiter, RetriesExhausted, same_url
 from ..names import looks_like_virtual_group
 from .base import AdapterDefaults
 
 API = "/api/v1"
-CF_PREFIX = "CF-"
 PUSH_MEMBERSHIPS = "application.provision.group_push.push_memberships"
 # Page sizes: each list's documented maximum (or Okta's default where it is larger than needed).
 INACTIVE = ("SUSPENDED", "DEPROVISIONED")  # user statuses Okta deprovisions in the app
@@ -266,9 +265,10 @@ class OktaClient(AdapterDefaults):
         return [self._as_group(g, False, members=False) for g in self._pages(self.groups_path(), params)]
 
     def cf_groups(self, include_users=True):
-        """Groups named as virtual groups, with their members: `profile.name sw "CF-"`
-        (case-insensitive) narrows the listing, and the name is checked here."""
-        found = self._pages(self.groups_path(), {"search": f'type eq "OKTA_GROUP" and profile.name sw {_quoted(CF_PREFIX)}'})
+        """Groups named as virtual groups, with their members. Every Okta group is listed and the
+        name checked here: `profile.name sw "CF-"` would miss the variants seen in the wild that
+        start with a space, and any of them may still grant a role in Cloudflare."""
+        found = self._pages(self.groups_path(), {"search": 'type eq "OKTA_GROUP"'})
         return [self._as_group(g, include_users) for g in found if looks_like_virtual_group(str((g.get("profile") or {}).get("name") or ""))]
 
     def group(self, pk, include_users=True):
@@ -298,18 +298,30 @@ class OktaClient(AdapterDefaults):
             if existing is None or existing["attributes"] != (attributes or {}):
                 raise
             pk = existing["pk"]
-        self.set_members(pk, users)
+        self._then(lambda: self.set_members(pk, users), "PUT", self.group_path(pk))
         return self.group(pk)
+
+    @staticmethod
+    def _then(rest, method, path):
+        """The rest of a write of several calls, the first of which took effect: a failure now
+        leaves it part way, so its outcome is unknown (the journal keeps it pending, and the next
+        run or a rollback takes it from live state) rather than failed (which nobody undoes)."""
+        try:
+            return rest()
+        except (OktaError, NetworkError) as err:
+            raise OutcomeUnknown(method, path, err) from None
 
     def set_members(self, pk, users):
         """Exactly these members: reads them, then adds and removes only the difference."""
         wanted = [str(u) for u in users]
         current = set((self.group(pk) or {}).get("users") or [])
-        for user in wanted:
-            if user not in current:
-                self.add_user(pk, user)
-        for user in sorted(current - set(wanted)):
-            self.remove_user(pk, user)
+        calls = [(self.add_user, u) for u in wanted if u not in current] + [(self.remove_user, u) for u in sorted(current - set(wanted))]
+        for n, (call, user) in enumerate(calls):
+            if n == 0:
+                call(pk, user)
+            else:
+                self._then(lambda call=call, user=user: call(pk, user), "PUT" if call == self.add_user else "DELETE",
+                           self.group_user_path(pk, user))
 
     def add_user(self, pk, user_pk):
         return self._call("PUT", self.group_user_path(pk, user_pk))
@@ -372,12 +384,12 @@ class OktaClient(AdapterDefaults):
         group (nor a direct assignment) assigns any more is deactivated in Cloudflare by Okta."""
         wanted = [str(g) for g in groups]
         current = self.scope_of(provider)
-        for group in wanted:
-            if group not in current:
-                self._call("PUT", f"{self.scope_path(provider)}/{_segment(group)}", json={})
-        for group in current:
-            if group not in wanted:
-                self._call("DELETE", f"{self.scope_path(provider)}/{_segment(group)}", missing_ok=True)
+        calls = [("PUT", g) for g in wanted if g not in current] + [("DELETE", g) for g in current if g not in wanted]
+        for n, (method, group) in enumerate(calls):
+            path = f"{self.scope_path(provider)}/{_segment(group)}"
+            send = (lambda path=path: self._call("PUT", path, json={})) if method == "PUT" else \
+                (lambda path=path: self._call("DELETE", path, missing_ok=True))
+            send() if n == 0 else self._then(send, method, path)
 
     # -- Group Push ------------------------------------------------------------------------------
 

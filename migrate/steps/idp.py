@@ -93,8 +93,9 @@ class CreateIdpGroup(IdpStep):
         return result["pk"]
 
     def reconcile(self, client, request, live, fresh):
+        # With every member: an IdP that adds them one by one (Okta) may have stopped part way.
         found = self.find(idp_of(client), request)
-        return found["pk"] if found else None
+        return found["pk"] if found and set(map(str, request["users"])) <= set(map(str, found.get("users") or [])) else None
 
     @staticmethod
     def find(idp, request):
@@ -109,7 +110,9 @@ class CreateIdpGroup(IdpStep):
         group = idp.group(action["object_id"]) if action["object_id"] else self.find(idp, request)
         if group is None:
             return job.mark(action, "already gone")
-        if set(group.get("users") or []) != set(request["users"]) and not job.force:
+        live, made = set(group.get("users") or []), set(request["users"])
+        # A create left pending may have stopped part way through its members (Okta adds them one by one).
+        if not (live == made or (action["status"] == PENDING and live <= made)) and not job.force:
             return job.leave(action, f"{idp.name} group {group['name']!r} left in place: its members changed since the run; "
                                      "use --force to delete it anyway")
         synced = job.sibling(action, SyncIdpGroup.kind)
@@ -337,7 +340,11 @@ class RemoveIdpMembers(IdpStep):
         uuid, live = group["pk"], set(group.get("users") or [])
         if live == set(before):
             return job.mark(action, "already restored")
-        if live != set(action["request"]["users"]) and not job.force:
+        after = set(action["request"]["users"])
+        # A removal left pending (a killed cutover; Okta removes members one by one) may have stopped
+        # part way: anything between the members before and after it is its own doing.
+        ours = live == after or (action["status"] == PENDING and after <= live <= set(before))
+        if not ours and not job.force:
             return job.leave(action, f"membership of {idp.name} group {action['target']!r} changed since the cutover; use --force to restore it anyway")
         job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.set_members(uuid, before),
                  f"put {len(set(before) - live)} member(s) back into {idp.name} group {action['target']!r}")
