@@ -11,8 +11,8 @@ no circle (tests/test_architecture.py checks).
     cutover      take migrated members out of the old CF- groups      verify   live state vs the plan, access parity
     rehearsal    apply, verify, roll back on a replica                 demo     the whole migration on the sandbox
     legacy       the legacy roles CF- groups grant in Cloudflare       waiting  wait, with a deadline, for an IdP's push
-    steps/       every step kind: build, send, reconcile, undo, describe (base, api, idp, setup)
-    idp/         what the engine needs of an IdP (base), the Authentik and Entra ID adapters, `idp check [--fix]`
+    steps/       every step kind: build, send, reconcile, undo, describe (base, api, idp, setup, okta)
+    idp/         what the engine needs of an IdP (base), the Authentik, Okta and Entra ID adapters, `idp check [--fix]`
     cloudflare   Cloudflare REST + SCIM client                         http     session, retries, rate limit, redaction
     inventory    the SQLite schema and every SQL write                 views    the read-only SQL views
     codec        stable JSON and timestamps for the inventory          runs     run ids, statuses, the current run

@@ -942,7 +942,8 @@ def idp_check(settings, fix, yes, scim_token, application, fmt):
             click.echo("\n--fix will:", err=True)
             for step in steps:
                 click.echo(f"  {step.description}", err=True)
-            click.echo("  then start a full sync, so the check after it shows the new set-up", err=True)
+            after = getattr(idp, "AFTER_FIX", "then start a full sync, so the check after it shows the new set-up")
+            click.echo(f"  {after}", err=True)
             if not yes:
                 click.confirm(f"Make these changes in {idp_client.name}?", abort=True, err=True)
             run_id, done = idp.apply_fix(client, open_inventory(settings), steps, provider_pk=(report.facts.provider or {}).get("pk"))

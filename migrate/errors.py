@@ -1,5 +1,7 @@
 """Exceptions that the CLI turns into one-line messages (never a traceback unless --debug)."""
 
+import re
+
 
 class VgmigrateError(Exception):
     """An expected failure: `str(err)` says what happened and what to do next."""
@@ -234,3 +236,76 @@ class EntraError(CloudflareError):
         where = f"{self.method} {self.path} " if self.method else ""
         advice = f"; {self.advice}" if self.advice else ""
         return f"Entra ID {where}failed with HTTP {self.status}: {detail}{advice}"
+
+
+def okta_error_details(response):
+    """(errors, messages) from a failed Okta response: `{"errorCode", "errorSummary", "errorCauses":
+    [{"errorSummary"}]}`, or plain text (a proxy's page)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and (body.get("errorCode") or body.get("errorSummary")):
+        causes = [c.get("errorSummary") for c in body.get("errorCauses") or [] if isinstance(c, dict) and c.get("errorSummary")]
+        summary = str(body.get("errorSummary") or "")
+        message = summary + (f" ({'; '.join(causes)})" if causes and causes != [summary] else "")
+        return [{"code": body.get("errorCode") or response.status_code, "message": message}], []
+    text = (response.text or "").strip()
+    return ([" ".join(text.split())[:200]] if text else []), []
+
+
+def missing_scopes(response):
+    """The scopes an access token lacks, from the 403's `WWW-Authenticate: Bearer ..., scope="a b",
+    error="insufficient_scope"` (Okta names them there); [] when it does not say."""
+    header = response.headers.get("WWW-Authenticate") or ""
+    if "insufficient_scope" not in header:
+        return []
+    found = re.search(r'scope="([^"]*)"', header)
+    return found.group(1).split() if found else []
+
+
+OKTA_TOKEN_ADVICE = (
+    "; the Okta token is wrong or expired: set OKTA_API_TOKEN to an API token (Security > API > Tokens) of an admin "
+    "who may read and manage groups and apps, or OKTA_ACCESS_TOKEN to a fresh OAuth access token, and run again"
+)
+OKTA_ROLE_ADVICE = (
+    "; the API token's admin lacks a permission this call needs: give that admin the Super Administrator role, or a "
+    "custom role over groups and the Cloudflare app (see the README, Okta token), and run again"
+)
+
+
+class OktaError(CloudflareError):
+    """Okta's API answered with an error (a CloudflareError subclass on purpose: the executor and
+    rollback treat any API failure alike). `scopes`: what a 403 said the access token lacks."""
+
+    scopes = ()
+
+    @classmethod
+    def from_response(cls, response, method, path, *, redact=str, errors=None, messages=None, **extra):
+        if errors is None:
+            errors, messages = okta_error_details(response)
+        errors = [_redacted(e, redact) for e in errors or []]
+        messages = [_redacted(m, redact) for m in messages or []]
+        error = cls(response.status_code, errors, messages, response.headers.get("X-Okta-Request-Id"), method, path, **extra)
+        error.scopes = missing_scopes(response)
+        if error.scopes:
+            error.args = (error._describe(),)
+        return error
+
+    @property
+    def codes(self):
+        return [e.get("code") for e in self.errors if isinstance(e, dict)]
+
+    def _describe(self):
+        detail = "; ".join(f"{e.get('code')}: {e.get('message')}" if isinstance(e, dict) else str(e)
+                           for e in self.errors) or "no error detail"
+        where = f"{self.method} {self.path} " if self.method else ""
+        advice = ""
+        if self.scopes:
+            advice = (f"; the access token lacks the scope {' and '.join(self.scopes)}: grant it to the service app "
+                      "(its Okta API Scopes tab), get a new token, set OKTA_ACCESS_TOKEN and run again")
+        elif self.status == 401:
+            advice = OKTA_TOKEN_ADVICE
+        elif self.status == 403:
+            advice = OKTA_ROLE_ADVICE
+        return f"Okta API {where}failed with HTTP {self.status}: {detail}{advice}"

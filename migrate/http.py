@@ -69,13 +69,15 @@ class AuthentikRetriesExhausted(RetriesExhausted, AuthentikError):
 
 
 class _BearerAuth(requests.auth.AuthBase):
-    """Holds the token so it is never in `session.headers` dumps, and so .netrc cannot override it."""
+    """Holds the token so it is never in `session.headers` dumps, and so .netrc cannot override it.
+    `scheme` is "Bearer" but for Okta's API tokens ("SSWS")."""
 
-    def __init__(self, token):
+    def __init__(self, token, scheme="Bearer"):
         self._token = token
+        self._scheme = scheme
 
     def __call__(self, request):
-        request.headers["Authorization"] = f"Bearer {self._token}"
+        request.headers["Authorization"] = f"{self._scheme} {self._token}"
         return request
 
     def __repr__(self):
@@ -124,9 +126,12 @@ def parse_budget(headers, now_wall=None):
 
     Understands the IETF draft (`Ratelimit: "default";r=50;t=30`, `Ratelimit-Policy: "burst";q=100;w=60`)
     and the older `x-ratelimit-remaining` / `x-ratelimit-reset` (seconds, epoch or HTTP-date) /
-    `x-ratelimit-limit`. `quota` is None when the server did not say.
+    `x-ratelimit-limit`, also spelt `x-rate-limit-*` (Okta). `quota` is None when the server did not say.
     """
     headers = _lower(headers)
+    for name in ("limit", "remaining", "reset"):
+        if f"x-rate-limit-{name}" in headers and f"x-ratelimit-{name}" not in headers:
+            headers[f"x-ratelimit-{name}"] = headers[f"x-rate-limit-{name}"]
     remaining = reset = quota = None
     draft = headers.get("ratelimit")
     if draft:
@@ -433,6 +438,7 @@ class HttpClient:
         base_url_variable="CLOUDFLARE_BASE_URL",
         api_error=CloudflareError,
         retries_error=RetriesExhausted,
+        auth_scheme="Bearer",
     ):
         """`base_url_variable` is the setting network errors tell the user to check; `api_error` and
         `retries_error` are the error classes raised for this API's failures (Authentik's client
@@ -458,7 +464,7 @@ class HttpClient:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
-        self.session.auth = _BearerAuth(self._token)
+        self.session.auth = _BearerAuth(self._token, auth_scheme)
         self.session.headers["User-Agent"] = user_agent
         # Every call goes to one host: read the proxy and CA-bundle environment once, instead of
         # on every request as requests does (a measurable cost over a 1,500-call scan).
@@ -534,6 +540,9 @@ class HttpClient:
         if status == 429:
             self._give_up_if_exhausted(method, path, response, attempt)
             wait = parse_retry_after(response.headers)
+            if wait is None:  # no Retry-After (Okta): the budget's reset says when calls count again
+                budget = parse_budget(response.headers)
+                wait = budget[1] if budget and budget[0] <= 0 and budget[1] > 0 else None
             if wait is None:
                 wait = self.backoff(attempt)
             # Hold every thread; this thread waits it out in its next acquire().

@@ -37,7 +37,8 @@ class Rollback:
 
     def run(self):
         started, calls0 = time.monotonic(), self.client.calls
-        actions = [a for a in self.inv.actions(self.target["id"], response=False) if a["status"] in (DONE, PENDING)]
+        self.journal = self.inv.actions(self.target["id"], response=False)
+        actions = [a for a in self.journal if a["status"] in (DONE, PENDING)]
         self.actions = actions
         if not actions and not self._cutover_actions():
             return RunResult(None, NOTHING_TO_DO, message=f"run {self.target['id']} has nothing left to undo")
@@ -168,9 +169,13 @@ class Rollback:
                 if is_kind(a, DeleteIdpGroup) and a["inverse"] and a["status"] != FAILED}
 
     def sibling(self, action, kind):
-        """The journaled action of `kind` in the same plan group as `action`, if any."""
+        """The journaled action of `kind` in the same plan group as `action`, if any, undone or
+        not: what it sent and made stays true after its undo (an earlier, stopped rollback may
+        have marked it, and the action still needs it)."""
         group = plan_group_of(action["step"])
-        return next((a for a in self.actions if a["kind"] == kind and plan_group_of(a["step"]) == group), None)
+        found = [a for a in self.journal if a["kind"] == kind and plan_group_of(a["step"]) == group]
+        # A step retried after a failure is journaled again: the attempt that made its object, newest.
+        return max(found, key=lambda a: (a.get("object_id") is not None, a["seq"])) if found else None
 
     def _note(self, which, action, text):
         """Add to `planned` or `left_alone`; `_sort_notes` puts them in newest-first order, as if

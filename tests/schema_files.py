@@ -6,3 +6,4 @@ from pathlib import Path
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 CLOUDFLARE = SCHEMAS / "cloudflare-openapi-subset.json"
 AUTHENTIK = SCHEMAS / "authentik-openapi-subset.json"
+OKTA = SCHEMAS / "okta" / "management-subset.json"

@@ -9,6 +9,7 @@ from migrate.steps import (
     RemoveIdpMembers, ScopeIdpGroups, SyncIdpGroup, added_members, describe, is_kind, kind_of, kinds_where, plan_group_of,
 )
 from migrate.steps.setup import AssignIdpGroup, AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup
+from migrate.steps.okta import LinkPushMapping
 
 ACCOUNT = "0" * 32
 POLICY = {"access": "allow", "permission_groups": [{"id": "pg"}], "resource_groups": [{"id": "rg"}]}
@@ -29,6 +30,7 @@ BUILT = [
     AttachBackchannelProvider.build("idp.attach", "app", {"slug": "app", "provider": 1}, {"backchannel_providers": []}),
     LinkCfGroup.build("idp.link001", "CF-x - DNS", {"provider": 1, "group": "u-1", "scim_id": "cloudflare-v1-x"}),
     AssignIdpGroup.build("idp.assign001", "CF-x - DNS", {"provider": "sp-1", "group": "u-1"}),
+    LinkPushMapping.build("idp.push001", "CF-x - DNS", {"app": "0oa1", "group": "00g1", "target": "00g2"}),
 ]
 
 

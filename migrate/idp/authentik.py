@@ -22,6 +22,7 @@ from .. import iam
 from ..errors import AuthentikError, UsageProblem, VgmigrateError
 from ..names import looks_like_virtual_group
 from ..http import AuthentikRetriesExhausted, HttpClient, RateLimiter, same_url
+from .base import AdapterDefaults
 
 PAGE_SIZE = 100
 API_PATH = "/api/v3"
@@ -101,7 +102,7 @@ def normalise_base_url(url, variable="AUTHENTIK_URL"):
     return f"{parts.scheme}://{parts.netloc}{path}"
 
 
-class AuthentikClient:
+class AuthentikClient(AdapterDefaults):
     """The Authentik calls vgmigrate makes. Thread-safe (one HttpClient underneath)."""
 
     name = "Authentik"

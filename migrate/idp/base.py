@@ -62,9 +62,13 @@ class IdP(Protocol):
 
     # Push a group now, and what Cloudflare group it became. An IdP that keeps a link to it
     # (`links_groups`) says which; for one that does not, the engine finds the Cloudflare group of
-    # that name whose externalId is the IdP group's pk.
+    # that name whose externalId is the IdP group's pk, or of that name alone when the IdP's push
+    # sends no externalId (`sends_external_id` False: Okta). Such an IdP's `pushed_id` is its own
+    # handle on the pushed group, which only its `link` reads.
     links_groups: bool
+    sends_external_id: bool
     def push(self, provider, group_pk) -> list: ...  # problems the IdP reported at once (strings)
+    def push_problems(self, provider, group_pk) -> list: ...  # why a push failed later, once the IdP says so
     def push_path(self, provider) -> str: ...
     def pushed_id(self, provider, group_pk) -> str | None: ...  # the Cloudflare group id, once known
     def link(self, provider, group_pk, scim_id) -> bool: ...  # link to an existing Cloudflare group; True if it made a link
@@ -86,6 +90,10 @@ class AdapterDefaults:
     be told to link a group to an existing Cloudflare group."""
 
     links_groups = True
+    sends_external_id = True
+
+    def push_problems(self, provider, group_pk):
+        return []  # the IdP reports nothing after the push: the wait for Cloudflare tells
 
     def kept_fields(self, group):
         return {}

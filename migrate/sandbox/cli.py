@@ -86,9 +86,11 @@ def _load_seed(seed_file, generate, random_seed):
 @click.option("--entra-port", type=click.IntRange(0, 65535), default=9100, show_default=True, help="Entra emulator port; 0 picks a free one.")
 @click.option("--entra-cycle-seconds", type=click.FloatRange(0.1), default=5.0, show_default=True,
               help="How often the provisioning job runs a cycle (Entra: every 40 minutes).")
+@click.option("--okta", "with_okta", is_flag=True, help="Also serve an Okta emulator seeded from this account, pushing SCIM into it.")
+@click.option("--okta-port", type=click.IntRange(0, 65535), default=9200, show_default=True, help="Okta emulator port; 0 picks a free one.")
 def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit, fail_5xx, lose_responses, timeouts,
           timeout_seconds, random_seed, fixed_token, token_kind, verbose, with_authentik, authentik_version, authentik_port,
-          authentik_scope, authentik_detached, with_entra, entra_port, entra_cycle_seconds):
+          authentik_scope, authentik_detached, with_entra, entra_port, entra_cycle_seconds, with_okta, okta_port):
     """Serve the emulator until Ctrl-C and print the variables that point vgmigrate at it."""
     from .server import Sandbox  # when serving: `vgmigrate --help` stays fast (start-up time)
 
@@ -107,7 +109,7 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
     gc.freeze()
     # Ctrl-C and SIGTERM only set a flag, installed before anything is printed, so a signal that
     # arrives at any moment ends in a clean stop rather than a traceback or click's "Aborted!".
-    ak = entra = None
+    ak = entra = okta = None
     stopped = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopped.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -129,6 +131,8 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
                 raise VgmigrateError(f"cannot listen on {host}:{authentik_port}: {err.strerror or err}") from None
         if with_entra:
             entra = _start_entra(sb, host, entra_port, entra_cycle_seconds, latency_ms, random_seed, verbose)
+        if with_okta:
+            okta = _serve_okta(sb, host, okta_port, latency_ms, random_seed, verbose)
         click.echo(f"Cloudflare sandbox listening on {sb.base_url}")
         click.echo(f"  account: {sb.account_id} ({sb.state.account['name']})")
         click.echo(f"  token:   {sb.token} ({token_kind}-owned, sandbox only)")
@@ -144,6 +148,10 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
             click.echo(f"  enterprise application {entra.service_principal_id} provisions the Cloudflare sandbox "
                        f"(a cycle every {entra_cycle_seconds:g} s)")
             click.echo("  export " + " ".join(f"{k}={v}" for k, v in entra.environment().items()))
+        if okta is not None:
+            click.echo(f"Okta sandbox listening on {okta.base_url}")
+            click.echo(f"  app {okta.app_id} ('Cloudflare Dashboard') provisions the Cloudflare sandbox and pushes its groups")
+            click.echo(f"  export OKTA_ORG_URL={okta.base_url} OKTA_API_TOKEN={okta.token}")
         click.echo("Press Ctrl-C to stop.")
         sys.stdout.flush()
         while not stopped.wait(0.5):
@@ -151,6 +159,8 @@ def serve(host, port, seed_file, generate, latency_ms, rate_limit, no_rate_limit
     finally:
         if entra is not None:
             entra.stop()
+        if okta is not None:
+            okta.stop()
         if ak is not None:
             ak.stop()
         sb.stop()
@@ -166,6 +176,16 @@ def _start_entra(sb, host, port, cycle_seconds, latency_ms, random_seed, verbose
                          random_seed=random_seed, verbose=verbose)
     try:
         return entra.start()
+    except OSError as err:
+        raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
+
+
+def _serve_okta(sb, host, port, latency_ms, random_seed, verbose):
+    from .okta import OktaSandbox
+
+    okta = OktaSandbox(cloudflare=sb, host=host, port=port, latency_ms=latency_ms, random_seed=random_seed, verbose=verbose)
+    try:
+        return okta.start()
     except OSError as err:
         raise VgmigrateError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
 

@@ -7,6 +7,7 @@ happened, how to undo it, how it is built and how it is described.
     idp    IdP mode: the group made in the IdP and pushed over SCIM, its policy, the cutover's
            removals and deletes
     setup  `idp check --fix`: the IdP's SCIM provider and application, links to CF- groups
+    okta   `idp check --fix` for Okta: Group Push mappings linking CF- groups to Cloudflare's
 
 No module outside this package spells a kind's name: it asks the kind, or names its class.
 """
@@ -23,6 +24,7 @@ from .idp import (  # noqa: F401
 from .setup import (  # noqa: F401
     AssignIdpGroup, AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup, secret_free,
 )
+from .okta import LinkPushMapping  # noqa: F401
 
 
 def creates_policy(steps):

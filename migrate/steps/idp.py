@@ -93,8 +93,9 @@ class CreateIdpGroup(IdpStep):
         return result["pk"]
 
     def reconcile(self, client, request, live, fresh):
+        # With every member: an IdP that adds them one by one (Okta) may have stopped part way.
         found = self.find(idp_of(client), request)
-        return found["pk"] if found else None
+        return found["pk"] if found and set(map(str, request["users"])) <= set(map(str, found.get("users") or [])) else None
 
     @staticmethod
     def find(idp, request):
@@ -109,7 +110,9 @@ class CreateIdpGroup(IdpStep):
         group = idp.group(action["object_id"]) if action["object_id"] else self.find(idp, request)
         if group is None:
             return job.mark(action, "already gone")
-        if set(group.get("users") or []) != set(request["users"]) and not job.force:
+        live, made = set(group.get("users") or []), set(request["users"])
+        # A create left pending may have stopped part way through its members (Okta adds them one by one).
+        if not (live == made or (action["status"] == PENDING and live <= made)) and not job.force:
             return job.leave(action, f"{idp.name} group {group['name']!r} left in place: its members changed since the run; "
                                      "use --force to delete it anyway")
         synced = job.sibling(action, SyncIdpGroup.kind)
@@ -221,6 +224,10 @@ class SyncIdpGroup(IdpStep):
         grace = min(LINK_GRACE, idp.sync_timeout / 4)
 
         def check():
+            failed = idp.push_problems(request["provider"], request["group"])
+            if failed:
+                raise SyncError(f"{idp.name} could not push {request['name']!r}: {'; '.join(map(str, failed))[:300]}. "
+                                "`vgmigrate idp check` shows the provider's state; fix it and run apply again")
             found["id"] = self.arrived(client, request)
             if not found["id"] and "linked" not in found and time.monotonic() - started >= grace:
                 found["linked"] = self.link_orphan(client, request)
@@ -258,7 +265,7 @@ class SyncIdpGroup(IdpStep):
         if idp.links_groups:
             scim_id = idp.pushed_id(request["provider"], request["group"])
         else:
-            scim_id = pushed_by_external_id(client, request["name"], request["group"])
+            scim_id = pushed_by_external_id(client, request["name"], request["group"] if idp.sends_external_id else None)
         if not scim_id or user_group_or_none(client, scim_id) is None:
             return None
         present = {m["id"] for m in client.user_group_members(scim_id)}
@@ -275,11 +282,12 @@ class SyncIdpGroup(IdpStep):
 
 
 def pushed_by_external_id(client, name, group_pk):
-    """The id of the Cloudflare SCIM group named `name` whose externalId is this IdP group's id
-    (every IdP here sends its group id as externalId), or None."""
+    """The id of the Cloudflare SCIM group named `name` whose externalId is this IdP group's id, or
+    None. group_pk None: an IdP whose push sends no externalId (Okta), the name alone; the plan made
+    sure no other group had it, and Cloudflare refuses a second SCIM group of one name."""
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
     for group in client.scim_groups(filter=f'displayName eq "{quoted}"'):
-        if group.get("externalId") == str(group_pk) and group.get("displayName") == name:
+        if (group_pk is None or group.get("externalId") == str(group_pk)) and group.get("displayName") == name:
             return group["id"]
     return None
 
@@ -332,7 +340,11 @@ class RemoveIdpMembers(IdpStep):
         uuid, live = group["pk"], set(group.get("users") or [])
         if live == set(before):
             return job.mark(action, "already restored")
-        if live != set(action["request"]["users"]) and not job.force:
+        after = set(action["request"]["users"])
+        # A removal left pending (a killed cutover; Okta removes members one by one) may have stopped
+        # part way: anything between the members before and after it is its own doing.
+        ours = live == after or (action["status"] == PENDING and after <= live <= set(before))
+        if not ours and not job.force:
             return job.leave(action, f"membership of {idp.name} group {action['target']!r} changed since the cutover; use --force to restore it anyway")
         job.call(action, "PATCH", idp.group_path(uuid), lambda: idp.set_members(uuid, before),
                  f"put {len(set(before) - live)} member(s) back into {idp.name} group {action['target']!r}")

@@ -1,0 +1,255 @@
+"""`OktaSandbox`: the Okta Management API emulator over real HTTP/1.1 keep-alive on loopback,
+seeded from a running Cloudflare `Sandbox` and pushing into its SCIM endpoint from a worker."""
+
+import json
+import math
+import re
+import secrets
+import socket
+import string
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import formatdate
+from urllib.parse import urlsplit
+
+from ..authentik.worker import Worker
+from ..faults import Faults, RateLimiter
+from ..routing import Request, Response
+from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
+from .push import Pusher
+from .routes import SCOPES, OktaApiError, router
+from .seed import seed
+from .state import State
+
+ALL_SCOPES = ("okta.groups.read", "okta.groups.manage", "okta.apps.read", "okta.apps.manage", "okta.logs.read", "okta.users.read")
+_TOKEN_ALPHABET = string.ascii_letters + string.digits
+
+
+@dataclass
+class Context:
+    state: State
+    pusher: Pusher
+    full_path: str
+
+
+class OktaSandbox(Served):
+    """A stateful Okta emulator. Use as a context manager or start()/stop(). See the package docstring."""
+
+    thread_name = "okta-sandbox"
+
+    def __init__(self, cloudflare=None, token=None, access_tokens=None, provisioning=True, group_push=True,
+                 mapped=True, assigned=True, host="127.0.0.1", port=0, latency_ms=0, random_seed=0,
+                 rate_limit=(600, 60.0), timeout_seconds=2.0, verbose=False, push_delay=(0.02, 0.25),
+                 retry_backoff=0.4, max_retries=5, scim_token=None, imported=True):
+        self.state = State(lambda: self.base_url, random_seed=random_seed)
+        # Okta API tokens are 42 characters of letters, digits, - and _; letters and digits here.
+        self.token = token or "00" + "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(40))
+        # OAuth 2.0 access tokens, each with its granted scopes (a service app's token).
+        self.access_tokens = {t: frozenset(s) for t, s in (access_tokens or {}).items()}
+        self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed,
+                             on_give_up=lambda message, err: self.pusher.gave_up(message, err))
+        self.pusher = Pusher(self.state, self.worker)
+        self.faults = Faults(random_seed=random_seed)
+        self.limiter = RateLimiter(*rate_limit) if rate_limit else None
+        self.latency = latency_ms / 1000.0
+        self.timeout_seconds = timeout_seconds
+        self.verbose = verbose
+        self.app_id = None
+        self._host, self._port = host, port
+        self._server = None
+        self._thread = None
+        self._stopping = threading.Event()
+        self._calls = []
+        self._calls_lock = threading.Lock()
+        self._connections = set()
+        self._connections_lock = threading.Lock()
+        seed(self, cloudflare, provisioning=provisioning, group_push=group_push, mapped=mapped, assigned=assigned,
+             scim_token=scim_token, imported=imported)
+
+    # ---- lifecycle --------------------------------------------------------------------------------
+
+    def handler_class(self):
+        return _Handler
+
+    def stop(self):
+        running = self._server is not None
+        super().stop()
+        self.worker.stop()
+        if running:
+            self.pusher.close()
+
+    @property
+    def port(self):
+        return self._server.server_address[1] if self._server else self._port
+
+    @property
+    def base_url(self):
+        """The org URL (OKTA_ORG_URL): API paths start with /api/v1."""
+        return f"http://{self._host}:{self.port}"
+
+    name = "Okta"
+
+    def environment(self):
+        """The variables that point vgmigrate at this emulator."""
+        return {"OKTA_ORG_URL": self.base_url, "OKTA_API_TOKEN": self.token}
+
+    # ---- test helpers -----------------------------------------------------------------------------
+
+    def group_members(self):
+        """{group name: sorted member ids} of the Okta groups: the IdP side a test or benchmark compares."""
+        with self.state.lock:
+            return {g["profile"]["name"]: sorted(g["members"]) for g in self.state.groups.values() if g["type"] == "OKTA_GROUP"}
+
+    @property
+    def calls(self):
+        """(method, path without query, status) per request; status None when dropped."""
+        with self._calls_lock:
+            return list(self._calls)
+
+    def reset_calls(self):
+        with self._calls_lock:
+            self._calls.clear()
+
+    def inject(self, method, path_regex, kind, times=1):
+        """Misbehave on the next `times` requests matching: "5xx" | "429" | "lose" | "timeout"."""
+        self.faults.inject(method, path_regex, kind, times)
+
+    def settle(self, timeout=30.0):
+        """Wait until the worker has nothing queued or running (a person who waits; never the tool)."""
+        if not self.worker.drain(timeout):
+            raise TimeoutError(f"the Okta sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
+
+    # ---- request handling -------------------------------------------------------------------------
+
+    def handle(self, handler):
+        split = urlsplit(handler.path)
+        path, method = split.path, handler.command
+        body = _read_body(handler)
+        fault = self.faults.pick(method, path, path)
+        if fault == "5xx":
+            status = self.faults.server_error_status()
+            return self._respond(handler, method, path, _error(status, "E0000009", "Internal Server Error"))
+        if fault == "timeout":
+            self._stopping.wait(self.timeout_seconds)
+            return self._drop(handler, method, path)
+        if fault == "429":
+            return self._respond(handler, method, path, self._throttled(math.ceil(time.time()) + 1))
+        request = Request(method, path, Request.parse_query(split.query), body, handler.headers)
+        response = self._route(request, path, handler.headers)
+        if fault == "lose":
+            return self._drop(handler, method, path)
+        return self._respond(handler, method, path, response)
+
+    def _route(self, request, path, headers):
+        found = router.match(request.method, path)
+        if not found:
+            if any(r.pattern.match(path) for r in router.routes):
+                return _error(405, "E0000022", "The endpoint does not support the provided HTTP method")
+            return _error(404, "E0000007", f"Not found: Resource not found: {path} (PublicResource)")
+        route, params = found
+        denied = self._authorize(headers, route.handler, path)
+        if denied is not None:
+            return denied
+        budget = None
+        if self.limiter is not None:
+            allowed, remaining, reset = self.limiter.hit(_bucket(request.method, path))
+            if not allowed:
+                return self._throttled(math.ceil(time.time()) + reset)
+            budget = {"X-Rate-Limit-Limit": str(self.limiter.limit), "X-Rate-Limit-Remaining": str(remaining),
+                      "X-Rate-Limit-Reset": str(math.ceil(time.time()) + reset)}
+        request.context = Context(self.state, self.pusher, path)
+        request.jobs = []
+        try:
+            with self.state.lock:
+                response = route.handler(request, **params)
+            for job in request.jobs:  # queue the pushes after the write, outside the state lock
+                job()
+        except OktaApiError as err:
+            response = Response(err.status, err.body(_error_id()))
+        if budget:
+            response.headers.update(budget)
+        return response
+
+    def _authorize(self, headers, handler, path):
+        value = (headers.get("Authorization") or "").strip()
+        # The official SDK (3.4) sends "SSWS<token>" and "Bearer<token>", without the space; its
+        # users' calls work, so Okta must read both spellings.
+        found = re.match(r"^(SSWS|Bearer)\s*(\S*)$", value)
+        scheme, token = found.groups() if found else ("", "")
+        if scheme == "SSWS" and token and secrets.compare_digest(token.encode(), self.token.encode()):
+            return None  # an API token acts as its admin: a super admin here
+        if scheme == "Bearer" and token in self.access_tokens:
+            needed = [s for s in SCOPES.get(handler, ()) if s not in self.access_tokens[token]]
+            if not needed:
+                return None
+            response = _error(403, "E0000006", "You do not have permission to perform the requested action")
+            response.headers["WWW-Authenticate"] = (
+                f'Bearer authorization_uri="{self.base_url}/oauth2/v1/authorize", realm="{self.base_url}", '
+                f'scope="{" ".join(needed)}", error="insufficient_scope", '
+                f'error_description="The access token provided does not contain the required scopes.", resource="{path}"')
+            return response
+        if scheme == "Bearer" and token:
+            response = _error(401, "E0000011", "Invalid token provided")
+            response.headers["WWW-Authenticate"] = f'Bearer authorization_uri="{self.base_url}/oauth2/v1/authorize", realm="{self.base_url}", error="invalid_token", error_description="The access token is invalid."'
+            return response
+        return _error(401, "E0000011", "Invalid token provided")
+
+    def _throttled(self, reset_epoch):
+        response = _error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
+        limit = self.limiter.limit if self.limiter else 600
+        response.headers.update({"X-Rate-Limit-Limit": str(limit), "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(reset_epoch)})
+        return response
+
+    def _record(self, method, path, status):
+        with self._calls_lock:
+            self._calls.append((method, path, status))
+
+    def _respond(self, handler, method, path, response):
+        self._record(method, path, response.status)
+        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
+        self._answer_after_latency(handler)
+        lines = [
+            f"HTTP/1.1 {response.status} {_phrase(response.status)}",
+            f"Date: {formatdate(usegmt=True)}",
+            "Server: nginx",
+            f"X-Okta-Request-Id: {_error_id()}",
+            f"Content-Length: {len(payload)}",
+        ]
+        if response.body is not None:
+            lines.append("Content-Type: application/json")
+        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
+        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        if self.verbose:
+            sys.stderr.write(f"okta {method} {path} -> {response.status}\n")
+
+    def _drop(self, handler, method, path):
+        self._record(method, path, None)
+        self._answer_after_latency(handler)
+        handler.close_connection = True
+        try:
+            handler.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _bucket(method, path):
+    """Okta counts each endpoint family apart (groups, apps, logs, users): one window per family."""
+    parts = path.split("/")
+    return parts[3] if len(parts) > 3 else path
+
+
+def _error_id():
+    return "oae" + secrets.token_hex(10)
+
+
+def _error(status, code, summary, causes=()):
+    return Response(status, OktaApiError(status, code, summary, causes).body(_error_id()))
+
+
+class _Handler(_CloudflareHandler):
+    """The Cloudflare sandbox's keep-alive handler (one write per answer, TCP_NODELAY)."""
+
+    server_version = "nginx"
