@@ -670,6 +670,11 @@ def rollback(settings, run_id, dry_run, yes, force, parallel, sync_timeout, fmt)
     if not dry_run:
         inventory.check_lock(LOCK)  # refused before any preview is printed
     client = connect(settings, parallel)  # one client: the preview and the rollback share its rate limiter
+    from .runs import rollback_target
+
+    target = rollback_target(inventory, run_id)
+    if target.get("plan_id") and inventory.plan_mode(target["plan_id"]) == "idp":  # the IdP the plan was made with
+        client.idp = connect_idp(settings, source=plan_idp_source(inventory.plan_body(target["plan_id"])))
     if client.idp is not None:
         client.idp.sync_timeout = sync_timeout
 

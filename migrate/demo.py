@@ -65,6 +65,9 @@ IDP_STEPS = [
 # The emulator of each IdP: module, class. Each serves `environment()`, the variables that point vgmigrate at it.
 IDP_SANDBOXES = {"authentik": ("migrate.sandbox.authentik", "AuthentikSandbox"), "okta": ("migrate.sandbox.okta", "OktaSandbox"),
                  "entra": ("migrate.sandbox.entra", "EntraSandbox")}
+# What a real account needs set, per IdP (the emulators set more: their addresses).
+REAL_VARIABLES = {"authentik": "AUTHENTIK_URL and AUTHENTIK_TOKEN", "okta": "OKTA_ORG_URL and OKTA_API_TOKEN",
+                  "entra": "ENTRA_TENANT_ID, ENTRA_CLIENT_ID and ENTRA_CLIENT_SECRET"}
 
 
 def run_demo(cli, workdir, mode="api", idp_source="authentik"):
@@ -97,7 +100,6 @@ def run_demo(cli, workdir, mode="api", idp_source="authentik"):
                 for fmt, name in (("markdown", "report.md"), ("html", "report.html")):
                     with open(workdir / name, "w", encoding="utf-8") as out, redirect_stdout(out):
                         cli.main(base + ["show", paths["plan"], "--format", fmt], prog_name="vgmigrate", standalone_mode=False)
-        ak_variables = sorted(ak.environment()) if ak else []
         calls, restored = len(sb.calls) + (len(ak.calls) if ak else 0), iam_state(sb.state.snapshot()) == before
     if not restored:
         raise VgmigrateError("the rollback did not restore the sandbox account exactly; this is a bug, please report it")
@@ -106,7 +108,7 @@ def run_demo(cli, workdir, mode="api", idp_source="authentik"):
     click.echo(f"The demo made {calls} API calls in {time.monotonic() - started:.1f} s; after the rollback the account's User Groups, policies and members are exactly as before.")
     click.echo(f"Its inventory, plan and reports are in {workdir} (report.html opens in a browser).")
     if mode == "idp":
-        click.echo(f"For a real account: export CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID and {' and '.join(ak_variables)}, "
+        click.echo(f"For a real account: export CLOUDFLARE_API_TOKEN, CLOUDFLARE_ACCOUNT_ID, {REAL_VARIABLES[idp_source]}, "
                    "then vgmigrate idp check.")
     else:
         click.echo("For a real account: export CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID, then vgmigrate scan.")

@@ -11,7 +11,7 @@ import time
 from .cloudflare import run_parallel
 from .errors import CloudflareError, VgmigrateError
 from .codec import utcnow
-from .runs import DONE, DRY_RUN, FAILED, INTERRUPTED, LOCK, NOTHING_TO_DO, PARTIAL, PARTLY_UNDONE, PENDING, RunResult, UNDOABLE_KINDS, UNDONE, apply_run, new_run_id, run_to_undo, undone_message
+from .runs import DONE, DRY_RUN, FAILED, INTERRUPTED, LOCK, NOTHING_TO_DO, PARTIAL, PARTLY_UNDONE, PENDING, RunResult, UNDONE, new_run_id, rollback_target, undone_message
 from .cutover import roles_not_back
 from .steps import AddMembers, DeleteIdpGroup, RemoveIdpMembers, is_kind, kind_of, plan_group_of, push_again
 from .idp.base import idp_of
@@ -21,7 +21,7 @@ from .waiting import wait_until
 class Rollback:
     def __init__(self, client, inventory, run_id=None, *, force=False, dry_run=False, progress=None, parallel=None):
         self.client, self.inv = client, inventory
-        self.target = apply_run(inventory, run_id, kinds=UNDOABLE_KINDS) if run_id else run_to_undo(inventory)
+        self.target = rollback_target(inventory, run_id)
         if self.target["account_id"] != client.account_id:
             raise VgmigrateError(f"run {self.target['id']} was made in account {self.target['account_id']}, not {client.account_id}")
         self.force, self.dry_run = force, dry_run

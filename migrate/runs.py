@@ -87,6 +87,11 @@ def run_to_undo(inventory):
 UNDOABLE_KINDS = ("apply", "idp_fix")  # runs `rollback --run` undoes (idp_fix: `idp check --fix`)
 
 
+def rollback_target(inventory, run_id=None):
+    """The run `rollback` undoes: `run_id` (an apply or an idp fix), else the latest not yet rolled back."""
+    return apply_run(inventory, run_id, kinds=UNDOABLE_KINDS) if run_id else run_to_undo(inventory)
+
+
 def apply_run(inventory, run_id=None, kinds=("apply",)):
     """The apply run `run_id` (or a run of one of `kinds`), or the latest apply; a clear error for anything else."""
     run = inventory.run(run_id) if run_id else latest_apply_run(inventory)

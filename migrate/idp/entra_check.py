@@ -154,7 +154,7 @@ def assess(facts: Facts) -> list:
         if g["pk"] not in assigned:
             add("error", "cf_group_not_assigned",
                 f"{g['name']!r} is not assigned to {name!r}: Entra does not provision it, so a cutover's removals would never reach Cloudflare",
-                f"run `vgmigrate idp check --fix` (assigns it; undo with `vgmigrate rollback --run <id>`), or assign it under "
+                "run `vgmigrate idp check --fix` (assigns it; undo with `vgmigrate rollback --run <id>`), or assign it under "
                 "Users and groups", about=g["name"])
     for line in facts.error_lines:
         add("warning", "provisioning_failure", f"provisioning log: {line}", "fix the cause in Entra or Cloudflare; the next cycle retries it")
