@@ -1,21 +1,16 @@
 """`AuthentikSandbox`: the authentik API emulator over real HTTP/1.1 keep-alive on loopback, seeded
 from a running Cloudflare `Sandbox` and pushing SCIM changes into it."""
 
-import json
 import os
 import secrets
-import socket
 import string
-import sys
-import threading
 from dataclasses import dataclass
-from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
-from ..faults import Faults
+from ..idp_served import IdpServed
 from ..routing import Request, Response
-from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
+from ..server import _read_body
 from .routes import AkError, router
 from .state import FULL_SYNC_ACTOR, State, now
 from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
@@ -33,7 +28,7 @@ class Context:
     pusher: Pusher
 
 
-class AuthentikSandbox(Served):
+class AuthentikSandbox(IdpServed):
     """A stateful authentik API emulator. Use as a context manager or start()/stop().
 
     cloudflare: a started `migrate.sandbox.Sandbox` to seed from and push into (None: an empty
@@ -53,25 +48,11 @@ class AuthentikSandbox(Served):
         self.token = token or "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(60))
         self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed)
         self.pusher = Pusher(self.state, self.worker, object_wait=object_sync_wait)
-        self.faults = Faults(random_seed=random_seed)
-        self.latency = latency_ms / 1000.0
-        self.timeout_seconds = timeout_seconds
-        self.verbose = verbose
+        self._serve_on(host, port, latency_ms, timeout_seconds, verbose, random_seed)
         self.provider_id = None
-        self._host, self._port = host, port
-        self._server = None
-        self._thread = None
-        self._stopping = threading.Event()
-        self._calls = []
-        self._calls_lock = threading.Lock()
-        self._connections = set()
-        self._connections_lock = threading.Lock()
         _seed(self, cloudflare, attached, scope, provider, provider_token, linked)
 
     # ---- lifecycle --------------------------------------------------------------------------------
-
-    def handler_class(self):
-        return _Handler
 
     def stop(self):
         running = self._server is not None
@@ -81,36 +62,20 @@ class AuthentikSandbox(Served):
             self.pusher.close()
 
     @property
-    def port(self):
-        return self._server.server_address[1] if self._server else None
-
-    @property
     def base_url(self):
         return f"http://{self._host}:{self.port}{PREFIX}"
 
     name = "Authentik"
+    server_header = "authentik-sandbox"
+
+    def extra_headers(self):
+        return [f"X-authentik-id: {os.urandom(16).hex()}"]
 
     def environment(self):
         """The variables that point vgmigrate at this emulator."""
         return {"AUTHENTIK_URL": self.base_url, "AUTHENTIK_TOKEN": self.token}
 
     # ---- test helpers -----------------------------------------------------------------------------
-
-    @property
-    def calls(self):
-        """(method, full path without query, status) per request; status None when dropped."""
-        with self._calls_lock:
-            return list(self._calls)
-
-    def reset_calls(self):
-        with self._calls_lock:
-            self._calls.clear()
-
-    def inject(self, method, path_regex, kind, times=1):
-        """Misbehave on the next `times` requests matching method ("*" = any) and path regex
-        (searched with and without /api/v3): "5xx" | "429" | "lose" (applied, no answer) |
-        "timeout" (held `timeout_seconds`, dropped, not applied)."""
-        self.faults.inject(method, path_regex, kind, times)
 
     def full_sync(self, provider_pk=None):
         """Run a full sync now (what the schedule's send does) and wait for every push it causes;
@@ -125,11 +90,6 @@ class AuthentikSandbox(Served):
         """{group name: sorted member ids}: the IdP side a test or benchmark compares before and after."""
         with self.state.lock:
             return {g["name"]: sorted(g["users"]) for g in self.state.groups.values()}
-
-    def settle(self, timeout=30.0):
-        """Wait until the worker has nothing queued or running (a person who waits; never the tool)."""
-        if not self.worker.drain(timeout):
-            raise TimeoutError(f"the authentik sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
 
     # ---- request handling -------------------------------------------------------------------------
 
@@ -194,39 +154,6 @@ class AuthentikSandbox(Served):
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip().encode(), self.token.encode()):
             return Response(403, {"detail": "Token invalid/expired", "code": "authentication_failed"})
         return None
-
-    def _record(self, method, path, status):
-        with self._calls_lock:
-            self._calls.append((method, path, status))
-
-    def _respond(self, handler, method, path, response):
-        self._record(method, path, response.status)
-        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
-        self._answer_after_latency(handler)
-        lines = [
-            f"HTTP/1.1 {response.status} {_phrase(response.status)}",
-            f"Date: {formatdate(usegmt=True)}",
-            "Server: authentik-sandbox",
-            f"X-authentik-id: {os.urandom(16).hex()}",
-            f"Content-Length: {len(payload)}",
-        ]
-        if response.body is not None:
-            lines.append("Content-Type: application/json")
-        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
-        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        if self.verbose:
-            sys.stderr.write(f"authentik {method} {path} -> {response.status}\n")
-
-    def _drop(self, handler, method, path):
-        self._record(method, path, None)
-        self._answer_after_latency(handler)
-        handler.close_connection = True
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
 
 # ---- seeding ----------------------------------------------------------------------------------------
 
@@ -299,11 +226,6 @@ def _link_group(state, provider, group, scim_id):
     payload = {"schemas": [SCIM_GROUP], "displayName": group["name"], "externalId": group["pk"], "id": scim_id}
     state.add_link("group", provider["pk"], group["pk"], scim_id, payload)
 
-
-class _Handler(_CloudflareHandler):
-    """The Cloudflare sandbox's keep-alive handler (one write per answer, TCP_NODELAY), named for Authentik."""
-
-    server_version = "authentik-sandbox"
 
 
 __all__ = ["AuthentikSandbox"]

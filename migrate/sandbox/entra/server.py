@@ -4,8 +4,6 @@ server, seeded from a running Cloudflare `Sandbox` and provisioning into it over
 import base64
 import json
 import secrets
-import socket
-import sys
 import threading
 import time
 import uuid
@@ -15,9 +13,10 @@ from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from ..authentik.worker import Worker
-from ..faults import Faults, RateLimiter
+from ..faults import RateLimiter
+from ..idp_served import IdpServed
 from ..routing import Request, Response
-from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
+from ..server import _read_body
 from .provision import Provisioner
 from .routes import GraphError, error_body, router
 from .state import State
@@ -37,11 +36,16 @@ class Context:
     graph_url: str
 
 
-class EntraSandbox(Served):
+class EntraSandbox(IdpServed):
     """A stateful Entra ID (Graph) emulator; see the package docstring for the options."""
 
     thread_name = "entra-sandbox"
     name = "Entra ID"
+    server_header = "entra-sandbox"
+    content_type = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+    def extra_headers(self):
+        return [f"request-id: {uuid.uuid4()}"]
 
     def __init__(self, cloudflare=None, roles=FULL_ROLES, assigned=True, app=True, quarantined=False, scim_token=None,
                  cycle_seconds=2.0, token_lifetime=3599, throttle=None, on_demand_limit=(5, 1.0), host="127.0.0.1",
@@ -57,33 +61,16 @@ class EntraSandbox(Served):
         self._tokens = {}  # access token -> (roles, expires at (monotonic))
         self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed)
         self.provisioner = Provisioner(self.state, self.worker)
-        self.faults = Faults(random_seed=random_seed)
+        self._serve_on(host, port, latency_ms, timeout_seconds, verbose, random_seed)
         self.throttle = RateLimiter(*throttle) if throttle else None
         self.on_demand_limit = RateLimiter(*on_demand_limit) if on_demand_limit else None
         self._on_demand_rate = on_demand_limit
         self.cycle_seconds = cycle_seconds
-        self.latency = latency_ms / 1000.0
-        self.timeout_seconds = timeout_seconds
-        self.verbose = verbose
         self.service_principal_id = None
-        self._host, self._port = host, port
-        self._server = None
-        self._thread = None
         self._cycler = None
-        self._stopping = threading.Event()
-        self._calls = []
-        self._calls_lock = threading.Lock()
-        # record_bodies: keep (method, path, status, body) of every answer, for the contract test
-        self.record_bodies = False
-        self.bodies = []
-        self._connections = set()
-        self._connections_lock = threading.Lock()
         _seed(self, cloudflare, assigned, app, quarantined, scim_token)
 
     # ---- lifecycle --------------------------------------------------------------------------------
-
-    def handler_class(self):
-        return _Handler
 
     def start(self):
         super().start()
@@ -107,10 +94,6 @@ class EntraSandbox(Served):
             self.run_cycle()
 
     @property
-    def port(self):
-        return self._server.server_address[1] if self._server else None
-
-    @property
     def login_url(self):
         return f"http://{self._host}:{self.port}"
 
@@ -129,19 +112,6 @@ class EntraSandbox(Served):
         return env
 
     # ---- test helpers -----------------------------------------------------------------------------
-
-    @property
-    def calls(self):
-        with self._calls_lock:
-            return list(self._calls)
-
-    def reset_calls(self):
-        with self._calls_lock:
-            self._calls.clear()
-
-    def inject(self, method, path_regex, kind, times=1):
-        """"5xx" | "429" | "lose" | "timeout" on the next `times` matching requests (see Faults)."""
-        self.faults.inject(method, path_regex, kind, times)
 
     def issue_token(self, roles=None, lifetime=None):
         """A token shaped like Entra's (a JWT whose `roles` claim lists the application permissions);
@@ -163,11 +133,6 @@ class EntraSandbox(Served):
         """One provisioning cycle of the job now (what the schedule does every 40 minutes)."""
         if self.service_principal_id:
             self.provisioner.cycle(self.service_principal_id)
-
-    def settle(self, timeout=30.0):
-        """Wait until every queued push has run (a person who waits; never the tool)."""
-        if not self.worker.drain(timeout):
-            raise TimeoutError(f"the Entra sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
 
     # ---- request handling -------------------------------------------------------------------------
 
@@ -245,36 +210,6 @@ class EntraSandbox(Served):
             job()
         return response
 
-    def _record(self, method, path, status, body=None):
-        with self._calls_lock:
-            self._calls.append((method, path, status))
-            if self.record_bodies and status is not None:
-                self.bodies.append((method, path, status, body))
-
-    def _respond(self, handler, method, path, response):
-        self._record(method, path, response.status, response.body)
-        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
-        self._answer_after_latency(handler)
-        lines = [f"HTTP/1.1 {response.status} {_phrase(response.status)}", f"Date: {formatdate(usegmt=True)}",
-                 f"request-id: {uuid.uuid4()}", f"Content-Length: {len(payload)}"]
-        if response.body is not None:
-            lines.append("Content-Type: application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
-        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
-        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        if self.verbose:
-            sys.stderr.write(f"entra {method} {path} -> {response.status}\n")
-
-    def _drop(self, handler, method, path):
-        self._record(method, path, None)
-        self._answer_after_latency(handler)
-        handler.close_connection = True
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
 def _b64(part):
     return base64.urlsafe_b64encode(json.dumps(part, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -335,9 +270,6 @@ def _seed(sandbox, cloudflare, assigned, with_app, quarantined, scim_token):
         state.quarantine(sp["id"], "CredentialsInvalid",
                          "Failed to authenticate to the Tenant URL with the Secret Token: HTTP 401 (Unauthorized)")
 
-
-class _Handler(_CloudflareHandler):
-    server_version = "entra-sandbox"
 
 
 __all__ = ["EntraSandbox", "FULL_ROLES"]

@@ -1,23 +1,19 @@
 """`OktaSandbox`: the Okta Management API emulator over real HTTP/1.1 keep-alive on loopback,
 seeded from a running Cloudflare `Sandbox` and pushing into its SCIM endpoint from a worker."""
 
-import json
 import math
 import re
 import secrets
-import socket
 import string
-import sys
-import threading
 import time
 from dataclasses import dataclass
-from email.utils import formatdate
 from urllib.parse import urlsplit
 
 from ..authentik.worker import Worker
-from ..faults import Faults, RateLimiter
+from ..faults import RateLimiter
+from ..idp_served import IdpServed
 from ..routing import Request, Response
-from ..server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
+from ..server import _read_body
 from .push import Pusher
 from .routes import SCOPES, OktaApiError, router
 from .seed import seed
@@ -34,7 +30,7 @@ class Context:
     full_path: str
 
 
-class OktaSandbox(Served):
+class OktaSandbox(IdpServed):
     """A stateful Okta emulator. Use as a context manager or start()/stop(). See the package docstring."""
 
     thread_name = "okta-sandbox"
@@ -51,27 +47,13 @@ class OktaSandbox(Served):
         self.worker = Worker(delay=push_delay, backoff=retry_backoff, max_retries=max_retries, random_seed=random_seed,
                              on_give_up=lambda message, err: self.pusher.gave_up(message, err))
         self.pusher = Pusher(self.state, self.worker)
-        self.faults = Faults(random_seed=random_seed)
+        self._serve_on(host, port, latency_ms, timeout_seconds, verbose, random_seed)
         self.limiter = RateLimiter(*rate_limit) if rate_limit else None
-        self.latency = latency_ms / 1000.0
-        self.timeout_seconds = timeout_seconds
-        self.verbose = verbose
         self.app_id = None
-        self._host, self._port = host, port
-        self._server = None
-        self._thread = None
-        self._stopping = threading.Event()
-        self._calls = []
-        self._calls_lock = threading.Lock()
-        self._connections = set()
-        self._connections_lock = threading.Lock()
         seed(self, cloudflare, provisioning=provisioning, group_push=group_push, mapped=mapped, assigned=assigned,
              scim_token=scim_token, imported=imported)
 
     # ---- lifecycle --------------------------------------------------------------------------------
-
-    def handler_class(self):
-        return _Handler
 
     def stop(self):
         running = self._server is not None
@@ -81,15 +63,15 @@ class OktaSandbox(Served):
             self.pusher.close()
 
     @property
-    def port(self):
-        return self._server.server_address[1] if self._server else self._port
-
-    @property
     def base_url(self):
         """The org URL (OKTA_ORG_URL): API paths start with /api/v1."""
         return f"http://{self._host}:{self.port}"
 
     name = "Okta"
+    server_header = "nginx"
+
+    def extra_headers(self):
+        return [f"X-Okta-Request-Id: {_error_id()}"]
 
     def environment(self):
         """The variables that point vgmigrate at this emulator."""
@@ -101,25 +83,6 @@ class OktaSandbox(Served):
         """{group name: sorted member ids} of the Okta groups: the IdP side a test or benchmark compares."""
         with self.state.lock:
             return {g["profile"]["name"]: sorted(g["members"]) for g in self.state.groups.values() if g["type"] == "OKTA_GROUP"}
-
-    @property
-    def calls(self):
-        """(method, path without query, status) per request; status None when dropped."""
-        with self._calls_lock:
-            return list(self._calls)
-
-    def reset_calls(self):
-        with self._calls_lock:
-            self._calls.clear()
-
-    def inject(self, method, path_regex, kind, times=1):
-        """Misbehave on the next `times` requests matching: "5xx" | "429" | "lose" | "timeout"."""
-        self.faults.inject(method, path_regex, kind, times)
-
-    def settle(self, timeout=30.0):
-        """Wait until the worker has nothing queued or running (a person who waits; never the tool)."""
-        if not self.worker.drain(timeout):
-            raise TimeoutError(f"the Okta sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
 
     # ---- request handling -------------------------------------------------------------------------
 
@@ -202,39 +165,6 @@ class OktaSandbox(Served):
         response.headers.update({"X-Rate-Limit-Limit": str(limit), "X-Rate-Limit-Remaining": "0", "X-Rate-Limit-Reset": str(reset_epoch)})
         return response
 
-    def _record(self, method, path, status):
-        with self._calls_lock:
-            self._calls.append((method, path, status))
-
-    def _respond(self, handler, method, path, response):
-        self._record(method, path, response.status)
-        payload = b"" if response.body is None else json.dumps(response.body, separators=(",", ":")).encode()
-        self._answer_after_latency(handler)
-        lines = [
-            f"HTTP/1.1 {response.status} {_phrase(response.status)}",
-            f"Date: {formatdate(usegmt=True)}",
-            "Server: nginx",
-            f"X-Okta-Request-Id: {_error_id()}",
-            f"Content-Length: {len(payload)}",
-        ]
-        if response.body is not None:
-            lines.append("Content-Type: application/json")
-        lines.extend(f"{name}: {value}" for name, value in response.headers.items())
-        lines.append("Connection: close" if handler.close_connection else "Connection: keep-alive")
-        handler.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
-        if self.verbose:
-            sys.stderr.write(f"okta {method} {path} -> {response.status}\n")
-
-    def _drop(self, handler, method, path):
-        self._record(method, path, None)
-        self._answer_after_latency(handler)
-        handler.close_connection = True
-        try:
-            handler.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
 def _bucket(method, path):
     """Okta counts each endpoint family apart (groups, apps, logs, users): one window per family."""
     parts = path.split("/")
@@ -248,8 +178,3 @@ def _error_id():
 def _error(status, code, summary, causes=()):
     return Response(status, OktaApiError(status, code, summary, causes).body(_error_id()))
 
-
-class _Handler(_CloudflareHandler):
-    """The Cloudflare sandbox's keep-alive handler (one write per answer, TCP_NODELAY)."""
-
-    server_version = "nginx"
