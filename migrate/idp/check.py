@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
-from urllib.parse import urlsplit
 
-from ..errors import AuthentikError, CloudflareError, TokenError, UsageProblem, VgmigrateError
-from ..executor import JournaledRun
+from ..errors import AuthentikError, CloudflareError, TokenError, UsageProblem
 from ..findings import Finding, sort_findings
 from ..http import HttpClient, NetworkError, RateLimiter, same_url
 from ..names import looks_like_virtual_group
-from ..steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup, kind_of
+from ..steps import AttachBackchannelProvider, CreateApplication, CreateScimProvider, LinkCfGroup
+from . import checking
+from .checking import FixStep, host_of
 from ..waiting import wait_until
 from .authentik import DEFAULT_GROUP_MAPPING, NEWEST_KNOWN, behaviours, log_lines, version_at_least, version_tuple
-from ..runs import DONE
 
 APP_SLUG = "cloudflare-dashboard"
 APP_NAME = "Cloudflare dashboard"
@@ -230,7 +229,7 @@ def assess(facts: Facts) -> list:
 
     matches, provider = facts.matches, facts.provider
     if provider is None:
-        nearby = [p for p in facts.providers if _host(p.get("url")) == _host(facts.expected_url)]
+        nearby = [p for p in facts.providers if host_of(p.get("url")) == host_of(facts.expected_url)]
         hint = ""
         if nearby:
             hint = "; " + ", ".join(f"{p['name']!r} points at {p['url']}" for p in nearby[:3]) + " (another account?)"
@@ -324,27 +323,11 @@ def assess(facts: Facts) -> list:
     return sort_findings(out)
 
 
-def _host(url):
-    return (urlsplit(str(url or "")).hostname or "").lower()
-
-
-@dataclass
-class Report:
-    facts: Facts
-    findings: list
-
-    @property
-    def problems(self):
-        return [f for f in self.findings if f.severity in ("critical", "error")]
-
-    @property
-    def ok(self):
-        return not self.problems
-
+class Report(checking.Report):
     def as_json(self):
-        facts = self.facts.as_json()
-        facts.pop("default_mappings", None)
-        return {"ok": self.ok, **facts, "behaviours": behaviours(self.facts.version), "findings": [f.as_row() for f in self.findings]}
+        out = super().as_json()
+        out.pop("default_mappings", None)
+        return {**out, "behaviours": behaviours(self.facts.version)}
 
 
 def check(cf_client, ak_client, **kwargs) -> Report:
@@ -386,16 +369,6 @@ def render(report: Report) -> str:
 
 
 # --- fix ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FixStep:
-    id: str
-    kind: str  # a step kind in steps.setup
-    target: str
-    request: dict  # "$idp.provider" stands for the pk of the provider that step creates
-    inverse: dict | None
-    description: str
 
 
 def plan_fix(facts: Facts, *, scim_token=None, application=None):
@@ -453,22 +426,12 @@ def plan_fix(facts: Facts, *, scim_token=None, application=None):
     return steps, left
 
 
-class IdpFix(JournaledRun):
-    kind = "idp_fix"
-    resume = "run `vgmigrate idp check --fix` again to finish, or `vgmigrate rollback --run <this run>`"
-
-
 def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
     """Carry out the fix steps in one journaled `idp_fix` run, then (`sync`) start a full sync so
     the next check shows the new set-up's status rather than the failures from before (a sync
     changes no setting, so it is not journaled). Returns (run id, [description of each step done]);
     a one-line error at the first step that fails."""
-    ordered = [{**kind_of(s.__dict__).build(s.id, s.target, s.request, s.inverse), "after": [steps[n - 1].id] if n else []}
-               for n, s in enumerate(steps)]
-    fix = IdpFix(cf_client, inventory, ordered)
-    result = fix.run()
-    if result.status != DONE:
-        raise VgmigrateError(f"idp fix run {result.run_id} stopped: {result.message}")
+    fix, run_id = checking.run_fix(cf_client, inventory, steps)
     done = [s.description for s in steps]
     provider_pk = fix.ids.get("idp.provider", provider_pk)
     if sync and steps and provider_pk is not None:
@@ -480,7 +443,7 @@ def apply_fix(cf_client, inventory, steps, *, provider_pk=None, sync=True):
                           "Authentik's full sync to finish")
         started = "started a full sync" + (" (by saving the provider unchanged)" if how == "save" else "")
         done.append(started + (f"; it had not finished after {ak.sync_timeout:g} s" if left else " and waited for it"))
-    return result.run_id, done
+    return run_id, done
 
 
 def _sync_finished(status, before):

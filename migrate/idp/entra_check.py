@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 
 from ..errors import EntraError, VgmigrateError
 from ..findings import Finding, sort_findings
-from ..runs import DONE
-from ..steps import AssignIdpGroup, kind_of
-from .check import FixStep, IdpFix
+from ..steps import AssignIdpGroup
+from . import checking
+from .checking import FixStep
 from .entra import CYCLE_MINUTES, REQUIRED_PERMISSIONS, token_roles
 
 MAX_ERROR_LINES = 10
@@ -164,21 +164,7 @@ def assess(facts: Facts) -> list:
     return sort_findings(out)
 
 
-@dataclass
-class Report:
-    facts: Facts
-    findings: list
-
-    @property
-    def problems(self):
-        return [f for f in self.findings if f.severity in ("critical", "error")]
-
-    @property
-    def ok(self):
-        return not self.problems
-
-    def as_json(self):
-        return {"ok": self.ok, **self.facts.as_json(), "findings": [f.as_row() for f in self.findings]}
+Report = checking.Report
 
 
 def check(cf_client, entra, **kwargs) -> Report:
@@ -223,9 +209,5 @@ def plan_fix(facts: Facts, **_):
 
 def apply_fix(cf_client, inventory, steps, **_):
     """The fix steps in one journaled `idp_fix` run: (run id, [what was done])."""
-    ordered = [{**kind_of(s.__dict__).build(s.id, s.target, s.request, s.inverse), "after": [steps[n - 1].id] if n else []}
-               for n, s in enumerate(steps)]
-    result = IdpFix(cf_client, inventory, ordered).run()
-    if result.status != DONE:
-        raise VgmigrateError(f"idp fix run {result.run_id} stopped: {result.message}")
-    return result.run_id, [s.description for s in steps]
+    _, run_id = checking.run_fix(cf_client, inventory, steps)
+    return run_id, [s.description for s in steps]

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
-from urllib.parse import urlsplit
 
-from ..errors import OktaError, VgmigrateError
+from ..errors import OktaError
 from ..findings import Finding, sort_findings
 from ..http import same_url
-from ..runs import DONE
-from ..steps import LinkPushMapping, kind_of
-from .check import FixStep, IdpFix
+from ..steps import LinkPushMapping
+from . import checking
+from .checking import FixStep, host_of
 
 MAX_ERROR_LINES = 10
 PROVISION_EVENTS = "application.provision."
@@ -137,7 +136,7 @@ def assess(facts: Facts) -> list:
 
     subject = "okta"
     if facts.app is None:
-        nearby = [a for a in facts.apps if _host(a["url"]) == _host(facts.expected_url)]
+        nearby = [a for a in facts.apps if host_of(a["url"]) == host_of(facts.expected_url)]
         hint = ""
         if nearby:
             hint = "; " + ", ".join(f"{a['label']!r} provisions {a['url']}" for a in nearby[:3]) + " (another account?)"
@@ -190,25 +189,9 @@ def assess(facts: Facts) -> list:
     return sort_findings(out)
 
 
-def _host(url):
-    return (urlsplit(str(url or "")).hostname or "").lower()
-
-
-@dataclass
-class Report:
-    facts: Facts
-    findings: list
-
-    @property
-    def problems(self):
-        return [f for f in self.findings if f.severity in ("critical", "error")]
-
-    @property
-    def ok(self):
-        return not self.problems
-
+class Report(checking.Report):
     def as_json(self):
-        return {"ok": self.ok, "idp": "okta", **self.facts.as_json(), "findings": [f.as_row() for f in self.findings]}
+        return {**super().as_json(), "idp": "okta"}
 
 
 def check(cf_client, okta, **kwargs) -> Report:
@@ -275,9 +258,5 @@ def apply_fix(cf_client, inventory, steps, **_):
     """Carry out the fix steps in one journaled `idp_fix` run. Returns (run id, [what was done]); a
     one-line error at the first step that fails. Okta pushes each linked group's members at once
     (asynchronously): Cloudflare's CF- group then follows Okta's."""
-    ordered = [{**kind_of(s.__dict__).build(s.id, s.target, s.request, s.inverse), "after": [steps[n - 1].id] if n else []}
-               for n, s in enumerate(steps)]
-    result = IdpFix(cf_client, inventory, ordered).run()
-    if result.status != DONE:
-        raise VgmigrateError(f"idp fix run {result.run_id} stopped: {result.message}")
-    return result.run_id, [s.description for s in steps]
+    _, run_id = checking.run_fix(cf_client, inventory, steps)
+    return run_id, [s.description for s in steps]
