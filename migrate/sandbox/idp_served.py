@@ -7,14 +7,18 @@ import socket
 import sys
 import threading
 from email.utils import formatdate
+from urllib.parse import urlsplit
 
 from .faults import Faults
-from .server import Served, _Handler as _CloudflareHandler, _phrase
+from .routing import Request
+from .server import Served, _Handler as _CloudflareHandler, _phrase, _read_body
 
 
 class IdpServed(Served):
     """Subclasses set `name` (as users call the IdP), `server_header` and, if not plain JSON,
-    `content_type`; call `_serve_on(...)` from `__init__`; and may add `extra_headers()`."""
+    `content_type`; call `_serve_on(...)` from `__init__`; answer a request in `answer(request)`,
+    and a fault in `server_error(status)` and `throttled()`; and may add `extra_headers()` and
+    `fault_path(path)` (the path fault patterns are matched against besides the full one)."""
 
     name = "IdP"
     server_header = "sandbox"
@@ -65,6 +69,28 @@ class IdpServed(Served):
             raise TimeoutError(f"the {self.name} sandbox's worker still had {self.worker.pending} message(s) after {timeout:g} s")
 
     # ---- answers ----------------------------------------------------------------------------------
+
+    def handle(self, handler):
+        """One request: an injected fault (5xx, 429, a timeout, or an answer lost after the work
+        was done), else this IdP's answer."""
+        split = urlsplit(handler.path)
+        path, method = split.path, handler.command
+        body = _read_body(handler)
+        fault = self.faults.pick(method, path, self.fault_path(path))
+        if fault == "5xx":
+            return self._respond(handler, method, path, self.server_error(self.faults.server_error_status()))
+        if fault == "429":
+            return self._respond(handler, method, path, self.throttled())
+        if fault == "timeout":
+            self._stopping.wait(self.timeout_seconds)
+            return self._drop(handler, method, path)
+        response = self.answer(Request(method, path, Request.parse_query(split.query), body, handler.headers))
+        if fault == "lose":
+            return self._drop(handler, method, path)
+        return self._respond(handler, method, path, response)
+
+    def fault_path(self, path):
+        return path
 
     def extra_headers(self):
         """Header lines this IdP sends on every answer (a request id)."""

@@ -6,11 +6,9 @@ import secrets
 import string
 from dataclasses import dataclass
 from http import HTTPStatus
-from urllib.parse import urlsplit
 
 from ..idp_served import IdpServed
-from ..routing import Request, Response
-from ..server import _read_body
+from ..routing import Response
 from .routes import AkError, router
 from .state import FULL_SYNC_ACTOR, State, now
 from .sync import SCIM_GROUP, Pusher, TaskLog, user_payload
@@ -93,25 +91,20 @@ class AuthentikSandbox(IdpServed):
 
     # ---- request handling -------------------------------------------------------------------------
 
-    def handle(self, handler):
-        split = urlsplit(handler.path)
-        full_path, method = split.path, handler.command
-        body = _read_body(handler)
-        api_path = full_path[len(PREFIX):] if full_path.startswith(PREFIX + "/") else None
-        fault = self.faults.pick(method, full_path, api_path or full_path)
-        if fault == "5xx":
-            status = self.faults.server_error_status()
-            return self._respond(handler, method, full_path, Response(status, {"detail": HTTPStatus(status).phrase}))
-        if fault == "429":
-            return self._respond(handler, method, full_path, Response(429, {"detail": "Request was throttled."}, headers={"Retry-After": "1"}))
-        if fault == "timeout":
-            self._stopping.wait(self.timeout_seconds)
-            return self._drop(handler, method, full_path)
-        request = Request(method, api_path or full_path, Request.parse_query(split.query), body, handler.headers)
-        response = self._route(request, api_path, handler.headers)
-        if fault == "lose":
-            return self._drop(handler, method, full_path)
-        return self._respond(handler, method, full_path, response)
+    def fault_path(self, path):
+        return path[len(PREFIX):] if path.startswith(PREFIX + "/") else path
+
+    def server_error(self, status):
+        return Response(status, {"detail": HTTPStatus(status).phrase})
+
+    def throttled(self):
+        return Response(429, {"detail": "Request was throttled."}, headers={"Retry-After": "1"})
+
+    def answer(self, request):
+        api_path = request.path[len(PREFIX):] if request.path.startswith(PREFIX + "/") else None
+        if api_path is not None:
+            request.path = api_path
+        return self._route(request, api_path, request.headers)
 
     def _route(self, request, api_path, headers):
         found = router.match(request.method, api_path) if api_path is not None else None

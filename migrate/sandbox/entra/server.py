@@ -10,13 +10,12 @@ import uuid
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from ..authentik.worker import Worker
 from ..faults import RateLimiter
 from ..idp_served import IdpServed
-from ..routing import Request, Response
-from ..server import _read_body
+from ..routing import Response
 from .provision import Provisioner
 from .routes import GraphError, error_body, router
 from .state import State
@@ -136,29 +135,21 @@ class EntraSandbox(IdpServed):
 
     # ---- request handling -------------------------------------------------------------------------
 
-    def handle(self, handler):
-        split = urlsplit(handler.path)
-        path, method = split.path, handler.command
-        body = _read_body(handler)
-        fault = self.faults.pick(method, path, path)
-        if fault == "5xx":
-            status = self.faults.server_error_status()
-            return self._respond(handler, method, path, Response(status, error_body("serviceNotAvailable", HTTPStatus(status).phrase)))
-        if fault == "429":
-            return self._respond(handler, method, path, _throttled(1))
-        if fault == "timeout":
-            self._stopping.wait(self.timeout_seconds)
-            return self._drop(handler, method, path)
+    def server_error(self, status):
+        return Response(status, error_body("serviceNotAvailable", HTTPStatus(status).phrase))
+
+    def throttled(self):
+        return _throttled(1)
+
+    def answer(self, request):
+        method, path = request.method, request.path
         if path.endswith("/oauth2/v2.0/token") and path.count("/") == 4:
-            response = self._token(path, body) if method == "POST" else Response(405, _aad("invalid_request", 900561, "The endpoint only accepts POST requests."))
-        elif path.startswith(GRAPH_PREFIX + "/"):
-            request = Request(method, path[len(GRAPH_PREFIX):], Request.parse_query(split.query), body, handler.headers)
-            response = self._graph(request)
-        else:
-            response = Response(404, error_body("BadRequest", "Invalid version."))
-        if fault == "lose":
-            return self._drop(handler, method, path)
-        return self._respond(handler, method, path, response)
+            return self._token(path, request.body) if method == "POST" else \
+                Response(405, _aad("invalid_request", 900561, "The endpoint only accepts POST requests."))
+        if path.startswith(GRAPH_PREFIX + "/"):
+            request.path = path[len(GRAPH_PREFIX):]
+            return self._graph(request)
+        return Response(404, error_body("BadRequest", "Invalid version."))
 
     def _token(self, path, body):
         """The client-credentials grant (AADSTS error shapes)."""

@@ -7,13 +7,11 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..authentik.worker import Worker
 from ..faults import RateLimiter
 from ..idp_served import IdpServed
-from ..routing import Request, Response
-from ..server import _read_body
+from ..routing import Response
 from .push import Pusher
 from .routes import SCOPES, OktaApiError, router
 from .seed import seed
@@ -86,24 +84,14 @@ class OktaSandbox(IdpServed):
 
     # ---- request handling -------------------------------------------------------------------------
 
-    def handle(self, handler):
-        split = urlsplit(handler.path)
-        path, method = split.path, handler.command
-        body = _read_body(handler)
-        fault = self.faults.pick(method, path, path)
-        if fault == "5xx":
-            status = self.faults.server_error_status()
-            return self._respond(handler, method, path, _error(status, "E0000009", "Internal Server Error"))
-        if fault == "timeout":
-            self._stopping.wait(self.timeout_seconds)
-            return self._drop(handler, method, path)
-        if fault == "429":
-            return self._respond(handler, method, path, self._throttled(math.ceil(time.time()) + 1))
-        request = Request(method, path, Request.parse_query(split.query), body, handler.headers)
-        response = self._route(request, path, handler.headers)
-        if fault == "lose":
-            return self._drop(handler, method, path)
-        return self._respond(handler, method, path, response)
+    def server_error(self, status):
+        return _error(status, "E0000009", "Internal Server Error")
+
+    def throttled(self):
+        return self._throttled(math.ceil(time.time()) + 1)
+
+    def answer(self, request):
+        return self._route(request, request.path, request.headers)
 
     def _route(self, request, path, headers):
         found = router.match(request.method, path)
