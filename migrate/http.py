@@ -601,6 +601,21 @@ def _short_reason(exc):
     return " ".join(text.split())[:160] or type(exc).__name__
 
 
+def json_answer(response, method, path, error_class, redact, address_hint):
+    """The JSON body of a 2xx answer (None for 204 or an empty body), else `error_class` made from
+    the answer. A 2xx that is not JSON names the setting to check (`address_hint`): a login page or
+    a proxy answered, not the API."""
+    if not 200 <= response.status_code < 300:
+        raise error_class.from_response(response, method, path, redact=redact)
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise error_class.from_response(response, method, path, redact=redact,
+                                        errors=[f"the answer was not JSON: {address_hint}"]) from None
+
+
 def same_url(a, b):
     """Equal URLs, ignoring trailing slashes, the host's case and a default port."""
 

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 from .. import iam
 from ..errors import AuthentikError, UsageProblem, VgmigrateError
 from ..names import looks_like_virtual_group
-from ..http import AuthentikRetriesExhausted, HttpClient, RateLimiter, same_url
+from ..http import AuthentikRetriesExhausted, HttpClient, RateLimiter, json_answer, same_url
 from .base import AdapterDefaults
 
 PAGE_SIZE = 100
@@ -200,17 +200,8 @@ class AuthentikClient(AdapterDefaults):
         response = self._send(method, path, params, json)
         if missing_ok and response.status_code == 404:
             return None
-        if not 200 <= response.status_code < 300:
-            raise AuthentikError.from_response(response, method, path, redact=self.http.redact)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise AuthentikError.from_response(
-                response, method, path, redact=self.http.redact,
-                errors=["the answer was not JSON: is AUTHENTIK_URL the Authentik address (not a login page or proxy)?"],
-            ) from None
+        return json_answer(response, method, path, AuthentikError, self.http.redact,
+                           "is AUTHENTIK_URL the Authentik address (not a login page or proxy)?")
 
     def _pages(self, path, params=None, *, limit=None):
         """Every item of a paginated list, page by page while `pagination.next` is not 0.

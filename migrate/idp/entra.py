@@ -70,7 +70,7 @@ import requests
 
 from .. import iam
 from ..errors import EntraError, UsageProblem, VgmigrateError
-from ..http import HttpClient, NetworkError, RateLimiter, RetriesExhausted
+from ..http import HttpClient, NetworkError, RateLimiter, RetriesExhausted, json_answer
 from ..names import looks_like_virtual_group
 from .base import AdapterDefaults
 
@@ -304,13 +304,7 @@ class EntraClient(AdapterDefaults):
             err = EntraError.from_response(response, method, path, redact=self.http.redact, advice=self._advice(response, need))
             err.permission = PERMISSIONS[need]  # what a 403 means this call lacks
             raise err
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise EntraError.from_response(response, method, path, redact=self.http.redact,
-                                           errors=["the answer was not JSON: is ENTRA_GRAPH_URL the Microsoft Graph v1.0 address?"]) from None
+        return json_answer(response, method, path, EntraError, self.http.redact, "is ENTRA_GRAPH_URL the Microsoft Graph v1.0 address?")
 
     def _advice(self, response, need):
         if response.status_code == 403:

@@ -56,7 +56,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 
 from .. import iam
 from ..errors import OktaError, OutcomeUnknown, UsageProblem, VgmigrateError
-from ..http import HttpClient, NetworkError, RateLimiter, RetriesExhausted, same_url
+from ..http import HttpClient, NetworkError, RateLimiter, RetriesExhausted, json_answer, same_url
 from ..names import looks_like_virtual_group
 from .base import AdapterDefaults
 
@@ -201,17 +201,8 @@ class OktaClient(AdapterDefaults):
     def _check(self, response, method, path, missing_ok=False):
         if missing_ok and response.status_code == 404:
             return None
-        if not 200 <= response.status_code < 300:
-            raise OktaError.from_response(response, method, path, redact=self.http.redact)
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise OktaError.from_response(
-                response, method, path, redact=self.http.redact,
-                errors=["the answer was not JSON: is OKTA_ORG_URL the Okta org address (not a login page or proxy)?"],
-            ) from None
+        return json_answer(response, method, path, OktaError, self.http.redact,
+                           "is OKTA_ORG_URL the Okta org address (not a login page or proxy)?")
 
     def _call(self, method, path, params=None, json=None, *, missing_ok=False):
         """The JSON body of a 2xx answer (None for 204); None for a 404 when `missing_ok`; else OktaError."""
