@@ -124,3 +124,16 @@ class IdpServed(Served):
             handler.connection.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+def scim_view(cloudflare):
+    """What an IdP emulator is seeded from, read from a started Cloudflare sandbox: (its SCIM users,
+    each with its groups; {SCIM group id: name} of the system groups; (id, name, member user ids)
+    of each SCIM-managed User Group; the account id)."""
+    with cloudflare.state.lock:
+        cf = cloudflare.state
+        scim_users = [dict(u, groups=dict(u["groups"])) for u in cf.scim_users.values()]
+        system = {gid: g["displayName"] for gid, g in cf.scim_groups.items()}
+        custom = [(g["id"], g["name"], [cf.members[m]["user"]["id"] for m in g["members"] if m in cf.members])
+                  for g in cf.user_groups.values() if g["scim_managed"]]
+        return scim_users, system, custom, cf.account["id"]

@@ -7,7 +7,7 @@ import string
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from ..idp_served import IdpServed
+from ..idp_served import IdpServed, scim_view
 from ..routing import Response
 from .routes import AkError, router
 from .state import FULL_SYNC_ACTOR, State, now
@@ -160,13 +160,7 @@ def _seed(sandbox, cloudflare, attached, scope, with_provider, provider_token, l
     state.add_group("authentik Admins", users=[owner["pk"]], is_superuser=True)
     if cloudflare is None:
         return
-    with cloudflare.state.lock:
-        cf = cloudflare.state
-        scim_users = [dict(u, groups=dict(u["groups"])) for u in cf.scim_users.values()]
-        system = {gid: g["displayName"] for gid, g in cf.scim_groups.items()}
-        custom = [(g["id"], g["name"], [cf.members[m]["user"]["id"] for m in g["members"] if m in cf.members])
-                  for g in cf.user_groups.values() if g["scim_managed"]]
-        account_id = cf.account["id"]
+    scim_users, system, custom, account_id = scim_view(cloudflare)
     by_scim_id = {}
     for remote in scim_users:
         name = remote.get("name") or {}

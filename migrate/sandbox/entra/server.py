@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 
 from ..authentik.worker import Worker
 from ..faults import RateLimiter
-from ..idp_served import IdpServed
+from ..idp_served import IdpServed, scim_view
 from ..routing import Response
 from .provision import Provisioner
 from .routes import GraphError, error_body, router
@@ -222,13 +222,7 @@ def _seed(sandbox, cloudflare, assigned, with_app, quarantined, scim_token):
     state = sandbox.state
     if cloudflare is None:
         return
-    with cloudflare.state.lock:
-        cf = cloudflare.state
-        scim_users = [dict(u, groups=dict(u["groups"])) for u in cf.scim_users.values()]
-        system = {gid: g["displayName"] for gid, g in cf.scim_groups.items()}
-        custom = [(g["id"], g["name"], [cf.members[m]["user"]["id"] for m in g["members"] if m in cf.members])
-                  for g in cf.user_groups.values() if g["scim_managed"]]
-        account_id = cf.account["id"]
+    scim_users, system, custom, account_id = scim_view(cloudflare)
     by_scim_id = {}
     for remote in scim_users:
         name = remote.get("name") or {}

@@ -1,6 +1,7 @@
 """The Okta org as it stands when an account provisioned through Okta starts its migration,
 mirrored from the Cloudflare sandbox it pushes into."""
 
+from ..idp_served import scim_view
 from .state import now
 
 APP_LABEL = "Cloudflare Dashboard"
@@ -13,13 +14,7 @@ def seed(sandbox, cloudflare, provisioning=True, group_push=True, mapped=True, a
     state.add_group("Everyone", kind="BUILT_IN")
     if cloudflare is None:
         return
-    with cloudflare.state.lock:
-        cf = cloudflare.state
-        scim_users = [dict(u, groups=dict(u["groups"])) for u in cf.scim_users.values()]
-        system = {gid: g["displayName"] for gid, g in cf.scim_groups.items()}
-        custom = [(g["id"], g["name"], [cf.members[m]["user"]["id"] for m in g["members"] if m in cf.members])
-                  for g in cf.user_groups.values() if g["scim_managed"]]
-        account_id = cf.account["id"]
+    scim_users, system, custom, account_id = scim_view(cloudflare)
     app = state.add_app(APP_LABEL, APP_NAME, f"{cloudflare.base_url}/accounts/{account_id}/scim/v2",
                         scim_token or cloudflare.token, provisioning=provisioning, group_push=group_push)
     sandbox.app_id = app["id"]
