@@ -131,18 +131,6 @@ class AuthentikClient(AdapterDefaults):
     def __repr__(self):
         return f"AuthentikClient({self.http.base_url!r})"
 
-    def close(self):
-        self.http.close()
-
-    @property
-    def last_status(self):
-        """HTTP status of the last response on this thread (for the journal)."""
-        return getattr(self._local, "status", None)
-
-    @property
-    def last_ray(self):
-        return None  # Authentik has no request id header worth keeping
-
     # -- paths (what the journal records) ------------------------------------------------------
 
     def groups_path(self):

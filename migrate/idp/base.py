@@ -92,6 +92,21 @@ class AdapterDefaults:
     links_groups = True
     sends_external_id = True
 
+    # The adapter keeps `http` (an HttpClient) and `_local` (a threading.local), where its transport
+    # records each answer's status and, where the IdP sends one, its request id.
+    def close(self):
+        self.http.close()
+
+    @property
+    def last_status(self):
+        """HTTP status of the last answer on this thread (for the journal)."""
+        return getattr(self._local, "status", None)
+
+    @property
+    def last_ray(self):
+        """The IdP's id of the last request on this thread (Okta's X-Okta-Request-Id, Graph's request-id)."""
+        return getattr(self._local, "request_id", None)
+
     def push_problems(self, provider, group_pk):
         return []  # the IdP reports nothing after the push: the wait for Cloudflare tells
 

@@ -277,17 +277,6 @@ class EntraClient(AdapterDefaults):
     def __repr__(self):
         return f"EntraClient({self.http.base_url!r})"
 
-    def close(self):
-        self.http.close()
-
-    @property
-    def last_status(self):
-        return getattr(self._local, "status", None)
-
-    @property
-    def last_ray(self):
-        return getattr(self._local, "request_id", None)
-
     # -- transport -----------------------------------------------------------------------------
 
     def _call(self, method, path, params=None, json=None, *, need="groups", missing_ok=False):

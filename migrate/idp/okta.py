@@ -154,17 +154,6 @@ class OktaClient(AdapterDefaults):
     def __repr__(self):
         return f"OktaClient({self.http.base_url!r})"
 
-    def close(self):
-        self.http.close()
-
-    @property
-    def last_status(self):
-        return getattr(self._local, "status", None)
-
-    @property
-    def last_ray(self):
-        return getattr(self._local, "request_id", None)  # X-Okta-Request-Id: what Okta support asks for
-
     # -- paths (what the journal records) ------------------------------------------------------
 
     def groups_path(self):
