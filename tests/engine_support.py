@@ -56,3 +56,22 @@ def _policy_keys(policies, scope_of):
 
 def open_inventory(db_path):
     return Inventory(db_path)
+
+
+# ---- the IdP-managed path: the Cloudflare sandbox and an IdP emulator beside it ---------------
+
+
+def idp_cli(cf, idp, db_path, *args):
+    """Run vgmigrate with the variables of both sandboxes (the IdP's from its `environment()`)."""
+    env = {**env_for(cf, db_path), **idp.environment()}
+    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
+
+
+def succeeded(result, what):
+    assert result.exit_code == 0, f"{what} exited {result.exit_code}:\n{result.output}"
+    return result
+
+
+def legacy_roles(cf):
+    """{member id: the roles Cloudflare gives them directly or through virtual groups}."""
+    return {m["id"]: frozenset(r if isinstance(r, str) else r.get("id") for r in m["roles"]) for m in cf.state.snapshot()["members"]}

@@ -43,16 +43,14 @@ import pytest
 
 pytest.importorskip("hypothesis", reason="hypothesis is in the `test` extra: pip install -e '.[test]'")
 
-from click.testing import CliRunner  # noqa: E402
 from hypothesis import event, given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.control import currently_in_test_context  # noqa: E402
 
 from account_strategies import ACCOUNT_PGS, ACCT, KEY, ROLE_OF, account, accounts, tag  # noqa: E402
-from engine_support import iam_state  # noqa: E402
+from engine_support import iam_state, idp_cli as vg, succeeded as ok, legacy_roles as roles  # noqa: E402
 from migrate import planfile  # noqa: E402
 from migrate.idp.authentik import AuthentikClient  # noqa: E402
-from migrate.cli import cli  # noqa: E402
 from migrate.cloudflare import CloudflareClient  # noqa: E402
 from migrate.cutover import Cutover, prepare  # noqa: E402
 from migrate.errors import VgmigrateError  # noqa: E402
@@ -92,17 +90,7 @@ def env_for(cf, ak, db):
             "VGMIGRATE_DB": str(db), "AUTHENTIK_URL": ak.base_url, "AUTHENTIK_TOKEN": ak.token}
 
 
-def vg(cf, ak, db, *args):
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env_for(cf, ak, db), catch_exceptions=False)
 
-
-def ok(result, what):
-    assert result.exit_code == 0, f"{what} exited {result.exit_code}:\n{result.output}"
-    return result
-
-
-def roles(cf):
-    return {m["id"]: frozenset(r if isinstance(r, str) else r.get("id") for r in m["roles"]) for m in cf.state.snapshot()["members"]}
 
 
 def ak_groups(ak):

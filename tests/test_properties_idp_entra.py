@@ -28,15 +28,13 @@ import pytest
 
 pytest.importorskip("hypothesis", reason="hypothesis is in the `test` extra: pip install -e '.[test]'")
 
-from click.testing import CliRunner  # noqa: E402
 from hypothesis import event, given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.control import currently_in_test_context  # noqa: E402
 
-from engine_support import iam_state  # noqa: E402
-from test_properties_idp import diff, idp_accounts, roles  # noqa: E402
+from engine_support import iam_state, idp_cli as vg, legacy_roles as roles, succeeded as ok  # noqa: E402
+from test_properties_idp import diff, idp_accounts  # noqa: E402
 
-from migrate.cli import cli  # noqa: E402
 from migrate.sandbox import Sandbox  # noqa: E402
 from migrate.sandbox.entra import EntraSandbox  # noqa: E402
 from migrate.sandbox.watch import AccessWatch  # noqa: E402
@@ -45,15 +43,6 @@ SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W
 EXAMPLES = max(1, settings().max_examples // 3)
 
 
-def vg(cf, entra, db, *args):
-    env = {"CLOUDFLARE_API_TOKEN": cf.token, "CLOUDFLARE_ACCOUNT_ID": cf.account_id, "CLOUDFLARE_BASE_URL": cf.base_url,
-           "VGMIGRATE_DB": str(db), **entra.environment()}
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
-
-
-def ok(result, what):
-    assert result.exit_code == 0, f"{what} exited {result.exit_code}:\n{result.output}"
-    return result
 
 
 def entra_side(entra):

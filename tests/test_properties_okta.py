@@ -37,14 +37,12 @@ import pytest
 
 pytest.importorskip("hypothesis", reason="hypothesis is in the `test` extra: pip install -e '.[test]'")
 
-from click.testing import CliRunner  # noqa: E402
 from hypothesis import event, given, note, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from hypothesis.control import currently_in_test_context  # noqa: E402
 
-from engine_support import iam_state  # noqa: E402
+from engine_support import iam_state, idp_cli as vg, succeeded as ok, legacy_roles as roles  # noqa: E402
 from migrate import planfile  # noqa: E402
-from migrate.cli import cli  # noqa: E402
 from migrate.sandbox import Sandbox  # noqa: E402
 from migrate.sandbox.okta import OktaSandbox  # noqa: E402
 from migrate.sandbox.seeds import generate_seed  # noqa: E402
@@ -59,19 +57,7 @@ SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W
 FAST = dict(push_delay=(0.0, 0.03), retry_backoff=0.02, rate_limit=None)
 
 
-def vg(cf, okta, db, *args):
-    env = {"CLOUDFLARE_API_TOKEN": cf.token, "CLOUDFLARE_ACCOUNT_ID": cf.account_id, "CLOUDFLARE_BASE_URL": cf.base_url,
-           "VGMIGRATE_DB": str(db), **okta.environment()}
-    return CliRunner().invoke(cli, [str(a) for a in args], env=env, catch_exceptions=False)
 
-
-def ok(result, what):
-    assert result.exit_code == 0, f"{what} exited {result.exit_code}:\n{result.output}"
-    return result
-
-
-def roles(cf):
-    return {m["id"]: frozenset(r if isinstance(r, str) else r.get("id") for r in m["roles"]) for m in cf.state.snapshot()["members"]}
 
 
 def okta_side(okta):
